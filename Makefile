@@ -1,0 +1,36 @@
+# umi: `make test` and `make demo` set up everything they need in $(VENV).
+PYTHON     ?= python3
+VENV       ?= .venv
+# The CPU wheel of torch available offline on the project machines; override for a GPU build,
+# e.g. `make test TORCH_SPEC='torch==2.5.1'`.
+TORCH_SPEC ?= torch==2.13.0
+EXTRAS     ?= train,dev
+
+PY     := $(VENV)/bin/python
+STAMP  := $(VENV)/.umi-installed
+export HF_HUB_OFFLINE = 1
+export HF_DATASETS_OFFLINE = 1
+
+.PHONY: install test demo schemas clean
+
+install: $(STAMP)
+
+$(STAMP): pyproject.toml Makefile
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --disable-pip-version-check --upgrade pip
+	$(PY) -m pip install --quiet --disable-pip-version-check "$(TORCH_SPEC)"
+	echo "$(TORCH_SPEC)" > $(VENV)/constraints.txt
+	$(PY) -m pip install --quiet --disable-pip-version-check -c $(VENV)/constraints.txt -e ".[$(EXTRAS)]"
+	touch $@
+
+test: $(STAMP)
+	$(PY) -m pytest
+
+demo: $(STAMP)
+	$(PY) -m umi_data demo
+
+schemas: $(STAMP)
+	$(PY) -m umi_data schemas
+
+clean:
+	rm -rf $(VENV) build *.egg-info .pytest_cache

@@ -1,0 +1,108 @@
+"""`python -m umi_data COMMAND`: the data-side command line (imports no torch/transformers/peft)."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from importlib import resources
+from pathlib import Path
+
+from umi_data.build import BuildConfig, ExclusionListError, build_corpus, reject_listing, summary_line
+from umi_data.sources import SOURCES, InputPathError, UnknownSourceError
+
+EXIT_REJECTS = 1
+EXIT_USAGE = 2
+
+
+def _source_help() -> str:
+    return "; ".join(f"{name}: {source.description}" for name, source in SOURCES.items())
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="python -m umi_data", description="Typed tool-use trajectories and α-UMi corpora.")
+    commands = parser.add_subparsers(dest="command", metavar="COMMAND")
+
+    fields = BuildConfig.model_fields
+    build = commands.add_parser("build", help="read source files into a corpus directory", description=f"Sources: {_source_help()}.")
+    build.add_argument("source", metavar="SOURCE", help=fields["source"].description)
+    build.add_argument("inputs", metavar="PATH", nargs="+", help=fields["inputs"].description)
+    build.add_argument("--out", required=True, type=Path, metavar="DIR", help="corpus directory to write")
+    build.add_argument("--exclude-test-ids", nargs="+", default=[], metavar="PATH", help=fields["exclude_test_ids"].description)
+    build.add_argument("--strict", action="store_true", help=fields["strict"].description)
+    build.add_argument("--no-progress", action="store_true", help="no progress bar even on a terminal")
+
+    validate = commands.add_parser("validate", help="check raw source files against their JSON Schema", description=f"Sources: {_source_help()}.")
+    validate.add_argument("source", metavar="SOURCE", help="source format name")
+    validate.add_argument("inputs", metavar="PATH", nargs="+", help="files or directories to check")
+
+    schemas = commands.add_parser("schemas", help="write the JSON Schema documents into a directory")
+    schemas.add_argument("--out", type=Path, default=Path("schemas"), metavar="DIR", help="default: ./schemas")
+
+    demo = commands.add_parser("demo", help="build a corpus from the small built-in sample and print its summary")
+    demo.add_argument("--out", type=Path, default=Path("demo-out/sample-corpus"), metavar="DIR")
+    return parser
+
+
+def cmd_build(args: argparse.Namespace) -> int:
+    config = BuildConfig(source=args.source, inputs=args.inputs, exclude_test_ids=args.exclude_test_ids, strict=args.strict)
+    result = build_corpus(config, args.out, progress=False if args.no_progress else None)
+    print(summary_line(result))
+    if config.strict and result.manifest["counts"]["rejected"]:
+        print(f"--strict: {result.manifest['counts']['rejected']} record(s) rejected:", file=sys.stderr)
+        print(reject_listing(result), file=sys.stderr)
+        return EXIT_REJECTS
+    return 0
+
+
+def cmd_validate(args: argparse.Namespace) -> int:
+    from umi_data.schema_docs import validate_files
+
+    checked, problems = validate_files(args.source, args.inputs)
+    for problem in problems:
+        print(problem)
+    files_with_problems = len({p.file for p in problems})
+    print(f"{checked} file(s) checked against {SOURCES[args.source].schema}: {files_with_problems} with problems, {len(problems)} problem(s)")
+    return EXIT_REJECTS if problems else 0
+
+
+def cmd_schemas(args: argparse.Namespace) -> int:
+    from umi_data.schema_docs import write_schemas
+
+    for path in write_schemas(args.out):
+        print(path)
+    return 0
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    sample = resources.files("umi_data") / "samples" / "toolbench" / "answer"
+    config = BuildConfig(source="toolbench", inputs=[str(sample)])
+    result = build_corpus(config, args.out, progress=False)
+    counts = result.manifest["counts"]
+    print("umi demo: the built-in ToolBench-format sample")
+    print(f"  {summary_line(result)}")
+    print(f"  turns: {', '.join(f'{role} {n}' for role, n in counts['turns'].items())}")
+    print(f"  hallucinated calls: {counts['hallucinated_calls']}")
+    if result.rejects:
+        print("  rejects:\n" + reject_listing(result))
+    print(f"  files: {', '.join(sorted(result.manifest['files']))} and manifest.json in {result.out}")
+    return 0
+
+
+COMMANDS = {"build": cmd_build, "validate": cmd_validate, "schemas": cmd_schemas, "demo": cmd_demo}
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = _parser()
+    args = parser.parse_args(argv)
+    if args.command is None:
+        parser.print_help()
+        return 0
+    try:
+        return COMMANDS[args.command](args)
+    except (InputPathError, UnknownSourceError, ExclusionListError, OSError) as exc:
+        print(f"python -m umi_data {args.command}: error: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,75 @@
+"""JSON Schema documents: the core models' (generated from pydantic) and the raw source formats'
+(hand-written, in umi_data/schemas/sources), written together into the repository's `schemas/`
+by `python -m umi_data schemas`, and `validate`, which checks raw files against them."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from importlib import resources
+from pathlib import Path
+from typing import Any, Sequence
+
+from umi_data.core import Reject, Trajectory
+from umi_data.sources import get_source
+from umi_data.sources.base import SCHEMA_PACKAGE, discover_files, load_json, schema_errors
+from umi_data.write import atomic_open
+
+SCHEMA_DIALECT = "https://json-schema.org/draft/2020-12/schema"
+CORE_MODELS = {"trajectory.schema.json": Trajectory, "reject.schema.json": Reject}
+
+
+def core_schemas() -> dict[str, dict[str, Any]]:
+    out = {}
+    for filename, model in CORE_MODELS.items():
+        schema = model.model_json_schema()
+        out[filename] = {"$schema": SCHEMA_DIALECT, "$id": f"umi:{filename}", **schema}
+    return out
+
+
+def source_schemas() -> dict[str, str]:
+    """The hand-written raw-format schemas, as their exact text."""
+    folder = resources.files(SCHEMA_PACKAGE)
+    return {f"sources/{p.name}": p.read_text("utf-8") for p in sorted(folder.iterdir(), key=lambda p: p.name) if p.name.endswith(".schema.json")}
+
+
+def render_schema_files() -> dict[str, str]:
+    """Every file of `schemas/` with its exact content."""
+    files = {name: json.dumps(schema, indent=2, ensure_ascii=False) + "\n" for name, schema in core_schemas().items()}
+    files.update(source_schemas())
+    return files
+
+
+def write_schemas(out: Path) -> list[Path]:
+    written = []
+    for name, text in render_schema_files().items():
+        path = out / name
+        with atomic_open(path, "w") as handle:
+            handle.write(text)
+        written.append(path)
+    return written
+
+
+@dataclass(frozen=True)
+class FileProblem:
+    file: str
+    path: str
+    message: str
+
+    def __str__(self) -> str:
+        return f"{self.file}: {self.path}: {self.message}"
+
+
+def validate_files(source_name: str, paths: Sequence[str]) -> tuple[int, list[FileProblem]]:
+    """(files checked, every problem) for raw files of a source: unreadable or non-JSON files,
+    and each schema violation with its JSON path."""
+    source = get_source(source_name)
+    files = discover_files(paths, source.suffixes)
+    problems = []
+    for file in files:
+        loaded = load_json(file)
+        if loaded.reject is not None:
+            problems.append(FileProblem(str(file.path), "$", f"{loaded.reject.reason.value}: {loaded.reject.detail}"))
+            continue
+        problems.extend(FileProblem(str(file.path), e.path, e.message) for e in schema_errors(loaded.value, source.schema))
+    return len(files), problems

@@ -1,0 +1,267 @@
+"""What every source shares: finding input files, loading JSON without ever raising on bad
+data, checking records against the hand-written schema of their raw format, and the loop that
+turns each record into a `Trajectory` or a `Reject`.
+
+A source module only says how to split a parsed file into records and how to convert one
+valid record (`Source`); everything that can go wrong with the bytes is handled here once.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass, field
+from functools import cache
+from importlib import resources
+from pathlib import Path
+from typing import Any, Callable, Iterable, Iterator, Sequence
+
+import jsonschema
+import orjson
+from pydantic import ValidationError
+
+from umi_data.core import Reject, RejectReason, Trajectory, TurnOrderError
+
+MAX_ERRORS_IN_DETAIL = 5
+
+
+class InputPathError(ValueError):
+    """An input path given by the user does not exist or holds no input file (a usage error,
+    reported by the CLI as a message, not counted as a reject)."""
+
+
+@dataclass(frozen=True)
+class InputFile:
+    """A file to read; `name` is its path relative to the input root it was found under
+    (a POSIX string), used in ids, rejects and manifests so they do not depend on where the
+    data lives on this machine."""
+
+    path: Path
+    name: str
+
+
+@dataclass(frozen=True)
+class RecordContext:
+    file: InputFile
+    locator: str  # JSON path of the record inside its file: "$" or "$[3]"
+    content_hash: str  # sha256 of the record's bytes (whole file) or canonical JSON (list item)
+    options: dict[str, Any] = field(default_factory=dict)
+
+    def reject(self, reason: RejectReason, detail: str) -> Reject:
+        return Reject(source_file=self.file.name, locator=self.locator, reason=reason, detail=detail)
+
+
+Converted = Trajectory | Reject
+
+
+@dataclass(frozen=True)
+class Source:
+    """A source format. `records_per_file` is "one" (the file is the record) or "list" (the file
+    is a JSON array of records); `schema` names the raw-format schema in `umi_data/schemas/sources`,
+    whose `$defs/record` describes one record; `convert` turns a schema-valid record into a
+    trajectory or a reject."""
+
+    name: str
+    schema: str
+    records_per_file: str
+    convert: Callable[[Any, RecordContext], Converted]
+    description: str = ""
+    suffixes: tuple[str, ...] = (".json",)
+
+
+def discover_files(paths: Sequence[str | Path], suffixes: tuple[str, ...] = (".json",)) -> list[InputFile]:
+    """Every input file under `paths`, in a deterministic order: files given directly keep the
+    command-line order; directories are searched recursively and sorted by relative path."""
+    found: list[InputFile] = []
+    for raw in paths:
+        root = Path(raw)
+        if root.is_dir():
+            files = sorted(
+                (p for p in root.rglob("*") if p.is_file() and p.name.endswith(suffixes) and not p.name.startswith(".")),
+                key=lambda p: p.relative_to(root).as_posix(),
+            )
+            if not files:
+                raise InputPathError(f"{raw}: directory holds no {'/'.join(suffixes)} file")
+            found.extend(InputFile(p, p.relative_to(root).as_posix()) for p in files)
+        elif root.exists():
+            found.append(InputFile(root, root.name))
+        else:
+            raise InputPathError(f"{raw}: no such file or directory")
+    return found
+
+
+@dataclass
+class Loaded:
+    """A file's bytes and, if they parse, its JSON value; else the reject that says why."""
+
+    data: bytes = b""
+    value: Any = None
+    reject: Reject | None = None
+
+
+def load_json(file: InputFile) -> Loaded:
+    """Read and parse a JSON file, classifying every failure as a reject reason."""
+
+    def fail(reason: RejectReason, detail: str) -> Loaded:
+        return Loaded(data=data, reject=Reject(source_file=file.name, locator="$", reason=reason, detail=detail))
+
+    data = b""
+    try:
+        data = file.path.read_bytes()
+    except OSError as exc:
+        return fail(RejectReason.UNREADABLE_FILE, f"cannot read the file: {exc.strerror or exc}")
+    if not data.strip():
+        return fail(RejectReason.EMPTY_FILE, f"the file is empty ({len(data)} bytes)")
+    try:
+        text = data.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        return fail(RejectReason.NOT_UTF8, f"not UTF-8: byte 0x{data[exc.start]:02x} at offset {exc.start}")
+    try:
+        return Loaded(data=data, value=orjson.loads(text))
+    except orjson.JSONDecodeError:
+        return _classify_json_error(text, fail)
+
+
+def _classify_json_error(text: str, fail: Callable[[RejectReason, str], Loaded]) -> Loaded:
+    # orjson is fast but its messages are terse; the stdlib parser says where and why.
+    try:
+        json.loads(text)
+    except json.JSONDecodeError as exc:
+        where = f"line {exc.lineno} column {exc.colno} (char {exc.pos})"
+        at_end = exc.pos >= len(text.rstrip()) or exc.msg.startswith("Unterminated string")
+        if at_end:
+            return fail(RejectReason.TRUNCATED_JSON, f"the JSON stops before its end: {exc.msg} at {where}")
+        return fail(RejectReason.INVALID_JSON, f"not valid JSON: {exc.msg} at {where}")
+    except RecursionError:
+        return fail(RejectReason.INVALID_JSON, "not valid JSON: nested too deeply")
+    # orjson rejects a few things the stdlib accepts (NaN, numbers too big for 64 bits).
+    return fail(RejectReason.INVALID_JSON, "not strict JSON (NaN, Infinity or an out-of-range number)")
+
+
+# --- raw-format schemas -------------------------------------------------------------------
+
+SCHEMA_PACKAGE = "umi_data.schemas.sources"
+
+
+@cache
+def raw_schema(name: str) -> dict[str, Any]:
+    """The hand-written JSON Schema of a raw source format (a file in umi_data/schemas/sources)."""
+    return json.loads(resources.files(SCHEMA_PACKAGE).joinpath(name).read_text("utf-8"))
+
+
+@cache
+def _validator(name: str, part: str) -> jsonschema.protocols.Validator:
+    schema = raw_schema(name)
+    if part == "record":
+        schema = {"$ref": "#/$defs/record", "$defs": schema["$defs"]}
+    cls = jsonschema.validators.validator_for(schema)
+    return cls(schema)
+
+
+@dataclass(frozen=True)
+class SchemaError:
+    path: str  # JSON path, "$.answer_generation.function[2].name"
+    message: str
+    shape: bool  # True for a missing key or a wrong top-level type, False for a wrong value inside
+
+
+def schema_errors(value: Any, schema_name: str, part: str = "file", prefix: str = "$") -> list[SchemaError]:
+    """All violations of a raw-format schema, sorted by path. `part` is "file" (the whole
+    document) or "record" (one record, with paths under `prefix`)."""
+    errors = []
+    for error in _validator(schema_name, part).iter_errors(value):
+        path = prefix + error.json_path[1:]
+        shape = error.validator in ("required", "minItems") or not error.path
+        errors.append(SchemaError(path, _short_message(error), shape))
+    return sorted(errors, key=lambda e: e.path)
+
+
+def _short_message(error: jsonschema.ValidationError) -> str:
+    # jsonschema's own messages repr the whole offending value, which can be megabytes.
+    if error.validator == "type":
+        expected = error.validator_value if isinstance(error.validator_value, str) else " or ".join(error.validator_value)
+        return f"expected {expected}, got {_json_type(error.instance)}"
+    if error.validator == "enum":
+        return f"{_preview(error.instance)} is not one of {error.validator_value}"
+    if error.validator == "const":
+        return f"expected {error.validator_value!r}, got {_preview(error.instance)}"
+    message = error.message
+    return message if len(message) <= 200 else message[:197] + "..."
+
+
+def _json_type(value: Any) -> str:
+    names = {dict: "object", list: "array", str: "string", bool: "boolean", int: "integer", float: "number", type(None): "null"}
+    return names.get(type(value), type(value).__name__)
+
+
+def _preview(value: Any, limit: int = 60) -> str:
+    text = json.dumps(value, ensure_ascii=False) if not isinstance(value, str) else repr(value)
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+def errors_to_reject(errors: list[SchemaError], ctx: RecordContext) -> Reject:
+    reason = RejectReason.WRONG_SHAPE if any(e.shape for e in errors) else RejectReason.WRONG_TYPE
+    shown = "; ".join(f"{e.path}: {e.message}" for e in errors[:MAX_ERRORS_IN_DETAIL])
+    more = len(errors) - MAX_ERRORS_IN_DETAIL
+    return ctx.reject(reason, shown + (f" (and {more} more)" if more > 0 else ""))
+
+
+# --- the reading loop ---------------------------------------------------------------------
+
+
+def read_source(
+    source: Source,
+    files: Iterable[InputFile],
+    options: dict[str, Any] | None = None,
+    on_file: Callable[[InputFile, bytes], None] | None = None,
+) -> Iterator[Converted]:
+    """Every record of every file as a `Trajectory` or a `Reject`, streaming file by file.
+    A file that cannot be read or parsed counts as one rejected record. `on_file` sees each
+    file's bytes once (the builder hashes them for the manifest without reading twice)."""
+    options = options or {}
+    for file in files:
+        loaded = load_json(file)
+        if on_file is not None:
+            on_file(file, loaded.data)
+        if loaded.reject is not None:
+            yield loaded.reject
+            continue
+        yield from _read_records(source, file, loaded, options)
+
+
+def _read_records(source: Source, file: InputFile, loaded: Loaded, options: dict[str, Any]) -> Iterator[Converted]:
+    value = loaded.value
+    if source.records_per_file == "one":
+        ctx = RecordContext(file, "$", hashlib.sha256(loaded.data).hexdigest(), options)
+        yield convert_record(source, value, ctx)
+        return
+    if not isinstance(value, list):
+        yield Reject(
+            source_file=file.name, locator="$", reason=RejectReason.WRONG_SHAPE,
+            detail=f"$: expected an array of {source.name} records, got {_json_type(value)}",
+        )
+        return
+    for index, record in enumerate(value):
+        digest = hashlib.sha256(orjson.dumps(record)).hexdigest()
+        yield convert_record(source, record, RecordContext(file, f"$[{index}]", digest, options))
+
+
+def convert_record(source: Source, record: Any, ctx: RecordContext) -> Converted:
+    """Schema-check one record, then convert it; a converted trajectory that breaks the turn
+    protocol becomes a `bad_turn_order` reject naming the turn."""
+    errors = schema_errors(record, source.schema, "record", ctx.locator)
+    if errors:
+        return errors_to_reject(errors, ctx)
+    try:
+        return source.convert(record, ctx)
+    except ValidationError as exc:
+        return _validation_reject(exc, ctx)
+
+
+def _validation_reject(exc: ValidationError, ctx: RecordContext) -> Reject:
+    first = exc.errors()[0]
+    cause = first.get("ctx", {}).get("error")
+    if isinstance(cause, TurnOrderError):
+        return ctx.reject(RejectReason.BAD_TURN_ORDER, f"converted {cause}")
+    where = ".".join(str(part) for part in first["loc"])
+    return ctx.reject(RejectReason.WRONG_TYPE, f"converted record is invalid at {where}: {first['msg']}")

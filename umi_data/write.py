@@ -1,0 +1,100 @@
+"""Atomic, deterministic file writing for corpus directories.
+
+Every file is written under a temporary name in its final directory and renamed into place,
+so a reader never sees half a file; the manifest is written last, so a directory with a
+manifest is complete. Nothing written depends on the time or the machine: the same records
+give the same bytes.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import tempfile
+from contextlib import contextmanager
+from pathlib import Path
+from typing import IO, Any, Iterator
+
+import orjson
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+PARQUET_OPTIONS = {"compression": "zstd", "write_statistics": True}
+
+
+@contextmanager
+def atomic_path(path: Path) -> Iterator[Path]:
+    """A temporary path beside `path`, renamed onto it when the block ends without error and
+    removed when it fails."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    os.close(fd)
+    try:
+        yield Path(tmp)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+@contextmanager
+def atomic_open(path: Path, mode: str = "wb") -> Iterator[IO[Any]]:
+    with atomic_path(path) as tmp, open(tmp, mode) as handle:
+        yield handle
+
+
+def write_json(path: Path, value: Any) -> None:
+    """Pretty, key-order-preserving JSON with a final newline."""
+    with atomic_open(path) as handle:
+        handle.write(orjson.dumps(value, option=orjson.OPT_INDENT_2) + b"\n")
+
+
+def sha256_file(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def file_entry(path: Path, **extra: Any) -> dict[str, Any]:
+    return {"sha256": sha256_file(path), "bytes": path.stat().st_size, **extra}
+
+
+class JsonlWriter:
+    """Appends one JSON object per line to an open binary handle."""
+
+    def __init__(self, handle: IO[bytes]) -> None:
+        self.handle = handle
+        self.rows = 0
+
+    def write(self, value: Any) -> None:
+        self.handle.write(orjson.dumps(value) + b"\n")
+        self.rows += 1
+
+
+class ParquetBatchWriter:
+    """Buffers rows and writes them as row groups of a fixed schema, so memory stays bounded by
+    `batch_rows` whatever the input size. `to_table` turns a list of rows into a table."""
+
+    def __init__(self, path: Path, schema: pa.Schema, to_table: Any, batch_rows: int = 2048) -> None:
+        self._writer = pq.ParquetWriter(path, schema, **PARQUET_OPTIONS)
+        self._to_table = to_table
+        self._buffer: list[dict[str, Any]] = []
+        self._batch_rows = batch_rows
+        self.rows = 0
+
+    def write(self, row: dict[str, Any]) -> None:
+        self._buffer.append(row)
+        if len(self._buffer) >= self._batch_rows:
+            self.flush()
+
+    def flush(self) -> None:
+        if self._buffer:
+            self._writer.write_table(self._to_table(self._buffer))
+            self.rows += len(self._buffer)
+            self._buffer = []
+
+    def close(self) -> None:
+        self.flush()
+        self._writer.close()
