@@ -19,7 +19,7 @@ import umi_data
 from umi_data.core import Reject, Trajectory
 from umi_data.rows import TRAJECTORY_SCHEMA, rows_to_table, trajectory_to_row
 from umi_data.sources import discover_files, get_source, read_source
-from umi_data.sources.base import InputFile, InputPathError, load_json
+from umi_data.sources.base import InputFile, InputPathError, RecordContext, load_json, too_deep
 from umi_data.write import JsonlWriter, ParquetBatchWriter, atomic_open, atomic_path, file_entry, write_json
 
 TRAJECTORIES = "trajectories.parquet"
@@ -122,18 +122,31 @@ def build_corpus(config: BuildConfig, out: Path, progress: bool | None = None) -
         reject_lines = JsonlWriter(reject_handle)
         try:
             for item in records:
+                row, item = _storable(item)
                 stats.add(item)
                 if isinstance(item, Reject):
                     if len(rejects) < MAX_REJECTS_KEPT:
                         rejects.append(item)
                     reject_lines.write(item.model_dump(mode="json"))
                 else:
-                    parquet.write(trajectory_to_row(item))
+                    parquet.write(row)
         finally:
             parquet.close()
     manifest = _manifest(config, stats, inputs, exclusion_entries, out)
     write_json(out / MANIFEST, manifest)
     return BuildResult(out, manifest, rejects)
+
+
+def _storable(item: Trajectory | Reject) -> tuple[dict[str, Any] | None, Trajectory | Reject]:
+    """The Parquet row of a trajectory, or a reject when a value is nested too deeply to store."""
+    if isinstance(item, Reject):
+        return None, item
+    try:
+        return trajectory_to_row(item), item
+    except TypeError:  # orjson: "Recursion limit reached"
+        meta = item.meta
+        ctx = RecordContext(InputFile(Path(meta.get("file", "")), meta.get("file", "")), meta.get("locator", "$"), "")
+        return None, too_deep(ctx)
 
 
 def _progress(files: list[InputFile], enabled: bool | None) -> Any:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 from dataclasses import dataclass, field
 from functools import cache
 from importlib import resources
@@ -23,6 +24,9 @@ from pydantic import ValidationError
 from umi_data.core import Reject, RejectReason, Trajectory, TurnOrderError
 
 MAX_ERRORS_IN_DETAIL = 5
+UTF8_BOM = b"\xef\xbb\xbf"
+#: orjson parses up to 1024 levels but serialises only 255: deeper records cannot be stored.
+MAX_STORABLE_DEPTH = 255
 
 
 class InputPathError(ValueError):
@@ -110,16 +114,35 @@ def load_json(file: InputFile) -> Loaded:
         data = file.path.read_bytes()
     except OSError as exc:
         return fail(RejectReason.UNREADABLE_FILE, f"cannot read the file: {exc.strerror or exc}")
-    if not data.strip():
+    body = data.removeprefix(UTF8_BOM)
+    if not body.strip():
         return fail(RejectReason.EMPTY_FILE, f"the file is empty ({len(data)} bytes)")
     try:
-        text = data.decode("utf-8-sig")
+        text = body.decode("utf-8")
     except UnicodeDecodeError as exc:
-        return fail(RejectReason.NOT_UTF8, f"not UTF-8: byte 0x{data[exc.start]:02x} at offset {exc.start}")
+        offset = exc.start + len(data) - len(body)
+        return fail(RejectReason.NOT_UTF8, f"not UTF-8: byte 0x{data[offset]:02x} at offset {offset}")
     try:
         return Loaded(data=data, value=orjson.loads(text))
     except orjson.JSONDecodeError:
         return _classify_json_error(text, fail)
+
+
+# What a JSON document cut inside its last token ends with: a literal, number or escape begun.
+_CUT_TOKEN = re.compile(r"(t|tr|tru|f|fa|fal|fals|n|nu|nul|-|-?\d+\.|-?\d+(\.\d+)?[eE][+-]?)")
+
+
+def _is_truncation(text: str, error: json.JSONDecodeError) -> bool:
+    """True when the document is a prefix of valid JSON: it stops between tokens, inside a
+    string, or inside its last literal, number or escape sequence."""
+    body = text.rstrip()
+    tail = body[error.pos:]
+    if not tail or error.msg.startswith("Unterminated string"):
+        return True
+    if error.msg.startswith("Invalid \\") and '"' not in tail[1:]:
+        return True  # a string cut inside an escape such as \u00
+    last_token = re.search(r"[-+.\w]*$", body).group()
+    return error.pos >= len(body) - len(last_token) and _CUT_TOKEN.fullmatch(last_token) is not None
 
 
 def _classify_json_error(text: str, fail: Callable[[RejectReason, str], Loaded]) -> Loaded:
@@ -128,14 +151,13 @@ def _classify_json_error(text: str, fail: Callable[[RejectReason, str], Loaded])
         json.loads(text)
     except json.JSONDecodeError as exc:
         where = f"line {exc.lineno} column {exc.colno} (char {exc.pos})"
-        at_end = exc.pos >= len(text.rstrip()) or exc.msg.startswith("Unterminated string")
-        if at_end:
+        if _is_truncation(text, exc):
             return fail(RejectReason.TRUNCATED_JSON, f"the JSON stops before its end: {exc.msg} at {where}")
         return fail(RejectReason.INVALID_JSON, f"not valid JSON: {exc.msg} at {where}")
     except RecursionError:
         return fail(RejectReason.INVALID_JSON, "not valid JSON: nested too deeply")
-    # orjson rejects a few things the stdlib accepts (NaN, numbers too big for 64 bits).
-    return fail(RejectReason.INVALID_JSON, "not strict JSON (NaN, Infinity or an out-of-range number)")
+    # orjson rejects a few things the stdlib accepts.
+    return fail(RejectReason.INVALID_JSON, "not strict JSON (NaN, Infinity, an out-of-range number or a lone surrogate escape)")
 
 
 # --- raw-format schemas -------------------------------------------------------------------
@@ -242,8 +264,17 @@ def _read_records(source: Source, file: InputFile, loaded: Loaded, options: dict
         )
         return
     for index, record in enumerate(value):
-        digest = hashlib.sha256(orjson.dumps(record)).hexdigest()
-        yield convert_record(source, record, RecordContext(file, f"$[{index}]", digest, options))
+        ctx = RecordContext(file, f"$[{index}]", "", options)
+        try:
+            digest = hashlib.sha256(orjson.dumps(record)).hexdigest()
+        except TypeError:  # orjson: "Recursion limit reached"
+            yield too_deep(ctx)
+            continue
+        yield convert_record(source, record, RecordContext(file, ctx.locator, digest, options))
+
+
+def too_deep(ctx: RecordContext) -> Reject:
+    return ctx.reject(RejectReason.WRONG_SHAPE, f"{ctx.locator}: nested more than {MAX_STORABLE_DEPTH} levels deep")
 
 
 def convert_record(source: Source, record: Any, ctx: RecordContext) -> Converted:
