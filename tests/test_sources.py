@@ -126,7 +126,7 @@ def test_truncated_observation_recovered() -> None:
 
 def test_non_envelope_observation_is_the_response() -> None:
     turn = parse_observation("plain text")
-    assert (turn.response, turn.raw, turn.truncated) == ("plain text", None, False)
+    assert (turn.response, turn.raw, turn.truncated) == ("plain text", "plain text", False)
 
 
 @pytest.mark.parametrize("body,expected", [('ab\\u00e9', "abé"), ('ab\\u00', "ab"), ("ab\\", "ab"), ('a\\"b', 'a"b')])

@@ -29,6 +29,9 @@ def _parser() -> argparse.ArgumentParser:
     build.add_argument("--out", required=True, type=Path, metavar="DIR", help="corpus directory to write")
     build.add_argument("--exclude-test-ids", nargs="+", default=[], metavar="PATH", help=fields["exclude_test_ids"].description)
     build.add_argument("--strict", action="store_true", help=fields["strict"].description)
+    build.add_argument("--compat", choices=["alpha-umi"], default=None, help=fields["compat"].description)
+    build.add_argument("--split-seed", type=int, default=fields["split_seed"].default, metavar="N", help=fields["split_seed"].description)
+    build.add_argument("--split-ratio", type=float, default=fields["split_ratio"].default, metavar="X", help=fields["split_ratio"].description)
     build.add_argument("--no-progress", action="store_true", help="no progress bar even on a terminal")
 
     validate = commands.add_parser("validate", help="check raw source files against their JSON Schema", description=f"Sources: {_source_help()}.")
@@ -44,7 +47,10 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def cmd_build(args: argparse.Namespace) -> int:
-    config = BuildConfig(source=args.source, inputs=args.inputs, exclude_test_ids=args.exclude_test_ids, strict=args.strict)
+    config = BuildConfig(
+        source=args.source, inputs=args.inputs, exclude_test_ids=args.exclude_test_ids, strict=args.strict,
+        compat=args.compat, split_seed=args.split_seed, split_ratio=args.split_ratio,
+    )
     result = build_corpus(config, args.out, progress=False if args.no_progress else None)
     print(summary_line(result))
     if config.strict and result.manifest["counts"]["rejected"]:

@@ -8,15 +8,18 @@ what was read, and the manifest (written last) says so.
 from __future__ import annotations
 
 import hashlib
+from contextlib import nullcontext
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any, Literal, Sequence
 
 from pydantic import BaseModel, ConfigDict, Field
 
 import umi_data
 from umi_data.core import Reject, Trajectory
+from umi_data.corpus import AlphaUmiCompatRenderer, RoleCorpusWriter, dataset_card
+from umi_data.examples import DEFAULT_SPLIT_RATIO, DEFAULT_SPLIT_SEED
 from umi_data.rows import TRAJECTORY_SCHEMA, rows_to_table, trajectory_to_row
 from umi_data.sources import discover_files, get_source, read_source
 from umi_data.sources.base import InputFile, InputPathError, RecordContext, load_json, too_deep
@@ -25,6 +28,7 @@ from umi_data.write import JsonlWriter, ParquetBatchWriter, atomic_open, atomic_
 TRAJECTORIES = "trajectories.parquet"
 REJECTS = "rejects.jsonl"
 MANIFEST = "manifest.json"
+CARD = "README.md"
 MAX_REJECTS_KEPT = 1000  # in memory, for the CLI's listing; rejects.jsonl has them all
 
 
@@ -40,6 +44,11 @@ class BuildConfig(BaseModel):
         description="ToolBench test_query_ids files or directories ({group}_*.json objects keyed by query id)",
     )
     strict: bool = Field(default=False, description="exit non-zero when any record is rejected")
+    compat: Literal["alpha-umi"] | None = Field(
+        default=None, description="reproduce the official alpha-UMi preprocessing exactly (quirks included) and write alpha_umi/"
+    )
+    split_seed: int = Field(default=DEFAULT_SPLIT_SEED, description="seed of the A/B instruction split")
+    split_ratio: float = Field(default=DEFAULT_SPLIT_RATIO, ge=0.0, le=1.0, description="share of instructions in split A")
 
 
 @dataclass
@@ -117,7 +126,8 @@ def build_corpus(config: BuildConfig, out: Path, progress: bool | None = None) -
         inputs.append({"file": file.name, "sha256": hashlib.sha256(data).hexdigest(), "bytes": len(data)})
 
     records = read_source(source, _progress(files, progress), {"exclude_query_ids": excluded}, on_file)
-    with atomic_path(out / TRAJECTORIES) as traj_tmp, atomic_open(out / REJECTS) as reject_handle:
+    roles = _role_writer(config, out)
+    with atomic_path(out / TRAJECTORIES) as traj_tmp, atomic_open(out / REJECTS) as reject_handle, roles or nullcontext():
         parquet = ParquetBatchWriter(traj_tmp, TRAJECTORY_SCHEMA, rows_to_table)
         reject_lines = JsonlWriter(reject_handle)
         try:
@@ -130,9 +140,15 @@ def build_corpus(config: BuildConfig, out: Path, progress: bool | None = None) -
                     reject_lines.write(item.model_dump(mode="json"))
                 else:
                     parquet.write(row)
+                    if roles is not None:
+                        roles.add(item)
         finally:
             parquet.close()
-    manifest = _manifest(config, stats, inputs, exclusion_entries, out)
+    manifest = _manifest(config, stats, inputs, exclusion_entries, out, roles)
+    if roles is not None:
+        with atomic_open(out / CARD, "w") as handle:
+            handle.write(dataset_card(manifest))
+        manifest["files"][CARD] = file_entry(out / CARD)
     write_json(out / MANIFEST, manifest)
     return BuildResult(out, manifest, rejects)
 
@@ -156,8 +172,18 @@ def _progress(files: list[InputFile], enabled: bool | None) -> Any:
     return tqdm(files, desc="reading", unit="file", disable=None if enabled is None else not enabled, leave=False)
 
 
-def _manifest(config: BuildConfig, stats: BuildStats, inputs: list, exclusions: list, out: Path) -> dict[str, Any]:
-    return {
+def _role_writer(config: BuildConfig, out: Path) -> RoleCorpusWriter | None:
+    """Role corpora are rendered in compat mode for now; the bug-fixed default renderer is
+    still to come (issue #3), so a default build writes trajectories only."""
+    if config.compat is None:
+        return None
+    return RoleCorpusWriter(out, AlphaUmiCompatRenderer(), config.split_seed, config.split_ratio)
+
+
+def _manifest(
+    config: BuildConfig, stats: BuildStats, inputs: list, exclusions: list, out: Path, roles: RoleCorpusWriter | None
+) -> dict[str, Any]:
+    manifest = {
         "kind": "umi-corpus",
         "umi_version": umi_data.__version__,
         "config": config.model_dump(),
@@ -169,6 +195,10 @@ def _manifest(config: BuildConfig, stats: BuildStats, inputs: list, exclusions: 
             REJECTS: file_entry(out / REJECTS, rows=stats.read - stats.accepted),
         },
     }
+    if roles is not None:
+        manifest["examples"] = roles.manifest_counts()
+        manifest["files"].update(roles.file_entries())
+    return manifest
 
 
 def summary_line(result: BuildResult) -> str:

@@ -177,8 +177,8 @@ def parse_observation(content: str) -> ObservationTurn:
         exact = json.dumps({"error": error, "response": response}) == content
         return ObservationTurn(response=response, error=error, raw=None if exact else content)
     match = _ENVELOPE_ERROR.match(content)
-    if match is None:  # not an envelope at all: the text is the response
-        return ObservationTurn(response=content)
+    if match is None:  # not an envelope at all: the text is the response, kept verbatim in raw too
+        return ObservationTurn(response=content, raw=content)
     rest = content[match.end():]
     truncated = content.endswith("...")
     body = rest[:-3] if truncated else rest

@@ -1,0 +1,71 @@
+"""`build --compat alpha-umi`: role corpora, the official files, HF datasets loading."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pyarrow.parquet as pq
+import pytest
+
+from umi_data.__main__ import main
+from umi_data.corpus import load_corpus
+from umi_data.examples import EXAMPLE_ROLES, ROLE_PATHS, assign_split
+
+OFFICIAL_FILES = ["train_backbone", "train_planner", "train_caller", "train_summarizer"]
+
+
+def build_compat(source: str, path: Path, out: Path) -> dict:
+    assert main(["build", source, str(path), "--compat", "alpha-umi", "--out", str(out), "--no-progress"]) == 0
+    return json.loads((out / "manifest.json").read_text())
+
+
+@pytest.mark.parametrize("source,name", [("alpha-umi-stage1", "raw_data_stage_1.json"), ("alpha-umi-stage2", "raw_data_stage_2.json")])
+def test_official_files_reproduced_exactly(train_example: Path, tmp_path: Path, source: str, name: str) -> None:
+    manifest = build_compat(source, train_example / name, tmp_path / "c")
+    for file in OFFICIAL_FILES + ["raw_data_stage_2"] + (["raw_data_stage_1"] if source.endswith("1") else []):
+        ours = json.loads((tmp_path / "c" / "alpha_umi" / f"{file}.json").read_text())
+        assert ours == json.loads((train_example / f"{file}.json").read_text()), file
+    assert {role: c["total"] for role, c in manifest["examples"].items()} == {"backbone": 79, "planner": 79, "caller": 59, "summarizer": 14}
+
+
+def test_role_rows_match_official_records(train_example: Path, tmp_path: Path) -> None:
+    build_compat("alpha-umi-stage1", train_example / "raw_data_stage_1.json", tmp_path / "c")
+    for role in EXAMPLE_ROLES:
+        rows = pq.read_table(tmp_path / "c" / f"{ROLE_PATHS[role]}.parquet").to_pylist()
+        official = json.loads((train_example / f"train_{role}.json").read_text())
+        assert [(r["input"], r["target"]) for r in rows] == [(o["input"], o["target"]) for o in official]
+        assert all(r["split"] == assign_split(r["instruction_id"]) and r["role"] == role for r in rows)
+        assert len({r["example_id"] for r in rows}) == len(rows)
+        jsonl = [json.loads(line) for line in (tmp_path / "c" / f"{ROLE_PATHS[role]}.jsonl").read_text().splitlines()]
+        assert jsonl == rows
+
+
+def test_toolbench_compat_counts(toolbench_answer: Path, tmp_path: Path) -> None:
+    manifest = build_compat("toolbench", toolbench_answer, tmp_path / "c")
+    sizes = {f: len(json.loads((tmp_path / "c" / "alpha_umi" / f"{f}.json").read_text())) for f in OFFICIAL_FILES + ["raw_data_stage_1", "raw_data_stage_2"]}
+    assert sizes == {"train_backbone": 50, "train_planner": 50, "train_caller": 37, "train_summarizer": 9, "raw_data_stage_1": 13, "raw_data_stage_2": 13}
+    backbone = pq.read_table(tmp_path / "c" / "global" / "backbone.parquet").column("input").to_pylist()
+    assert len(backbone) - len(set(backbone)) == 4  # the official stale input of the 4 give-ups
+    assert manifest["examples"]["backbone"]["total"] == 50
+
+
+def test_load_dataset_offline_matches_manifest(train_example: Path, tmp_path: Path, monkeypatch) -> None:
+    import datasets
+
+    monkeypatch.setenv("HF_DATASETS_OFFLINE", "1")
+    manifest = build_compat("alpha-umi-stage1", train_example / "raw_data_stage_1.json", tmp_path / "c")
+    for role in EXAMPLE_ROLES:
+        loaded = datasets.load_dataset(str(tmp_path / "c"), role, split="train")
+        assert loaded.num_rows == manifest["examples"][role]["total"]
+        assert load_corpus(tmp_path / "c", role).num_rows == loaded.num_rows
+    assert datasets.load_dataset(str(tmp_path / "c"), "trajectories", split="train").num_rows == 20
+    with pytest.raises(ValueError, match="unknown role 'critic'"):
+        load_corpus(tmp_path / "c", "critic")
+
+
+def test_compat_build_is_deterministic(train_example: Path, tmp_path: Path) -> None:
+    for out in ("a", "b"):
+        build_compat("alpha-umi-stage1", train_example / "raw_data_stage_1.json", tmp_path / out)
+    files = lambda d: {p.relative_to(d).as_posix(): p.read_bytes() for p in sorted(d.rglob("*")) if p.is_file()}  # noqa: E731
+    assert files(tmp_path / "a") == files(tmp_path / "b")

@@ -1,0 +1,179 @@
+"""Writing the role corpora of a corpus directory: `global/backbone` and
+`local/{planner,caller,summarizer}` as Parquet (+ JSONL), and with `compat="alpha-umi"` the
+official files under `alpha_umi/`, all streamed as trajectories arrive.
+
+Also the reading side for users of HF datasets: `load_corpus(DIR, role)`.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from contextlib import ExitStack
+from pathlib import Path
+from typing import IO, Any, Callable, Literal
+
+import orjson
+import pyarrow as pa
+
+from umi_data.core import Trajectory
+from umi_data.examples import EXAMPLE_ROLES, EXAMPLE_SCHEMA, ROLE_PATHS, RoleExample, assign_split, example_id
+from umi_data.write import JsonlWriter, ParquetBatchWriter, atomic_open, atomic_path, file_entry
+
+Compat = Literal["alpha-umi"] | None
+#: What rendering one trajectory gives: its (role, input, target) triples in order, and records
+#: for official-format files by file name (empty outside compat mode).
+Rendered = tuple[list[tuple[str, str, str]], dict[str, list[dict[str, Any]]]]
+RenderFn = Callable[[Trajectory], Rendered]
+ALPHA_UMI_DIR = "alpha_umi"
+
+
+class AlphaUmiCompatRenderer:
+    """The official α-UMi preprocessing, one trajectory at a time, in input order.
+
+    Stateful on purpose: the official loop's stale backbone input of give-up steps carries over
+    from the previous record, so records must come in the order the official scripts see them.
+    Writes `raw_data_stage_1` (only for sources that carry the ToolBench chain), `raw_data_stage_2`
+    and the four `train_*` files."""
+
+    def __init__(self, family: str = "toolbench") -> None:
+        self.family = family
+        self._last_backbone_input: str | None = None
+
+    def __call__(self, trajectory: Trajectory) -> Rendered:
+        from umi_data.compat import stage1_record, stage2_record
+        from umi_data.compat_train import training_records
+
+        official: dict[str, list[dict[str, Any]]] = {}
+        if trajectory.source == "toolbench" or trajectory.meta.get("format") == "stage1":
+            official["raw_data_stage_1"] = [stage1_record(trajectory)]
+        stage2 = stage2_record(trajectory)
+        official["raw_data_stage_2"] = [stage2]
+        files = training_records(stage2, self.family, stale_backbone_input=self._last_backbone_input)
+        if files["backbone"]:
+            self._last_backbone_input = files["backbone"][-1]["input"]
+        examples = []
+        for role, records in files.items():
+            official[f"train_{role}"] = records
+            examples.extend((role, record["input"], record["target"]) for record in records)
+        return examples, official
+
+
+def _examples_table(rows: list[dict[str, Any]]) -> pa.Table:
+    return pa.Table.from_pylist(rows, schema=EXAMPLE_SCHEMA)
+
+
+class JsonArrayWriter:
+    """Streams a JSON array (one element per line) so large official files need no buffering."""
+
+    def __init__(self, handle: IO[bytes]) -> None:
+        self.handle, self.rows = handle, 0
+        handle.write(b"[")
+
+    def write(self, value: Any) -> None:
+        self.handle.write((b",\n" if self.rows else b"\n") + orjson.dumps(value))
+        self.rows += 1
+
+    def close(self) -> None:
+        self.handle.write(b"\n]\n" if self.rows else b"]\n")
+
+
+class RoleCorpusWriter:
+    """Renders each trajectory into role examples and writes them, counting per role and split.
+
+    Use as a context manager: files are moved into place only when the block succeeds."""
+
+    def __init__(self, out: Path, render: RenderFn, split_seed: int, split_ratio: float) -> None:
+        self.out, self.render = out, render
+        self.split_seed, self.split_ratio = split_seed, split_ratio
+        self.counts: dict[str, Counter[str]] = {role: Counter() for role in EXAMPLE_ROLES}
+        self._stack = ExitStack()
+        self._parquet: dict[str, ParquetBatchWriter] = {}
+        self._jsonl: dict[str, JsonlWriter] = {}
+        self._arrays: dict[str, JsonArrayWriter] = {}
+
+    def __enter__(self) -> "RoleCorpusWriter":
+        for role in EXAMPLE_ROLES:
+            base = self.out / ROLE_PATHS[role]
+            tmp = self._stack.enter_context(atomic_path(base.with_suffix(".parquet")))
+            self._parquet[role] = ParquetBatchWriter(tmp, EXAMPLE_SCHEMA, _examples_table)
+            self._stack.callback(self._parquet[role].close)
+            self._jsonl[role] = JsonlWriter(self._stack.enter_context(atomic_open(base.with_suffix(".jsonl"))))
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        for array in self._arrays.values():
+            array.close()
+        self._stack.__exit__(*exc)
+
+    def add(self, trajectory: Trajectory) -> None:
+        split = assign_split(trajectory.instruction_id, self.split_seed, self.split_ratio)
+        steps: Counter[str] = Counter()
+        examples, official = self.render(trajectory)
+        for role, input_text, target in examples:
+            row = RoleExample(
+                example_id=example_id(trajectory.id, role, steps[role]), trajectory_id=trajectory.id,
+                instruction_id=trajectory.instruction_id, role=role, step=steps[role],
+                input=input_text, target=target, split=split, source=trajectory.source,
+            ).model_dump()
+            steps[role] += 1
+            self.counts[role][split] += 1
+            self._parquet[role].write(row)
+            self._jsonl[role].write(row)
+        for name, records in official.items():
+            writer = self._array(name)
+            for record in records:
+                writer.write(record)
+
+    def _array(self, name: str) -> JsonArrayWriter:
+        if name not in self._arrays:
+            handle = self._stack.enter_context(atomic_open(self.out / ALPHA_UMI_DIR / f"{name}.json"))
+            self._arrays[name] = JsonArrayWriter(handle)
+        return self._arrays[name]
+
+    def manifest_counts(self) -> dict[str, Any]:
+        return {
+            role: {"total": sum(c.values()), "A": c["A"], "B": c["B"]} for role, c in self.counts.items()
+        }
+
+    def file_entries(self) -> dict[str, Any]:
+        entries = {}
+        for role in EXAMPLE_ROLES:
+            total = sum(self.counts[role].values())
+            for suffix in (".parquet", ".jsonl"):
+                name = ROLE_PATHS[role] + suffix
+                entries[name] = file_entry(self.out / name, rows=total)
+        for name, array in sorted(self._arrays.items()):
+            entries[f"{ALPHA_UMI_DIR}/{name}.json"] = file_entry(self.out / ALPHA_UMI_DIR / f"{name}.json", rows=array.rows)
+        return entries
+
+
+def load_corpus(directory: str | Path, role: str) -> Any:
+    """One role corpus (or `"trajectories"`) of a corpus directory as a `datasets.Dataset`."""
+    import datasets
+
+    directory = Path(directory)
+    if role == "trajectories":
+        path = directory / "trajectories.parquet"
+    elif role in ROLE_PATHS:
+        path = directory / f"{ROLE_PATHS[role]}.parquet"
+    else:
+        raise ValueError(f"unknown role {role!r}; choose one of: trajectories, {', '.join(EXAMPLE_ROLES)}")
+    if not path.is_file():
+        raise FileNotFoundError(f"{path}: not found; is {directory} a corpus directory built by `python -m umi_data build`?")
+    return datasets.Dataset.from_parquet(str(path))
+
+
+def dataset_card(manifest: dict[str, Any]) -> str:
+    """A minimal HF dataset card: the YAML `configs` that make `datasets.load_dataset(DIR, role)`
+    work, and the counts. (`python -m umi_data card` will grow it into the full data card.)"""
+    configs = [("trajectories", "trajectories.parquet")] + [(role, f"{ROLE_PATHS[role]}.parquet") for role in EXAMPLE_ROLES]
+    lines = ["---", "configs:"]
+    for name, path in configs:
+        lines += [f"- config_name: {name}", "  data_files:", "  - split: train", f"    path: {path}"]
+    counts, examples = manifest["counts"], manifest.get("examples", {})
+    lines += ["---", "", "# umi corpus", "", f"Built by umi {manifest['umi_version']} from source `{manifest['config']['source']}`"
+              + (f" in compat mode `{manifest['config']['compat']}`" if manifest["config"].get("compat") else "") + ".", "",
+              f"Trajectories: read {counts['read']}, accepted {counts['accepted']}, rejected {counts['rejected']}.", "",
+              "| role | examples | split A | split B |", "|---|---|---|---|"]
+    lines += [f"| {role} | {c['total']} | {c['A']} | {c['B']} |" for role, c in examples.items()]
+    return "\n".join(lines) + "\n"

@@ -1,0 +1,64 @@
+"""Role examples, the rows of the global and local corpora, and instruction-level splits.
+
+A role example is one `(input, target)` pair for one role (`backbone` for the global corpus;
+`planner`, `caller`, `summarizer` for the local ones), keyed back to its trajectory and its
+instruction. Every example carries `split` (A or B), a seeded hash of its `instruction_id`, so
+the paper's instruction-reuse variants are selections of one corpus, never copies: all
+examples of one instruction always land in the same split.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from typing import Literal
+
+import pyarrow as pa
+from pydantic import BaseModel, ConfigDict, Field
+
+Role = Literal["backbone", "planner", "caller", "summarizer"]
+EXAMPLE_ROLES: tuple[str, ...] = ("backbone", "planner", "caller", "summarizer")
+#: Where each role's corpus lives inside a corpus directory (ARCHITECTURE.md, "Corpus directory").
+ROLE_PATHS = {
+    "backbone": "global/backbone",
+    "planner": "local/planner",
+    "caller": "local/caller",
+    "summarizer": "local/summarizer",
+}
+DEFAULT_SPLIT_RATIO = 0.5
+DEFAULT_SPLIT_SEED = 0
+
+
+class RoleExample(BaseModel):
+    """One training example of one role."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    example_id: str = Field(description="`<trajectory_id>/<role>/<step>`, unique in a corpus")
+    trajectory_id: str
+    instruction_id: str
+    role: Role
+    step: int = Field(ge=0, description="0-based position of this example among its trajectory's examples of this role")
+    input: str
+    target: str
+    split: Literal["A", "B"]
+    source: str
+
+
+EXAMPLE_SCHEMA = pa.schema(
+    [
+        pa.field(name, pa.int32() if name == "step" else pa.string(), nullable=False)
+        for name in RoleExample.model_fields
+    ]
+)
+
+
+def assign_split(instruction_id: str, seed: int = DEFAULT_SPLIT_SEED, ratio: float = DEFAULT_SPLIT_RATIO) -> Literal["A", "B"]:
+    """A for a `ratio` share of instructions, B for the rest, stable for a given seed."""
+    if not 0.0 <= ratio <= 1.0:
+        raise ValueError(f"split ratio must be between 0 and 1, got {ratio}")
+    digest = hashlib.sha256(f"{seed}\x00{instruction_id}".encode()).digest()
+    return "A" if int.from_bytes(digest[:8], "big") < ratio * 2**64 else "B"
+
+
+def example_id(trajectory_id: str, role: str, step: int) -> str:
+    return f"{trajectory_id}/{role}/{step}"
