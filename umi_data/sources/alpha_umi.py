@@ -13,8 +13,6 @@ import re
 from typing import Any
 
 from umi_data.core import (
-    HALLUCINATED_NAME,
-    CallerTurn,
     ConclusionTurn,
     ObservationTurn,
     PlannerTurn,
@@ -27,7 +25,7 @@ from umi_data.core import (
     outcome_of,
 )
 from umi_data.sources.base import Converted, RecordContext, Source
-from umi_data.sources.toolbench import parse_json_object, messages_to_turns
+from umi_data.sources.toolbench import caller_turn, messages_to_turns
 
 #: The stage-2 planner suffix: `"\n Next: caller."` after a thought (official stage 2), or
 #: `" Next: caller."` (the test set's variant, and a null thought in stage 2).
@@ -81,15 +79,10 @@ def convert_stage2(record: dict[str, Any], ctx: RecordContext) -> Converted:
                     RejectReason.WRONG_TYPE,
                     f"{ctx.locator}.conversations[{index}].value: a caller turn must read 'Action: NAME\\nAction Input: ARGS'",
                 )
-            turns.append(_caller(match.group(1), match.group(2), names))
+            turns.append(caller_turn(match.group(1), match.group(2), names))
         else:
             turns.append(_stage2_turn(speaker, value, first=not turns))
     return _trajectory(record, ctx, tools, turns, "stage2")
-
-
-def _caller(name: str, raw: str, names: set[str]) -> CallerTurn:
-    hallucinated = name not in names or name == HALLUCINATED_NAME
-    return CallerTurn(name=name, arguments=parse_json_object(raw), raw_arguments=raw, hallucinated=hallucinated)
 
 
 def _stage2_turn(speaker: str, value: str, first: bool) -> Any:

@@ -128,12 +128,14 @@ def _assistant_turns(thought: str, call: dict[str, str] | None, tool_names: set[
         if kind == "give_up":
             return [PlannerTurn(thought=thought, next="give_up")]
         return [PlannerTurn(thought=thought, next="conclusion"), ConclusionTurn(answer=answer, raw_arguments=raw)]
-    arguments = parse_json_object(raw)
+    return [PlannerTurn(thought=thought, next="caller"), caller_turn(name, raw, tool_names)]
+
+
+def caller_turn(name: str, raw: str, tool_names: set[str]) -> CallerTurn:
+    """A call with its raw argument string, parsed arguments (None unless a JSON object), and
+    whether the name is outside the tool list."""
     hallucinated = name not in tool_names or name == HALLUCINATED_NAME
-    return [
-        PlannerTurn(thought=thought, next="caller"),
-        CallerTurn(name=name, arguments=arguments, raw_arguments=raw, hallucinated=hallucinated),
-    ]
+    return CallerTurn(name=name, arguments=parse_json_object(raw), raw_arguments=raw, hallucinated=hallucinated)
 
 
 def parse_json_object(text: str) -> dict[str, Any] | None:
