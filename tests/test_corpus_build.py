@@ -69,3 +69,28 @@ def test_compat_build_is_deterministic(train_example: Path, tmp_path: Path) -> N
         build_compat("alpha-umi-stage1", train_example / "raw_data_stage_1.json", tmp_path / out)
     files = lambda d: {p.relative_to(d).as_posix(): p.read_bytes() for p in sorted(d.rglob("*")) if p.is_file()}  # noqa: E731
     assert files(tmp_path / "a") == files(tmp_path / "b")
+
+
+def test_compat_build_survives_unusual_chains(tmp_path: Path) -> None:
+    """A plain-text (non-envelope) observation and a stage-1 chain without a system message
+    must not crash a compat build: the observation passes through verbatim, and no stage-1 file
+    is written for a chain that cannot be rebuilt."""
+    record = {
+        "tools": [{"Name": "echo_for_t", "function": "echo", "input": {"text": "string, what to echo"}}],
+        "instruction": "Echo hi",
+        "chains": [
+            {"role": "user", "content": "\nEcho hi\nBegin!\n"},
+            {"role": "assistant", "content": None, "function_call": {"name": "echo_for_t", "arguments": '{"text": "hi"}'}},
+            {"role": "function", "name": "echo_for_t", "content": "plain hi"},
+            {"role": "assistant", "content": None,
+             "function_call": {"name": "Finish", "arguments": '{"return_type": "give_answer", "final_answer": "hi"}'}},
+        ],
+    }
+    path = tmp_path / "s1.json"
+    path.write_text(json.dumps([record]))
+    build_compat("alpha-umi-stage1", path, tmp_path / "c")
+    stage2 = json.loads((tmp_path / "c" / "alpha_umi" / "raw_data_stage_2.json").read_text())
+    assert [t["value"] for t in stage2[0]["conversations"] if t["from"] == "observation"] == ["plain hi"]
+    assert not (tmp_path / "c" / "alpha_umi" / "raw_data_stage_1.json").exists()
+    caller = json.loads((tmp_path / "c" / "alpha_umi" / "train_caller.json").read_text())
+    assert [r["target"] for r in caller] == ['Action: echo_for_t\nAction Input: {"text": "hi"}']

@@ -34,7 +34,7 @@ from umi_data.core import (
     UserTurn,
 )
 from umi_data.prompts import NEXT_SUFFIXES
-from umi_data.sources.toolbench import FINISH, parse_finish
+from umi_data.sources.toolbench import FINISH, parse_finish, parse_json_object
 
 #: Short-form limits of the official stage-1 script (FORMATS §2).
 NAME_CHARS = 64
@@ -86,6 +86,13 @@ def _short_form_argument(tool_name: str, arg: str, spec: Any) -> str:
 # --- stage 1 ----------------------------------------------------------------------------------
 
 
+def can_rebuild_stage1(trajectory: Trajectory) -> bool:
+    """True for trajectories read from a ToolBench chain (answer files or α-UMi stage 1) that
+    kept its system prompt."""
+    from_chain = trajectory.source == "toolbench" or trajectory.meta.get("format") == "stage1"
+    return from_chain and isinstance(trajectory.meta.get("system_prompt"), str)
+
+
 def stage1_record(trajectory: Trajectory) -> dict[str, Any]:
     """The official stage-1 record `{tools, instruction, chains}`: `chains` is ToolBench's
     `train_messages[-1]` rebuilt message by message.
@@ -93,8 +100,7 @@ def stage1_record(trajectory: Trajectory) -> dict[str, Any]:
     Only trajectories read from ToolBench answer files or α-UMi stage-1 files keep what the
     chain needs (the system prompt, Finish argument strings, verbatim observations)."""
     system_prompt = trajectory.meta.get("system_prompt")
-    from_chain = trajectory.source == "toolbench" or trajectory.meta.get("format") == "stage1"
-    if not from_chain or not isinstance(system_prompt, str):
+    if not can_rebuild_stage1(trajectory):
         raise ValueError(
             f"trajectory {trajectory.id}: a stage-1 record can only be rebuilt from a trajectory read from "
             f"ToolBench answer files or α-UMi stage-1 files, with meta.system_prompt "
@@ -210,16 +216,12 @@ def official_observation(turn: ObservationTurn) -> Any:
     or, when the text is not valid JSON, everything after `"response":` verbatim."""
     if turn.raw is None:
         return turn.response
-    try:
-        parsed = json.loads(turn.raw)
-    except json.JSONDecodeError:
-        parsed = None
-    if isinstance(parsed, dict) and "response" in parsed:
+    parsed = parse_json_object(turn.raw)
+    if parsed is not None and "response" in parsed:
         return parsed["response"]
     _, key, rest = turn.raw.partition(RESPONSE_KEY)
-    if not key:
-        raise ValueError(f"observation is neither JSON nor a cut ToolBench envelope (no {RESPONSE_KEY}): {turn.raw[:80]!r}")
-    return rest
+    # Text that is no envelope at all (not seen in the shipped data) is passed on verbatim.
+    return rest if key else turn.response
 
 
 def official_final_answer(turn: ConclusionTurn) -> Any:
@@ -228,11 +230,8 @@ def official_final_answer(turn: ConclusionTurn) -> Any:
     the shipped data, so the official fallback's exact output is not verified)."""
     if turn.raw_arguments is None:
         return turn.answer
-    try:
-        parsed = json.loads(turn.raw_arguments)
-    except json.JSONDecodeError:
-        parsed = None
-    if isinstance(parsed, dict):
+    parsed = parse_json_object(turn.raw_arguments)
+    if parsed is not None:
         return parsed.get("final_answer", MISSING_ANSWER)
     _, answer = parse_finish(turn.raw_arguments)
     return answer or MISSING_ANSWER

@@ -40,11 +40,11 @@ class AlphaUmiCompatRenderer:
         self._last_backbone_input: str | None = None
 
     def __call__(self, trajectory: Trajectory) -> Rendered:
-        from umi_data.compat import stage1_record, stage2_record
+        from umi_data.compat import can_rebuild_stage1, stage1_record, stage2_record
         from umi_data.compat_train import training_records
 
         official: dict[str, list[dict[str, Any]]] = {}
-        if trajectory.source == "toolbench" or trajectory.meta.get("format") == "stage1":
+        if can_rebuild_stage1(trajectory):
             official["raw_data_stage_1"] = [stage1_record(trajectory)]
         stage2 = stage2_record(trajectory)
         official["raw_data_stage_2"] = [stage2]
