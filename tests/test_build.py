@@ -44,7 +44,12 @@ def assert_rows_valid(corpus: Path) -> int:
 def test_sample_corpus_layout_and_manifest(tmp_path: Path) -> None:
     result = build("toolbench", [SAMPLE], tmp_path / "c")
     out = tmp_path / "c"
-    assert sorted(p.name for p in out.iterdir()) == ["manifest.json", "rejects.jsonl", "trajectories.parquet"]
+    assert sorted(str(p.relative_to(out)) for p in out.rglob("*") if p.is_file()) == [
+        "README.md", "global/backbone.jsonl", "global/backbone.parquet",
+        "local/caller.jsonl", "local/caller.parquet", "local/planner.jsonl", "local/planner.parquet",
+        "local/summarizer.jsonl", "local/summarizer.parquet",
+        "manifest.json", "rejects.jsonl", "trajectories.parquet",
+    ]
     manifest = json.loads((out / "manifest.json").read_text())
     assert manifest == result.manifest
     counts = manifest["counts"]

@@ -94,3 +94,66 @@ def test_compat_build_survives_unusual_chains(tmp_path: Path) -> None:
     assert not (tmp_path / "c" / "alpha_umi" / "raw_data_stage_1.json").exists()
     caller = json.loads((tmp_path / "c" / "alpha_umi" / "train_caller.json").read_text())
     assert [r["target"] for r in caller] == ['Action: echo_for_t\nAction Input: {"text": "hi"}']
+
+
+SAMPLE = Path(__file__).resolve().parents[1] / "umi_data" / "samples" / "toolbench" / "answer"
+
+
+def test_default_build_writes_role_corpora_loadable_offline(tmp_path: Path, monkeypatch) -> None:
+    import datasets
+
+    monkeypatch.setenv("HF_DATASETS_OFFLINE", "1")
+    assert main(["build", "toolbench", str(SAMPLE), "--out", str(tmp_path / "c"), "--no-progress", "--seed", "3"]) == 0
+    manifest = json.loads((tmp_path / "c" / "manifest.json").read_text())
+    assert manifest["config"]["split_seed"] == 3 and "alpha_umi" not in {p.name for p in (tmp_path / "c").iterdir()}
+    for role in EXAMPLE_ROLES:
+        loaded = datasets.load_dataset(str(tmp_path / "c"), role, split="train")
+        assert loaded.num_rows == manifest["examples"][role]["total"] > 0
+        counts = manifest["examples"][role]
+        assert counts["A"] + counts["B"] == counts["total"]
+        assert all(r["split"] == assign_split(r["instruction_id"], seed=3) for r in loaded)
+    assert isinstance(load_corpus(tmp_path / "c", "planner"), datasets.Dataset)
+
+
+def test_default_build_is_deterministic(tmp_path: Path) -> None:
+    for out in ("a", "b"):
+        assert main(["build", "toolbench", str(SAMPLE), "--out", str(tmp_path / out), "--no-progress"]) == 0
+    files = lambda d: {p.relative_to(d).as_posix(): p.read_bytes() for p in sorted(d.rglob("*")) if p.is_file()}  # noqa: E731
+    assert files(tmp_path / "a") == files(tmp_path / "b")
+
+
+@pytest.mark.parametrize("compat", [[], ["--compat", "alpha-umi"]])
+def test_test_set_turns_without_decision_are_history_only(shared_data: Path, tmp_path: Path, compat: list) -> None:
+    """The static test set has 111 assistant turns without `Next:`: both modes build it, and only
+    the 1,547 decisions become planner examples."""
+    path = shared_data / "alpha_umi" / "test" / "out_of_domain.json"
+    assert main(["build", "alpha-umi-stage2", str(path), "--out", str(tmp_path / "c"), "--no-progress", *compat]) == 0
+    examples = json.loads((tmp_path / "c" / "manifest.json").read_text())["examples"]
+    assert {role: c["total"] for role, c in examples.items() if role != "backbone"} == {"planner": 1547, "caller": 1146, "summarizer": 293}
+    # compat trains the backbone on the one `conclusion: none` (item 273); default does not
+    assert examples["backbone"]["total"] == (1547 if compat else 1546)
+
+
+def test_load_dataset_never_serves_a_stale_cache(tmp_path: Path, monkeypatch) -> None:
+    """`datasets` caches local directories by name and card YAML: two corpora called `c`, or one
+    rebuilt in place with another split seed, must still load their own rows."""
+    import datasets
+
+    monkeypatch.setenv("HF_DATASETS_OFFLINE", "1")
+    monkeypatch.setenv("HF_DATASETS_CACHE", str(tmp_path / "cache"))
+    monkeypatch.setattr(datasets.config, "HF_DATASETS_CACHE", tmp_path / "cache")
+    splits = {}
+    for seed in (1, 2, 5, 7):
+        assert main(["build", "toolbench", str(SAMPLE), "--out", str(tmp_path / "c"), "--no-progress", "--seed", str(seed)]) == 0
+        loaded = datasets.load_dataset(str(tmp_path / "c"), "planner", split="train")
+        splits[seed] = [r["split"] for r in loaded]
+        assert splits[seed] == [assign_split(r["instruction_id"], seed=seed) for r in loaded]
+    assert len(set(map(tuple, splits.values()))) > 1  # the seeds do give different splits
+    assert main(["build", "alpha-umi-stage2" if (SHARED_STAGE2).is_file() else "toolbench",
+                 str(SHARED_STAGE2 if SHARED_STAGE2.is_file() else SAMPLE / "G1_answer"),
+                 "--out", str(tmp_path / "other" / "c"), "--no-progress"]) == 0
+    other = json.loads((tmp_path / "other" / "c" / "manifest.json").read_text())["examples"]["planner"]["total"]
+    assert datasets.load_dataset(str(tmp_path / "other" / "c"), "planner", split="train").num_rows == other != len(splits[1])
+
+
+SHARED_STAGE2 = Path(__file__).resolve().parents[2] / "shared" / "data" / "alpha_umi" / "train-example" / "raw_data_stage_2.json"

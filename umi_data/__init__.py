@@ -18,6 +18,7 @@ from umi_data.core import (
     make_instruction_id,
     outcome_of,
 )
+from umi_data.corpus import load_corpus
 from umi_data.rows import read_trajectories
 
 __version__ = "0.1.0"
@@ -34,6 +35,7 @@ __all__ = [
     "TurnOrderError",
     "UserTurn",
     "check_turn_order",
+    "load_corpus",
     "make_instruction_id",
     "outcome_of",
     "read_trajectories",

@@ -8,6 +8,7 @@ from importlib import resources
 from pathlib import Path
 
 from umi_data.build import BuildConfig, ExclusionListError, build_corpus, reject_listing, summary_line
+from umi_data.export import ExportError
 from umi_data.sources import SOURCES, InputPathError, UnknownSourceError
 
 EXIT_REJECTS = 1
@@ -30,7 +31,7 @@ def _parser() -> argparse.ArgumentParser:
     build.add_argument("--exclude-test-ids", nargs="+", default=[], metavar="PATH", help=fields["exclude_test_ids"].description)
     build.add_argument("--strict", action="store_true", help=fields["strict"].description)
     build.add_argument("--compat", choices=["alpha-umi"], default=None, help=fields["compat"].description)
-    build.add_argument("--split-seed", type=int, default=fields["split_seed"].default, metavar="N", help=fields["split_seed"].description)
+    build.add_argument("--seed", "--split-seed", dest="split_seed", type=int, default=fields["split_seed"].default, metavar="N", help=fields["split_seed"].description)
     build.add_argument("--split-ratio", type=float, default=fields["split_ratio"].default, metavar="X", help=fields["split_ratio"].description)
     build.add_argument("--no-progress", action="store_true", help="no progress bar even on a terminal")
 
@@ -40,6 +41,24 @@ def _parser() -> argparse.ArgumentParser:
 
     schemas = commands.add_parser("schemas", help="write the JSON Schema documents into a directory")
     schemas.add_argument("--out", type=Path, default=Path("schemas"), metavar="DIR", help="default: ./schemas")
+
+    from umi_data.export import FORMATS
+    from umi_data.variants import VARIANTS
+
+    variants = "\n".join(f"  {v.name:<11} {v.paper_row}: {v.description}" for v in VARIANTS.values())
+    export = commands.add_parser(
+        "export", help="write one training variant of a corpus (stage1/, stage2/) for other trainers",
+        description=f"Write the training files of one of the paper's setups.\n\nvariants:\n{variants}",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    export.add_argument("corpus", metavar="DIR", type=Path, help="corpus directory written by `build`")
+    export.add_argument("--variant", required=True, choices=list(VARIANTS), help="which of the paper's training setups")
+    export.add_argument("--out", required=True, type=Path, metavar="OUT", help="directory to write (new, empty, or a previous export)")
+    export.add_argument(
+        "--format", default="jsonl", choices=FORMATS,
+        help="jsonl: example rows with all columns; trl: prompt/completion JSONL; llamafactory: alpaca JSON + dataset_info.json; "
+        "alpha-umi: the official trainer's {input, target} arrays (default: jsonl)",
+    )
 
     demo = commands.add_parser("demo", help="build a corpus from the small built-in sample and print its summary")
     demo.add_argument("--out", type=Path, default=Path("demo-out/sample-corpus"), metavar="DIR")
@@ -79,6 +98,17 @@ def cmd_schemas(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_export(args: argparse.Namespace) -> int:
+    from umi_data.export import export_variant
+
+    manifest = export_variant(args.corpus, args.variant, args.out, args.format)
+    for stage, entry in manifest["stages"].items():
+        files = ", ".join(f"{f['path']} ({f['rows']} examples, {f['instructions']} instructions)" for f in entry["files"].values())
+        print(f"{stage} (from {entry['init']}, split {entry['split']}): {files}")
+    print(f"variant {manifest['variant']} ({manifest['paper_row']}), format {manifest['format']} -> {args.out}")
+    return 0
+
+
 def cmd_demo(args: argparse.Namespace) -> int:
     sample = resources.files("umi_data") / "samples" / "toolbench" / "answer"
     config = BuildConfig(source="toolbench", inputs=[str(sample)])
@@ -90,11 +120,13 @@ def cmd_demo(args: argparse.Namespace) -> int:
     print(f"  hallucinated calls: {counts['hallucinated_calls']}")
     if result.rejects:
         print("  rejects:\n" + reject_listing(result))
-    print(f"  files: {', '.join(sorted(result.manifest['files']))} and manifest.json in {result.out}")
+    examples = result.manifest["examples"]
+    print("  role examples: " + ", ".join(f"{role} {c['total']} (A {c['A']}, B {c['B']})" for role, c in examples.items()))
+    print(f"  corpus: {result.out} ({len(result.manifest['files'])} files and manifest.json)")
     return 0
 
 
-COMMANDS = {"build": cmd_build, "validate": cmd_validate, "schemas": cmd_schemas, "demo": cmd_demo}
+COMMANDS = {"build": cmd_build, "validate": cmd_validate, "schemas": cmd_schemas, "export": cmd_export, "demo": cmd_demo}
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -105,7 +137,7 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     try:
         return COMMANDS[args.command](args)
-    except (InputPathError, UnknownSourceError, ExclusionListError, OSError) as exc:
+    except (InputPathError, UnknownSourceError, ExclusionListError, ExportError, OSError) as exc:
         print(f"python -m umi_data {args.command}: error: {exc}", file=sys.stderr)
         return EXIT_USAGE
 

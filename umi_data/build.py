@@ -8,7 +8,6 @@ what was read, and the manifest (written last) says so.
 from __future__ import annotations
 
 import hashlib
-from contextlib import nullcontext
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -18,7 +17,8 @@ from pydantic import BaseModel, ConfigDict, Field
 
 import umi_data
 from umi_data.core import Reject, Trajectory
-from umi_data.corpus import AlphaUmiCompatRenderer, RoleCorpusWriter, dataset_card
+from umi_data.corpus import RoleCorpusWriter, dataset_card
+from umi_data.render import AlphaUmiCompatRenderer, DefaultRenderer
 from umi_data.examples import DEFAULT_SPLIT_RATIO, DEFAULT_SPLIT_SEED
 from umi_data.rows import TRAJECTORY_SCHEMA, rows_to_table, trajectory_to_row
 from umi_data.sources import discover_files, get_source, read_source
@@ -125,9 +125,12 @@ def build_corpus(config: BuildConfig, out: Path, progress: bool | None = None) -
     def on_file(file: InputFile, data: bytes) -> None:
         inputs.append({"file": file.name, "sha256": hashlib.sha256(data).hexdigest(), "bytes": len(data)})
 
-    records = read_source(source, _progress(files, progress), {"exclude_query_ids": excluded}, on_file)
+    options = {"exclude_query_ids": excluded}
+    if config.compat == "alpha-umi":
+        options["exclude_ids_any_group"] = frozenset(query_id for _, query_id in excluded)
+    records = read_source(source, _progress(files, progress), options, on_file)
     roles = _role_writer(config, out)
-    with atomic_path(out / TRAJECTORIES) as traj_tmp, atomic_open(out / REJECTS) as reject_handle, roles or nullcontext():
+    with atomic_path(out / TRAJECTORIES) as traj_tmp, atomic_open(out / REJECTS) as reject_handle, roles:
         parquet = ParquetBatchWriter(traj_tmp, TRAJECTORY_SCHEMA, rows_to_table)
         reject_lines = JsonlWriter(reject_handle)
         try:
@@ -140,15 +143,13 @@ def build_corpus(config: BuildConfig, out: Path, progress: bool | None = None) -
                     reject_lines.write(item.model_dump(mode="json"))
                 else:
                     parquet.write(row)
-                    if roles is not None:
-                        roles.add(item)
+                    roles.add(item)
         finally:
             parquet.close()
     manifest = _manifest(config, stats, inputs, exclusion_entries, out, roles)
-    if roles is not None:
-        with atomic_open(out / CARD, "w") as handle:
-            handle.write(dataset_card(manifest))
-        manifest["files"][CARD] = file_entry(out / CARD)
+    with atomic_open(out / CARD, "w") as handle:
+        handle.write(dataset_card(manifest))
+    manifest["files"][CARD] = file_entry(out / CARD)
     write_json(out / MANIFEST, manifest)
     return BuildResult(out, manifest, rejects)
 
@@ -172,16 +173,13 @@ def _progress(files: list[InputFile], enabled: bool | None) -> Any:
     return tqdm(files, desc="reading", unit="file", disable=None if enabled is None else not enabled, leave=False)
 
 
-def _role_writer(config: BuildConfig, out: Path) -> RoleCorpusWriter | None:
-    """Role corpora are rendered in compat mode for now; the bug-fixed default renderer is
-    still to come (issue #3), so a default build writes trajectories only."""
-    if config.compat is None:
-        return None
-    return RoleCorpusWriter(out, AlphaUmiCompatRenderer(), config.split_seed, config.split_ratio)
+def _role_writer(config: BuildConfig, out: Path) -> RoleCorpusWriter:
+    render = AlphaUmiCompatRenderer() if config.compat == "alpha-umi" else DefaultRenderer()
+    return RoleCorpusWriter(out, render, config.split_seed, config.split_ratio)
 
 
 def _manifest(
-    config: BuildConfig, stats: BuildStats, inputs: list, exclusions: list, out: Path, roles: RoleCorpusWriter | None
+    config: BuildConfig, stats: BuildStats, inputs: list, exclusions: list, out: Path, roles: RoleCorpusWriter
 ) -> dict[str, Any]:
     manifest = {
         "kind": "umi-corpus",
@@ -195,9 +193,8 @@ def _manifest(
             REJECTS: file_entry(out / REJECTS, rows=stats.read - stats.accepted),
         },
     }
-    if roles is not None:
-        manifest["examples"] = roles.manifest_counts()
-        manifest["files"].update(roles.file_entries())
+    manifest["examples"] = roles.manifest_counts()
+    manifest["files"].update(roles.file_entries())
     return manifest
 
 

@@ -10,71 +10,20 @@ from __future__ import annotations
 from collections import Counter
 from contextlib import ExitStack
 from pathlib import Path
-from typing import IO, Any, Callable, Literal
+from typing import Any
 
-import orjson
 import pyarrow as pa
 
 from umi_data.core import Trajectory
+from umi_data.render import RenderFn
 from umi_data.examples import EXAMPLE_ROLES, EXAMPLE_SCHEMA, ROLE_PATHS, RoleExample, assign_split, example_id
-from umi_data.write import JsonlWriter, ParquetBatchWriter, atomic_open, atomic_path, file_entry
+from umi_data.write import JsonArrayWriter, JsonlWriter, ParquetBatchWriter, atomic_open, atomic_path, file_entry
 
-Compat = Literal["alpha-umi"] | None
-#: What rendering one trajectory gives: its (role, input, target) triples in order, and records
-#: for official-format files by file name (empty outside compat mode).
-Rendered = tuple[list[tuple[str, str, str]], dict[str, list[dict[str, Any]]]]
-RenderFn = Callable[[Trajectory], Rendered]
 ALPHA_UMI_DIR = "alpha_umi"
-
-
-class AlphaUmiCompatRenderer:
-    """The official α-UMi preprocessing, one trajectory at a time, in input order.
-
-    Stateful on purpose: the official loop's stale backbone input of give-up steps carries over
-    from the previous record, so records must come in the order the official scripts see them.
-    Writes `raw_data_stage_1` (only for sources that carry the ToolBench chain), `raw_data_stage_2`
-    and the four `train_*` files."""
-
-    def __init__(self, family: str = "toolbench") -> None:
-        self.family = family
-        self._last_backbone_input: str | None = None
-
-    def __call__(self, trajectory: Trajectory) -> Rendered:
-        from umi_data.compat import can_rebuild_stage1, stage1_record, stage2_record
-        from umi_data.compat_train import training_records
-
-        official: dict[str, list[dict[str, Any]]] = {}
-        if can_rebuild_stage1(trajectory):
-            official["raw_data_stage_1"] = [stage1_record(trajectory)]
-        stage2 = stage2_record(trajectory)
-        official["raw_data_stage_2"] = [stage2]
-        files = training_records(stage2, self.family, stale_backbone_input=self._last_backbone_input)
-        if files["backbone"]:
-            self._last_backbone_input = files["backbone"][-1]["input"]
-        examples = []
-        for role, records in files.items():
-            official[f"train_{role}"] = records
-            examples.extend((role, record["input"], record["target"]) for record in records)
-        return examples, official
 
 
 def _examples_table(rows: list[dict[str, Any]]) -> pa.Table:
     return pa.Table.from_pylist(rows, schema=EXAMPLE_SCHEMA)
-
-
-class JsonArrayWriter:
-    """Streams a JSON array (one element per line) so large official files need no buffering."""
-
-    def __init__(self, handle: IO[bytes]) -> None:
-        self.handle, self.rows = handle, 0
-        handle.write(b"[")
-
-    def write(self, value: Any) -> None:
-        self.handle.write((b",\n" if self.rows else b"\n") + orjson.dumps(value))
-        self.rows += 1
-
-    def close(self) -> None:
-        self.handle.write(b"\n]\n" if self.rows else b"]\n")
 
 
 class RoleCorpusWriter:
@@ -169,7 +118,12 @@ def dataset_card(manifest: dict[str, Any]) -> str:
     configs = [("trajectories", "trajectories.parquet")] + [(role, f"{ROLE_PATHS[role]}.parquet") for role in EXAMPLE_ROLES]
     lines = ["---", "configs:"]
     for name, path in configs:
-        lines += [f"- config_name: {name}", "  data_files:", "  - split: train", f"    path: {path}"]
+        # `datasets` keys its cache of a local directory by the directory's name and this YAML
+        # only (not the files' contents or times): without the file's hash here, a rebuilt corpus,
+        # or another corpus directory of the same name, loads stale cached rows.
+        fingerprint = manifest["files"][path]["sha256"]
+        lines += [f"- config_name: {name}", f"  description: 'umi {name} corpus, sha256 {fingerprint}'",
+                  "  data_files:", "  - split: train", f"    path: {path}"]
     counts, examples = manifest["counts"], manifest.get("examples", {})
     lines += ["---", "", "# umi corpus", "", f"Built by umi {manifest['umi_version']} from source `{manifest['config']['source']}`"
               + (f" in compat mode `{manifest['config']['compat']}`" if manifest["config"].get("compat") else "") + ".", "",

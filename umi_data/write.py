@@ -98,3 +98,18 @@ class ParquetBatchWriter:
     def close(self) -> None:
         self.flush()
         self._writer.close()
+
+
+class JsonArrayWriter:
+    """Streams a JSON array (one element per line) so large official files need no buffering."""
+
+    def __init__(self, handle: IO[bytes]) -> None:
+        self.handle, self.rows = handle, 0
+        handle.write(b"[")
+
+    def write(self, value: Any) -> None:
+        self.handle.write((b",\n" if self.rows else b"\n") + orjson.dumps(value))
+        self.rows += 1
+
+    def close(self) -> None:
+        self.handle.write(b"\n]\n" if self.rows else b"]\n")

@@ -40,6 +40,8 @@ from umi_data.core import (
 from umi_data.sources.base import Converted, RecordContext, Source
 
 FINISH = "Finish"
+#: The method part of the answer files written by `python -m umi_data synth`.
+SYNTHETIC_METHOD = "synthetic"
 _GROUP_DIR = re.compile(r"^(G\d+)_answer$")
 
 
@@ -60,8 +62,9 @@ def convert(record: dict[str, Any], ctx: RecordContext) -> Converted:
             "answer_generation.valid_data is false: ToolBench kept no trajectory (train_messages) for this search",
         )
     group, query_id, method = query_key(ctx.file.name)
-    if (group, query_id) in ctx.options.get("exclude_query_ids", frozenset()):
-        return ctx.reject(RejectReason.EXCLUDED_TEST_QUERY, f"query {query_id} of {group} is in the test-id exclusion list")
+    excluded_by = _exclusion(group, query_id, ctx.options)
+    if excluded_by is not None:
+        return ctx.reject(RejectReason.EXCLUDED_TEST_QUERY, f"query {query_id} of {group} {excluded_by}")
     messages = generation["train_messages"][-1]
     tools = [tool_from_function(f) for f in generation["function"] if f["name"] != FINISH]
     turns, system_prompt = messages_to_turns(messages, generation["query"], {t.name for t in tools})
@@ -78,9 +81,11 @@ def convert(record: dict[str, Any], ctx: RecordContext) -> Converted:
         "total_tokens": generation.get("total_tokens"),
         "system_prompt": system_prompt,
     }
+    # umi's synthetic world writes ToolBench answer files named `<id>_synthetic.json`.
+    source = "synthetic" if method == SYNTHETIC_METHOD else "toolbench"
     return Trajectory(
-        id=make_trajectory_id("toolbench", ctx.file.name, ctx.locator, ctx.content_hash),
-        source="toolbench",
+        id=make_trajectory_id(source, ctx.file.name, ctx.locator, ctx.content_hash),
+        source=source,
         instruction=generation["query"],
         instruction_id=make_instruction_id(generation["query"]),
         tools=tools,
@@ -88,6 +93,19 @@ def convert(record: dict[str, Any], ctx: RecordContext) -> Converted:
         outcome=outcome_of(turns),
         meta=meta,
     )
+
+
+def _exclusion(group: str | None, query_id: str, options: dict[str, Any]) -> str | None:
+    """Why this query is excluded as a test query, or None.
+
+    Query ids restart in every group, so umi keys exclusions by (group, id). The official
+    α-UMi scripts pool the ids of all groups (G1's test query `10` also excludes G2's `10`);
+    the option `exclude_ids_any_group` (set by compat builds) reproduces that."""
+    if (group, query_id) in options.get("exclude_query_ids", frozenset()):
+        return "is in the test-id exclusion list"
+    if query_id in options.get("exclude_ids_any_group", frozenset()):
+        return "shares its id with a test query of another group (ids pooled across groups, as the official scripts do)"
+    return None
 
 
 def tool_from_function(function: dict[str, Any]) -> ToolSpec:

@@ -1,0 +1,146 @@
+"""`python -m umi_data export`: one training variant of a corpus directory, for other trainers.
+
+Writes `OUT/stage1/` and/or `OUT/stage2/` (the stages of the variant, `umi_data.variants`), one
+file per model to train, and `OUT/export.json` last (what was written, from which corpus, and
+what each stage starts from). Formats:
+
+- `jsonl`: the example rows with all their columns, `<part>.jsonl`;
+- `trl`: `{"prompt", "completion"}` lines, `<part>.jsonl` (TRL's prompt-completion datasets;
+  SFTTrainer computes the loss on the completion and appends the EOS token itself);
+- `llamafactory`: alpaca-style `{"instruction", "input", "output"}` arrays, `<part>.json`, and
+  `OUT/dataset_info.json` naming each as `umi_<stage>_<part>` (use `dataset_dir: OUT`);
+- `alpha-umi`: the official trainer's `train_<part>.json` arrays of `{"input", "target"}` (the
+  two fields it trains on; the structured `tools` and `history` of compat builds are under the
+  corpus's `alpha_umi/`).
+
+Rows keep the corpus order, so the same corpus and options give the same bytes.
+"""
+
+from __future__ import annotations
+
+import shutil
+from contextlib import ExitStack
+from pathlib import Path
+from typing import Any, Callable, Iterator, Literal
+
+import pyarrow.compute as pc
+import pyarrow.parquet as pq
+
+import umi_data
+from umi_data.examples import ROLE_PATHS
+from umi_data.variants import Part, Stage, Variant, get_variant
+from umi_data.write import JsonArrayWriter, JsonlWriter, atomic_open, file_entry, sha256_file, write_json
+
+Format = Literal["jsonl", "trl", "llamafactory", "alpha-umi"]
+FORMATS: tuple[str, ...] = ("jsonl", "trl", "llamafactory", "alpha-umi")
+EXPORT_MANIFEST = "export.json"
+DATASET_INFO = "dataset_info.json"
+BATCH_ROWS = 4096
+
+
+class ExportError(ValueError):
+    """A corpus or output directory that cannot be used (a usage error)."""
+
+
+def _file_name(fmt: str, part: Part) -> str:
+    if fmt == "alpha-umi":
+        return f"train_{part.name}.json"
+    return f"{part.name}.json" if fmt == "llamafactory" else f"{part.name}.jsonl"
+
+
+_RECORD: dict[str, Callable[[dict[str, Any]], dict[str, Any]]] = {
+    "jsonl": lambda row: row,
+    "trl": lambda row: {"prompt": row["input"], "completion": row["target"]},
+    "llamafactory": lambda row: {"instruction": row["input"], "input": "", "output": row["target"]},
+    "alpha-umi": lambda row: {"input": row["input"], "target": row["target"]},
+}
+
+
+def export_variant(corpus: Path, variant_name: str, out: Path, fmt: str = "jsonl") -> dict[str, Any]:
+    """Write one variant of `corpus` into `out` and return the export manifest."""
+    variant = get_variant(variant_name)
+    if fmt not in FORMATS:
+        raise ExportError(f"unknown format {fmt!r}; choose one of: {', '.join(FORMATS)}")
+    corpus_manifest = _corpus_manifest(corpus)
+    _prepare(out)
+    stages = {stage.name: _write_stage(corpus, stage, out, fmt) for stage in variant.stages}
+    manifest = {
+        "kind": "umi-export",
+        "umi_version": umi_data.__version__,
+        "variant": variant.name,
+        "paper_row": variant.paper_row,
+        "description": variant.description,
+        "format": fmt,
+        "corpus": {"path": str(corpus), "manifest_sha256": corpus_manifest},
+        "stages": stages,
+    }
+    if fmt == "llamafactory":
+        write_json(out / DATASET_INFO, _dataset_info(variant))
+    write_json(out / EXPORT_MANIFEST, manifest)
+    return manifest
+
+
+def _corpus_manifest(corpus: Path) -> str:
+    manifest = corpus / "manifest.json"
+    if not manifest.is_file():
+        raise ExportError(f"{corpus}: not a complete corpus directory (no manifest.json); build one with `python -m umi_data build`")
+    for path in ROLE_PATHS.values():
+        if not (corpus / f"{path}.parquet").is_file():
+            raise ExportError(f"{corpus}: {path}.parquet is missing; rebuild the corpus with this version of umi")
+    return sha256_file(manifest)
+
+
+def _prepare(out: Path) -> None:
+    """Clear a previous export in `out` (only what an export writes); refuse other content."""
+    if out.exists() and any(out.iterdir()) and not (out / EXPORT_MANIFEST).is_file():
+        raise ExportError(f"{out}: exists, is not empty and holds no {EXPORT_MANIFEST}; choose a new or empty --out")
+    (out / EXPORT_MANIFEST).unlink(missing_ok=True)  # incomplete until the new one lands
+    for name in ("stage1", "stage2"):
+        shutil.rmtree(out / name, ignore_errors=True)
+    (out / DATASET_INFO).unlink(missing_ok=True)
+
+
+def _write_stage(corpus: Path, stage: Stage, out: Path, fmt: str) -> dict[str, Any]:
+    files = {}
+    for part in stage.parts:
+        relative = f"{stage.name}/{_file_name(fmt, part)}"
+        rows, instructions = _write_part(corpus, part, stage.split, out / relative, fmt)
+        files[part.name] = {"path": relative, "roles": list(part.roles), **file_entry(out / relative, rows=rows, instructions=instructions)}
+    return {"init": stage.init, "split": stage.split or "all", "files": files}
+
+
+def _write_part(corpus: Path, part: Part, split: str | None, path: Path, fmt: str) -> tuple[int, int]:
+    to_record, instructions = _RECORD[fmt], set()
+    with ExitStack() as stack:
+        handle = stack.enter_context(atomic_open(path))
+        writer = JsonArrayWriter(handle) if fmt in ("llamafactory", "alpha-umi") else JsonlWriter(handle)
+        for role in part.roles:
+            for row in _rows(corpus / f"{ROLE_PATHS[role]}.parquet", split):
+                instructions.add(row["instruction_id"])
+                writer.write(to_record(row))
+        if isinstance(writer, JsonArrayWriter):
+            writer.close()
+    return writer.rows, len(instructions)
+
+
+def _rows(path: Path, split: str | None) -> Iterator[dict[str, Any]]:
+    for batch in pq.ParquetFile(path).iter_batches(batch_size=BATCH_ROWS):
+        if split is not None:
+            batch = batch.filter(pc.equal(batch.column("split"), split))
+        yield from batch.to_pylist()
+
+
+def _dataset_info(variant: Variant) -> dict[str, Any]:
+    """LLaMA-Factory's dataset registry: one alpaca-format dataset per exported file."""
+    return {
+        f"umi_{stage.name}_{part.name}": {
+            "file_name": f"{stage.name}/{_file_name('llamafactory', part)}",
+            "formatting": "alpaca",
+            "columns": {"prompt": "instruction", "query": "input", "response": "output"},
+        }
+        for stage in variant.stages
+        for part in stage.parts
+    }
+
+
+__all__ = ["FORMATS", "ExportError", "export_variant"]
