@@ -8,7 +8,9 @@ from importlib import resources
 from pathlib import Path
 
 from umi_data.build import BuildConfig, ExclusionListError, build_corpus, reject_listing, summary_line
+from umi_data.duck import CorpusNotFoundError
 from umi_data.export import ExportError
+from umi_data.query import QueryError
 from umi_data.sources import SOURCES, InputPathError, UnknownSourceError
 
 EXIT_REJECTS = 1
@@ -60,6 +62,18 @@ def _parser() -> argparse.ArgumentParser:
         "alpha-umi: the official trainer's {input, target} arrays (default: jsonl)",
     )
 
+    query = commands.add_parser(
+        "query", help="run SQL over corpus directories (views: trajectories, turns, tool_calls, tools, examples, rejects)",
+        description="Run one SQL statement over DuckDB views of one or more corpus directories. Views: trajectories, "
+        "turns, tool_calls, tools, examples, rejects (each with a `corpus` column). Recipes: docs/recipes.md.",
+    )
+    query.add_argument("args", metavar="DIR... SQL", nargs="+", help="corpus directories, then the SQL (the last argument)")
+    query.add_argument("--format", choices=["table", "csv", "json"], default="table",
+                       help="table (aligned text), csv, or json (one array of row objects); default: table")
+
+    card = commands.add_parser("card", help="(re)write the data card of a corpus directory: README.md and card/")
+    card.add_argument("corpus", metavar="DIR", type=Path, help="corpus directory written by `build`")
+
     demo = commands.add_parser("demo", help="build a corpus from the small built-in sample and print its summary")
     demo.add_argument("--out", type=Path, default=Path("demo-out/sample-corpus"), metavar="DIR")
     return parser
@@ -109,6 +123,25 @@ def cmd_export(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_query(args: argparse.Namespace) -> int:
+    from umi_data.query import run_query
+
+    if len(args.args) < 2:
+        print("python -m umi_data query: error: give at least one corpus directory, then the SQL", file=sys.stderr)
+        return EXIT_USAGE
+    *directories, sql = args.args
+    sys.stdout.write(run_query(directories, sql, args.format))
+    return 0
+
+
+def cmd_card(args: argparse.Namespace) -> int:
+    from umi_data.build import rewrite_card
+
+    for path in rewrite_card(args.corpus):
+        print(path)
+    return 0
+
+
 def cmd_demo(args: argparse.Namespace) -> int:
     sample = resources.files("umi_data") / "samples" / "toolbench" / "answer"
     config = BuildConfig(source="toolbench", inputs=[str(sample)])
@@ -126,7 +159,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
     return 0
 
 
-COMMANDS = {"build": cmd_build, "validate": cmd_validate, "schemas": cmd_schemas, "export": cmd_export, "demo": cmd_demo}
+COMMANDS = {"build": cmd_build, "validate": cmd_validate, "schemas": cmd_schemas, "export": cmd_export, "query": cmd_query, "card": cmd_card, "demo": cmd_demo}
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -137,7 +170,7 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     try:
         return COMMANDS[args.command](args)
-    except (InputPathError, UnknownSourceError, ExclusionListError, ExportError, OSError) as exc:
+    except (InputPathError, UnknownSourceError, ExclusionListError, ExportError, CorpusNotFoundError, QueryError, OSError) as exc:
         print(f"python -m umi_data {args.command}: error: {exc}", file=sys.stderr)
         return EXIT_USAGE
 

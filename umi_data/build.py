@@ -13,13 +13,16 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal, Sequence
 
+import orjson
 from pydantic import BaseModel, ConfigDict, Field
 
 import umi_data
+from umi_data.card import write_card
 from umi_data.core import Reject, Trajectory
-from umi_data.corpus import RoleCorpusWriter, dataset_card
-from umi_data.render import AlphaUmiCompatRenderer, DefaultRenderer
+from umi_data.corpus import RoleCorpusWriter
+from umi_data.duck import CorpusNotFoundError
 from umi_data.examples import DEFAULT_SPLIT_RATIO, DEFAULT_SPLIT_SEED
+from umi_data.render import AlphaUmiCompatRenderer, DefaultRenderer
 from umi_data.rows import TRAJECTORY_SCHEMA, rows_to_table, trajectory_to_row
 from umi_data.sources import discover_files, get_source, read_source
 from umi_data.sources.base import InputFile, InputPathError, RecordContext, load_json, too_deep
@@ -28,7 +31,6 @@ from umi_data.write import JsonlWriter, ParquetBatchWriter, atomic_open, atomic_
 TRAJECTORIES = "trajectories.parquet"
 REJECTS = "rejects.jsonl"
 MANIFEST = "manifest.json"
-CARD = "README.md"
 MAX_REJECTS_KEPT = 1000  # in memory, for the CLI's listing; rejects.jsonl has them all
 
 
@@ -147,9 +149,7 @@ def build_corpus(config: BuildConfig, out: Path, progress: bool | None = None) -
         finally:
             parquet.close()
     manifest = _manifest(config, stats, inputs, exclusion_entries, out, roles)
-    with atomic_open(out / CARD, "w") as handle:
-        handle.write(dataset_card(manifest))
-    manifest["files"][CARD] = file_entry(out / CARD)
+    manifest["files"].update(write_card(out, manifest))
     write_json(out / MANIFEST, manifest)
     return BuildResult(out, manifest, rejects)
 
@@ -196,6 +196,18 @@ def _manifest(
     manifest["examples"] = roles.manifest_counts()
     manifest["files"].update(roles.file_entries())
     return manifest
+
+
+def rewrite_card(directory: Path) -> list[Path]:
+    """Write the data card of an existing corpus again and update the manifest's file entries."""
+    manifest_path = directory / MANIFEST
+    if not manifest_path.is_file():
+        raise CorpusNotFoundError(f"{directory}: not a complete corpus directory (no manifest.json); build one with `python -m umi_data build`")
+    manifest = orjson.loads(manifest_path.read_bytes())
+    entries = write_card(directory, manifest)
+    manifest["files"].update(entries)
+    write_json(manifest_path, manifest)
+    return [directory / name for name in entries]
 
 
 def summary_line(result: BuildResult) -> str:

@@ -110,24 +110,3 @@ def load_corpus(directory: str | Path, role: str) -> Any:
     if not path.is_file():
         raise FileNotFoundError(f"{path}: not found; is {directory} a corpus directory built by `python -m umi_data build`?")
     return datasets.Dataset.from_parquet(str(path))
-
-
-def dataset_card(manifest: dict[str, Any]) -> str:
-    """A minimal HF dataset card: the YAML `configs` that make `datasets.load_dataset(DIR, role)`
-    work, and the counts. (`python -m umi_data card` will grow it into the full data card.)"""
-    configs = [("trajectories", "trajectories.parquet")] + [(role, f"{ROLE_PATHS[role]}.parquet") for role in EXAMPLE_ROLES]
-    lines = ["---", "configs:"]
-    for name, path in configs:
-        # `datasets` keys its cache of a local directory by the directory's name and this YAML
-        # only (not the files' contents or times): without the file's hash here, a rebuilt corpus,
-        # or another corpus directory of the same name, loads stale cached rows.
-        fingerprint = manifest["files"][path]["sha256"]
-        lines += [f"- config_name: {name}", f"  description: 'umi {name} corpus, sha256 {fingerprint}'",
-                  "  data_files:", "  - split: train", f"    path: {path}"]
-    counts, examples = manifest["counts"], manifest.get("examples", {})
-    lines += ["---", "", "# umi corpus", "", f"Built by umi {manifest['umi_version']} from source `{manifest['config']['source']}`"
-              + (f" in compat mode `{manifest['config']['compat']}`" if manifest["config"].get("compat") else "") + ".", "",
-              f"Trajectories: read {counts['read']}, accepted {counts['accepted']}, rejected {counts['rejected']}.", "",
-              "| role | examples | split A | split B |", "|---|---|---|---|"]
-    lines += [f"| {role} | {c['total']} | {c['A']} | {c['B']} |" for role, c in examples.items()]
-    return "\n".join(lines) + "\n"
