@@ -73,12 +73,13 @@ def short_form_tool(tool: ToolSpec) -> dict[str, Any]:
 
 
 def _short_form_argument(tool_name: str, arg: str, spec: Any) -> str:
+    """`"<type>, <description>"`; the official script reads `type` unguarded (every ToolBench
+    argument has one). umi writes `any` for a schema without a string `type` rather than fail
+    the whole build on one tool."""
     kind = spec.get("type") if isinstance(spec, dict) else None
     if not isinstance(kind, str):
-        raise ValueError(
-            f"tool {tool_name!r}, argument {arg!r}: the α-UMi short form needs a string 'type', got {kind!r}"
-        )
-    if "description" not in spec:
+        kind = "any"
+    if not isinstance(spec, dict) or "description" not in spec:
         return kind
     return f"{kind}, {str(spec['description'])[-ARG_DESCRIPTION_CHARS:]}"
 

@@ -218,6 +218,9 @@ class RejectReason(StrEnum):
     EXCLUDED_TEST_QUERY = "excluded_test_query"  # in the test-id exclusion list
     BAD_TURN_ORDER = "bad_turn_order"  # converted turns break the protocol
     NO_DECISION = "no_decision"  # nothing but the user's message: nothing to learn from
+    RUN_ERROR = "run_error"  # the source stored a failed run (an exception, a parse failure) instead of a trajectory
+    NO_TOOL_CALL = "no_tool_call"  # the run answered without calling any tool (ToolAlpaca: empty intermediate_steps)
+    INVENTED_DIALOGUE = "invented_dialogue"  # the model wrote turns not its own (user turns, observations) that cannot be cut off
 
 
 class Reject(_Model):

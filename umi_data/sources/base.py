@@ -4,6 +4,12 @@ turns each record into a `Trajectory` or a `Reject`.
 
 A source module only says how to split a parsed file into records and how to convert one
 valid record (`Source`); everything that can go wrong with the bytes is handled here once.
+
+Most records are one task attempt. Some formats nest several attempts in one record (a ToolAlpaca
+API entry holds one run per instruction in `Instances`): their `convert` returns an iterable with
+one item per attempt, each located by its own context (`RecordContext.item`, locator
+`$[3].Instances[2]`) and converted through `convert_guarded`, so one bad attempt rejects only
+itself and accepted + rejected still counts attempts, not records.
 """
 
 from __future__ import annotations
@@ -54,6 +60,12 @@ class RecordContext:
     def reject(self, reason: RejectReason, detail: str) -> Reject:
         return Reject(source_file=self.file.name, locator=self.locator, reason=reason, detail=detail)
 
+    def item(self, suffix: str, content_hash: str) -> "RecordContext":
+        """The context of one item nested in this record (`suffix` like ".Instances[2]"), with
+        the hash of what identifies that item, so its trajectory id does not move when a
+        sibling item changes."""
+        return RecordContext(self.file, self.locator + suffix, content_hash, self.options)
+
 
 Converted = Trajectory | Reject
 
@@ -63,12 +75,13 @@ class Source:
     """A source format. `records_per_file` is "one" (the file is the record) or "list" (the file
     is a JSON array of records); `schema` names the raw-format schema in `umi_data/schemas/sources`,
     whose `$defs/record` describes one record; `convert` turns a schema-valid record into a
-    trajectory or a reject."""
+    trajectory or a reject, or, for records that nest several task attempts, an iterable of
+    them (one per attempt, see the module docstring)."""
 
     name: str
     schema: str
     records_per_file: str
-    convert: Callable[[Any, RecordContext], Converted]
+    convert: Callable[[Any, RecordContext], Converted | Iterable[Converted]]
     description: str = ""
     suffixes: tuple[str, ...] = (".json",)
 
@@ -174,8 +187,8 @@ def raw_schema(name: str) -> dict[str, Any]:
 @cache
 def _validator(name: str, part: str) -> jsonschema.protocols.Validator:
     schema = raw_schema(name)
-    if part == "record":
-        schema = {"$ref": "#/$defs/record", "$defs": schema["$defs"]}
+    if part != "file":
+        schema = {"$ref": f"#/$defs/{part}", "$defs": schema["$defs"]}
     cls = jsonschema.validators.validator_for(schema)
     return cls(schema)
 
@@ -189,7 +202,8 @@ class SchemaError:
 
 def schema_errors(value: Any, schema_name: str, part: str = "file", prefix: str = "$") -> list[SchemaError]:
     """All violations of a raw-format schema, sorted by path. `part` is "file" (the whole
-    document) or "record" (one record, with paths under `prefix`)."""
+    document), or the name of one of its `$defs` ("record": one record; a source may check
+    smaller parts such as one nested item) with paths under `prefix`."""
     errors = []
     for error in _validator(schema_name, part).iter_errors(value):
         path = prefix + error.json_path[1:]
@@ -255,7 +269,7 @@ def _read_records(source: Source, file: InputFile, loaded: Loaded, options: dict
     value = loaded.value
     if source.records_per_file == "one":
         ctx = RecordContext(file, "$", hashlib.sha256(loaded.data).hexdigest(), options)
-        yield convert_record(source, value, ctx)
+        yield from convert_record(source, value, ctx)
         return
     if not isinstance(value, list):
         yield Reject(
@@ -270,21 +284,32 @@ def _read_records(source: Source, file: InputFile, loaded: Loaded, options: dict
         except TypeError:  # orjson: "Recursion limit reached"
             yield too_deep(ctx)
             continue
-        yield convert_record(source, record, RecordContext(file, ctx.locator, digest, options))
+        yield from convert_record(source, record, RecordContext(file, ctx.locator, digest, options))
 
 
 def too_deep(ctx: RecordContext) -> Reject:
     return ctx.reject(RejectReason.WRONG_SHAPE, f"{ctx.locator}: nested more than {MAX_STORABLE_DEPTH} levels deep")
 
 
-def convert_record(source: Source, record: Any, ctx: RecordContext) -> Converted:
-    """Schema-check one record, then convert it; a converted trajectory that breaks the turn
-    protocol becomes a `bad_turn_order` reject naming the turn."""
+def convert_record(source: Source, record: Any, ctx: RecordContext) -> Iterator[Converted]:
+    """Schema-check one record, then convert it into its trajectories and rejects (one for most
+    sources, one per nested attempt for the others)."""
     errors = schema_errors(record, source.schema, "record", ctx.locator)
     if errors:
-        return errors_to_reject(errors, ctx)
+        yield errors_to_reject(errors, ctx)
+        return
+    converted = convert_guarded(source.convert, record, ctx)
+    if isinstance(converted, (Trajectory, Reject)):
+        yield converted
+    else:
+        yield from converted
+
+
+def convert_guarded(convert: Callable[[Any, RecordContext], Any], value: Any, ctx: RecordContext) -> Any:
+    """`convert(value, ctx)`, with a converted trajectory that fails validation turned into a
+    reject at `ctx.locator`: `bad_turn_order` naming the turn, else `wrong_type`."""
     try:
-        return source.convert(record, ctx)
+        return convert(value, ctx)
     except ValidationError as exc:
         return _validation_reject(exc, ctx)
 
