@@ -11,7 +11,7 @@ STAMP  := $(VENV)/.umi-installed
 export HF_HUB_OFFLINE = 1
 export HF_DATASETS_OFFLINE = 1
 
-.PHONY: install test demo schemas clean
+.PHONY: install test demo schemas data-cards clean
 
 install: $(STAMP)
 
@@ -31,6 +31,9 @@ demo: $(STAMP)
 
 schemas: $(STAMP)
 	$(PY) -m umi_data schemas
+
+data-cards: $(STAMP)
+	$(PY) -m umi_data.data_cards
 
 clean:
 	rm -rf $(VENV) build *.egg-info .pytest_cache

@@ -12,6 +12,7 @@ from umi_data.duck import CorpusNotFoundError
 from umi_data.export import ExportError
 from umi_data.query import QueryError
 from umi_data.sources import SOURCES, InputPathError, UnknownSourceError
+from umi_data.synth import cli as synth_cli
 
 EXIT_REJECTS = 1
 EXIT_USAGE = 2
@@ -73,6 +74,8 @@ def _parser() -> argparse.ArgumentParser:
 
     card = commands.add_parser("card", help="(re)write the data card of a corpus directory: README.md and card/")
     card.add_argument("corpus", metavar="DIR", type=Path, help="corpus directory written by `build`")
+
+    synth_cli.add_parser(commands)
 
     demo = commands.add_parser("demo", help="build a corpus from the small built-in sample and print its summary")
     demo.add_argument("--out", type=Path, default=Path("demo-out/sample-corpus"), metavar="DIR")
@@ -159,7 +162,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
     return 0
 
 
-COMMANDS = {"build": cmd_build, "validate": cmd_validate, "schemas": cmd_schemas, "export": cmd_export, "query": cmd_query, "card": cmd_card, "demo": cmd_demo}
+COMMANDS = {"build": cmd_build, "validate": cmd_validate, "schemas": cmd_schemas, "export": cmd_export, "query": cmd_query, "card": cmd_card, "synth": synth_cli.run, "demo": cmd_demo}
 
 
 def main(argv: list[str] | None = None) -> int:

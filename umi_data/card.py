@@ -69,7 +69,7 @@ def _front_matter(manifest: dict[str, Any], numbers: dict[str, Any]) -> list[str
     licenses = {SOURCE_LICENSES.get(source, "other") for source in sources}
     lines = [
         "---",
-        f"pretty_name: umi corpus ({manifest['config']['source']})",
+        f"pretty_name: umi corpus ({', '.join(sources)})",
         f"license: {licenses.pop() if len(licenses) == 1 else 'other'}",
         "size_categories:",
         f"- {_size_category(numbers['counts']['trajectories'])}",
@@ -100,7 +100,7 @@ def _body(manifest: dict[str, Any], numbers: dict[str, Any]) -> list[str]:
     config, counts = manifest["config"], manifest["counts"]
     mode = f"compat mode `{config['compat']}` (the official α-UMi preprocessing, quirks included)" if config.get("compat") else "umi's default mode (the official preprocessing's bugs fixed; see docs/differences.md)"
     lines = [
-        f"# umi corpus: {config['source']}",
+        f"# umi corpus: {', '.join(sorted(numbers['counts']['by_source']) or [config['source']])}",
         "",
         "Tool-use trajectories as typed records, and the role corpora of the α-UMi planner / caller /"
         " summarizer agents (\"Small LLMs Are Weak Tool Learners: A Multi-LLM Agent\"): the global corpus"
@@ -197,7 +197,8 @@ def _plot_lengths(frames: dict[str, pl.DataFrame], path: Path) -> None:
         if part.height:
             # Log-spaced bins: targets (tens of characters) and inputs (thousands) both stay readable.
             top = max(int(part["input_chars"].max()), int(part["target_chars"].max()), 10)
-            bins = [10 ** (i * math.log10(top + 1) / 40) for i in range(41)]
+            low = max(min(int(part["input_chars"].min()), int(part["target_chars"].min())), 1) * 0.8
+            bins = [low * (top * 1.01 / low) ** (i / 40) for i in range(41)]
             for column, label in (("input_chars", "input"), ("target_chars", "target")):
                 # one `stairs` artist per series instead of 40 bar patches: 4x faster to draw
                 heights, edges = numpy.histogram([max(v, 1) for v in part[column].to_list()], bins=bins)
