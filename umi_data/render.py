@@ -172,9 +172,14 @@ def default_conversation(trajectory: Trajectory) -> tuple[list[dict[str, Any]], 
 
     Unlike the official stage 2 it keeps thoughts that decide nothing (history, not examples),
     the observation's error text, and the decoded text of cut observations."""
+    return turns_conversation(trajectory.turns)
+
+
+def turns_conversation(turns: Sequence[Any]) -> tuple[list[dict[str, Any]], frozenset[int]]:
+    """`default_conversation` of a turn list (also what umi's agent loop shows its models)."""
     conversation: list[dict[str, Any]] = []
     hallucinated: set[int] = set()
-    for turn in trajectory.turns:
+    for turn in turns:
         if isinstance(turn, PlannerTurn) and turn.next is None and not turn.thought.strip():
             continue  # an empty message that decides nothing says nothing
         if isinstance(turn, CallerTurn) and turn.hallucinated:
@@ -252,5 +257,5 @@ def _examples(records: dict[str, list[dict[str, Any]]]) -> list[tuple[str, str, 
 
 __all__ = [
     "OFFICIAL", "FIXED", "RenderPolicy", "role_records", "backbone_target", "observation_text",
-    "default_conversation", "family_for", "DefaultRenderer", "AlphaUmiCompatRenderer",
+    "default_conversation", "turns_conversation", "family_for", "DefaultRenderer", "AlphaUmiCompatRenderer",
 ]

@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-from umi_data.sources import alpha_umi, toolalpaca, toolbench
+from umi_data.sources import agent_run, alpha_umi, toolalpaca, toolbench
 from umi_data.sources.base import InputFile, InputPathError, Source, discover_files, read_source
 
 SOURCES: dict[str, Source] = {
-    source.name: source for source in (toolbench.SOURCE, alpha_umi.STAGE1, alpha_umi.STAGE2, toolalpaca.SOURCE)
+    source.name: source for source in (toolbench.SOURCE, alpha_umi.STAGE1, alpha_umi.STAGE2, toolalpaca.SOURCE, agent_run.SOURCE)
 }
 
 

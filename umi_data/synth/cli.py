@@ -105,7 +105,8 @@ def _write_answer_files(directory: Path, n: int, seed: int, tasks_handle: Any, s
         data = answer_file_bytes(item.record)
         with open(directory / answer_file_name(item.task), "wb") as handle:
             handle.write(data)
-        tasks_handle.write(orjson.dumps(task_row(item.task), option=orjson.OPT_SORT_KEYS) + b"\n")
+        # Key order as built (not sorted): tool parameters keep the order the model is shown.
+        tasks_handle.write(orjson.dumps(task_row(item.task)) + b"\n")
         _count(stats, item, len(data))
 
 

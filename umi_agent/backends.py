@@ -1,0 +1,98 @@
+"""Models the agent loop can drive: local transformers models from a GLPFT run, and scripted /
+replay models for tests. Every backend is `generate(prompt) -> str`, greedy and deterministic.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Callable, Iterable, Sequence
+
+from umi_data.prompts import END
+
+
+class ScriptedModel:
+    """Answers from a fixed list (in order) or a function of the prompt; records every prompt."""
+
+    def __init__(self, outputs: Sequence[str] | Callable[[str], str]) -> None:
+        self._outputs = outputs
+        self.prompts: list[str] = []
+
+    def generate(self, prompt: str) -> str:
+        self.prompts.append(prompt)
+        if callable(self._outputs):
+            return self._outputs(prompt)
+        if len(self.prompts) > len(self._outputs):
+            raise RuntimeError(f"ScriptedModel ran out of outputs after {len(self._outputs)} call(s)")
+        return self._outputs[len(self.prompts) - 1]
+
+
+class ReplayMiss(LookupError):
+    """A replay model was asked a prompt its recordings do not hold."""
+
+
+class ReplayModel:
+    """Replays recorded behaviour: the target of the role example whose input is the prompt.
+
+    Built from a corpus's role examples, it makes the agent re-enact the recorded trajectories,
+    which checks that the loop renders prompts exactly as the training corpora do."""
+
+    def __init__(self, examples: Iterable[tuple[str, str]]) -> None:
+        self.answers = dict(examples)
+
+    @classmethod
+    def from_corpus(cls, corpus: str | Path, role: str, trajectory_id: str | None = None) -> "ReplayModel":
+        """The role examples of a corpus directory (of one trajectory: two trajectories of the
+        same task may open with the same prompt and different answers)."""
+        import pyarrow.compute as pc
+        import pyarrow.parquet as pq
+
+        from umi_data.examples import ROLE_PATHS
+
+        table = pq.read_table(Path(corpus) / f"{ROLE_PATHS[role]}.parquet", columns=["trajectory_id", "input", "target"])
+        if trajectory_id is not None:
+            table = table.filter(pc.equal(table.column("trajectory_id"), trajectory_id))
+        return cls(zip(table.column("input").to_pylist(), table.column("target").to_pylist()))
+
+    def generate(self, prompt: str) -> str:
+        try:
+            return self.answers[prompt]
+        except KeyError:
+            raise ReplayMiss(f"no recorded example has this prompt (…{prompt[-200:]!r})") from None
+
+
+class TransformersModel:
+    """A causal LM (base + adapter, or merged) with greedy decoding; stops at EOS or `</s>`.
+
+    `prefix` is what the training recipe put before every input (`"system: "` for runs trained
+    in α-UMi compat mode, nothing by default)."""
+
+    def __init__(self, model: Any, tokenizer: Any, *, max_new_tokens: int = 256, max_input_tokens: int | None = None,
+                 prefix: str = "") -> None:
+        self.model, self.tokenizer = model.eval(), tokenizer
+        self.max_new_tokens, self.prefix = max_new_tokens, prefix
+        self.max_input_tokens = max_input_tokens or getattr(tokenizer, "model_max_length", None) or 2048
+
+    @classmethod
+    def from_run(cls, run: str | Path, role: str, **kwargs: Any) -> "TransformersModel":
+        from umi_train import load_role
+
+        model, tokenizer = load_role(run, role)
+        return cls(model, tokenizer, **kwargs)
+
+    def generate(self, prompt: str) -> str:
+        import torch
+
+        ids = self.tokenizer(self.prefix + prompt, add_special_tokens=False)["input_ids"]
+        room = max(self.max_input_tokens - self.max_new_tokens, 1)
+        ids = ids[-room:]  # left truncation, as in training: the end of the history matters most
+        with torch.no_grad():
+            output = self.model.generate(
+                input_ids=torch.tensor([ids]), attention_mask=torch.ones(1, len(ids), dtype=torch.long),
+                max_new_tokens=self.max_new_tokens, do_sample=False,
+                eos_token_id=self.tokenizer.eos_token_id, pad_token_id=self.tokenizer.pad_token_id or self.tokenizer.eos_token_id,
+            )
+        text = self.tokenizer.decode(output[0, len(ids):], skip_special_tokens=False)
+        return text.split(END)[0].replace(self.tokenizer.eos_token or END, "")
+
+
+__all__ = ["ReplayMiss", "ReplayModel", "ScriptedModel", "TransformersModel"]
