@@ -116,3 +116,35 @@ def test_replay_executor_answers_recorded_calls(world: Path) -> None:
     assert "no recorded observation" in replay.execute(call.name, '{"city": "Atlantis"}').error
     with pytest.raises(ReplayMiss):
         ReplayModel([("a", "b")]).generate("c")
+
+
+def test_live_metrics_of_replayed_agents(world: Path, tmp_path: Path) -> None:
+    from umi_agent.run import episode_metrics, play, read_tasks, side_by_side, write_episodes
+
+    rows = read_tasks(world / "synth" / "tasks.jsonl", limit=12)
+    corpus = world / "corpus"
+    recorded = {t.meta["file"]: t.id for t in umi_data.read_trajectories(corpus / "trajectories.parquet")}
+    episodes = []
+    for task in rows:  # one replay agent per task (two tasks may share their opening prompt)
+        trajectory_id = recorded[task["answer_file"].removeprefix("answer/")]
+        agent = SingleAgent(ReplayModel.from_corpus(corpus, "backbone", trajectory_id))
+        episodes += play(agent, [task])
+    metrics = episode_metrics(rows, episodes)
+    answering = sum(t["expected_outcome"] == "answer" for t in rows) / len(rows)
+    assert metrics["answered_correctly"] == metrics["answered"] == answering and metrics["gave_up"] == pytest.approx(1 - answering)
+    assert metrics["hallucinated_calls"] == metrics["invalid_arguments"] == 0 and set(metrics["latency_ms"]) == {"backbone"}
+    wrong = [{**t, "expected_facts": ["no such fact"]} for t in rows]
+    assert episode_metrics(wrong, episodes)["answered_correctly"] == 0.0
+    back = write_episodes(tmp_path / "single", episodes)
+    assert json.loads((back / "manifest.json").read_text())["counts"]["accepted"] == len(rows)
+    assert "answered correctly" in side_by_side({"single": metrics, "again": metrics})
+
+
+def test_live_run_usage_errors(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    from umi_agent.run import main as run_main
+
+    assert run_main(["--run", str(tmp_path), "--tasks", str(tmp_path / "none.jsonl"), "--out", str(tmp_path / "o")]) == 2
+    (tmp_path / "tasks.jsonl").write_text('{"id": "1"}\n')
+    assert run_main(["--run", str(tmp_path), "--tasks", str(tmp_path / "tasks.jsonl"), "--out", str(tmp_path / "o")]) == 2
+    err = capsys.readouterr().err
+    assert "no such task file" in err and "a task needs instruction" in err and "Traceback" not in err
