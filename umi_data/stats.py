@@ -17,8 +17,17 @@ from umi_data.examples import EXAMPLE_ROLES, ROLE_PATHS
 QUANTILES = (0.5, 0.9, 0.99)
 
 
+#: Only these leaves of `turns` are read: the card's numbers never need the texts, so memory
+#: stays proportional to the number of turns, not to the size of the corpus.
+_TURN_LEAVES = ["id", "source", "outcome", "turns.list.element.role", "turns.list.element.next", "turns.list.element.name"]
+BATCH_ROWS = 8192
+
+
 def _trajectories(directory: str | Path) -> pl.DataFrame:
-    return pl.read_parquet(Path(directory) / "trajectories.parquet", columns=["id", "source", "outcome", "turns"])
+    import pyarrow.parquet as pq
+
+    table = pq.ParquetFile(Path(directory) / "trajectories.parquet").read(columns=_TURN_LEAVES)
+    return pl.from_arrow(table)
 
 
 def _turns(trajectories: pl.DataFrame) -> pl.DataFrame:
@@ -84,28 +93,40 @@ def calls_per_tool(directory: str | Path) -> pl.DataFrame:
 
 def example_lengths(directory: str | Path, tokenizer: str | Path | None = None) -> pl.DataFrame:
     """One row per example: `role`, `split`, `input_chars`, `target_chars` (and `input_tokens`,
-    `target_tokens` with a tokenizer)."""
+    `target_tokens` with a tokenizer). Texts are read a batch at a time and dropped."""
+    import pyarrow.compute as pc
+    import pyarrow.parquet as pq
+
+    loaded = _load_tokenizer(tokenizer) if tokenizer is not None else None
     frames = []
     for role in EXAMPLE_ROLES:
-        frame = pl.read_parquet(Path(directory) / f"{ROLE_PATHS[role]}.parquet", columns=["role", "split", "input", "target"])
-        frames.append(frame)
-    examples = pl.concat(frames)
-    lengths = examples.with_columns(
-        input_chars=pl.col("input").str.len_chars(), target_chars=pl.col("target").str.len_chars()
-    )
-    if tokenizer is not None:
-        lengths = lengths.with_columns(
-            input_tokens=pl.Series(_token_counts(tokenizer, examples["input"].to_list()), dtype=pl.Int64),
-            target_tokens=pl.Series(_token_counts(tokenizer, examples["target"].to_list()), dtype=pl.Int64),
-        )
-    return lengths.drop("input", "target")
+        columns = ["role", "split", "input", "target"]
+        for batch in pq.ParquetFile(Path(directory) / f"{ROLE_PATHS[role]}.parquet").iter_batches(BATCH_ROWS, columns=columns):
+            lengths = {
+                "role": batch.column("role").to_pylist(), "split": batch.column("split").to_pylist(),
+                "input_chars": pc.utf8_length(batch.column("input")).to_pylist(),
+                "target_chars": pc.utf8_length(batch.column("target")).to_pylist(),
+            }
+            if loaded is not None:
+                lengths["input_tokens"] = _token_counts(loaded, batch.column("input").to_pylist())
+                lengths["target_tokens"] = _token_counts(loaded, batch.column("target").to_pylist())
+            frames.append(pl.DataFrame(lengths, schema_overrides={k: pl.Int64 for k in lengths if k.endswith(("_chars", "_tokens"))}))
+    if not frames:
+        schema = {"role": pl.String, "split": pl.String, "input_chars": pl.Int64, "target_chars": pl.Int64}
+        if loaded is not None:
+            schema |= {"input_tokens": pl.Int64, "target_tokens": pl.Int64}
+        return pl.DataFrame(schema=schema)
+    return pl.concat(frames)
 
 
-def _token_counts(tokenizer: str | Path, texts: list[str]) -> list[int]:
+def _load_tokenizer(path: str | Path) -> Any:
     from tokenizers import Tokenizer
 
-    loaded = Tokenizer.from_file(str(tokenizer))
-    return [len(encoding.ids) for encoding in loaded.encode_batch(texts, add_special_tokens=False)]
+    return Tokenizer.from_file(str(path))
+
+
+def _token_counts(tokenizer: Any, texts: list[str]) -> list[int]:
+    return [len(encoding.ids) for encoding in tokenizer.encode_batch(texts, add_special_tokens=False)]
 
 
 def length_summary(lengths: pl.DataFrame) -> list[dict[str, Any]]:
