@@ -37,7 +37,11 @@ class ReplayModel:
     which checks that the loop renders prompts exactly as the training corpora do."""
 
     def __init__(self, examples: Iterable[tuple[str, str]]) -> None:
-        self.answers = dict(examples)
+        # The first recording of a prompt wins: in official α-UMi corpora a give-up repeats the
+        # previous step's (stale) input with another target, and the first is the true pair.
+        self.answers: dict[str, str] = {}
+        for prompt, target in examples:
+            self.answers.setdefault(prompt, target)
 
     @classmethod
     def from_corpus(cls, corpus: str | Path, role: str, trajectory_id: str | None = None) -> "ReplayModel":

@@ -1,0 +1,83 @@
+"""Static (teacher-forced) predictions, as in the paper's Table 1:
+
+    python -m umi_agent.predict --run RUN --test FILE --out predictions.json [--limit N]
+
+One sample per gold planner decision of a stage-2 test file (e.g. α-UMi's out_of_domain.json),
+given the gold history; the run's models write the step. An α-UMi run uses its planner, then its
+caller or summarizer on the predicted plan; a Single-LLM run (`--variant single`) writes thought
+and action in one backbone turn, which is split into the same predictions string. Score the file
+with `python -m umi_agent.evaluate`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+from typing import Any, Callable
+
+import orjson
+
+from umi_agent.jsonio import InputFileError
+from umi_agent.loop import parse_backbone
+from umi_agent.static import StaticSample, format_prediction, load_samples, predict_sample, prediction_record, write_predictions
+from umi_data.prompts import NEXT_SUFFIXES, fill, serialise_backbone_history
+
+EXIT_USAGE = 2
+Generate = Callable[[str], str]
+
+
+def predict_single(sample: StaticSample, backbone: Generate, family: str = "toolbench") -> dict[str, Any]:
+    """One teacher-forced step of the Single-LLM baseline, in the α-UMi predictions shape."""
+    output = backbone(fill("backbone", family, tools=sample.tools, history_text=serialise_backbone_history(sample.history)))
+    plan, action = parse_backbone(output)
+    decision = (plan.next or "caller").replace("_", " ")  # an undecided turn is scored as a (wrong) call
+    planner_output = (f"{plan.thought}\n" if plan.thought else "") + NEXT_SUFFIXES[decision]
+    caller_output = f"Action: {action[0]}\nAction Input: {action[1]}" if isinstance(action, tuple) else None
+    if plan.next is None:
+        caller_output = ""
+    summarizer_output = action if isinstance(action, str) else None
+    text = format_prediction(planner_output, caller_output, summarizer_output)
+    return prediction_record(sample, text, backbone_output=output)
+
+
+def _run_variant(run: Path) -> str:
+    glpft = run / "glpft.json"
+    if not glpft.is_file():
+        raise InputFileError(f"{run}: no glpft.json; give a finished `python -m umi_train.glpft` run directory")
+    return orjson.loads(glpft.read_bytes())["variant"]
+
+
+def predict(run: Path, samples: list[StaticSample], max_new_tokens: int = 128, family: str = "toolbench") -> list[dict[str, Any]]:
+    from umi_agent.backends import TransformersModel
+
+    model = lambda role: TransformersModel.from_run(run, role, max_new_tokens=max_new_tokens).generate  # noqa: E731
+    if _run_variant(run) == "single":
+        backbone = model("backbone")
+        return [predict_single(sample, backbone, family) for sample in samples]
+    planner, caller, summarizer = model("planner"), model("caller"), model("summarizer")
+    return [predict_sample(sample, planner, caller, summarizer, family) for sample in samples]
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m umi_agent.predict", description=__doc__.split("\n\n")[0])
+    parser.add_argument("--run", required=True, type=Path, help="a umi_train.glpft run directory")
+    parser.add_argument("--test", required=True, type=Path, help="a stage-2 test file (e.g. out_of_domain.json)")
+    parser.add_argument("--out", required=True, type=Path, help="predictions file to write (JSON array)")
+    parser.add_argument("--limit", type=int, default=None, help="predict only the first N samples")
+    parser.add_argument("--max-new-tokens", type=int, default=128, help="tokens a model may write per call (default 128)")
+    parser.add_argument("--family", choices=["toolbench", "toolalpaca"], default="toolbench", help="prompt family (default toolbench)")
+    args = parser.parse_args(argv)
+    try:
+        samples = load_samples(args.test)[: args.limit]
+        records = predict(args.run, samples, args.max_new_tokens, args.family)
+    except (InputFileError, FileNotFoundError) as exc:
+        print(f"python -m umi_agent.predict: error: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    write_predictions(args.out, records)
+    print(f"{len(records)} predictions -> {args.out}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
