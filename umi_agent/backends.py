@@ -67,36 +67,45 @@ class ReplayModel:
 class TransformersModel:
     """A causal LM (base + adapter, or merged) with greedy decoding; stops at EOS or `</s>`.
 
-    `prefix` is what the training recipe put before every input (`"system: "` for runs trained
-    in α-UMi compat mode, nothing by default)."""
+    Prompts are encoded exactly as in training (`umi_train.encode_prompt`: BOS, and the
+    `"system: "` prefix for runs trained in α-UMi compat mode), cut from the left when too long."""
 
     def __init__(self, model: Any, tokenizer: Any, *, max_new_tokens: int = 256, max_input_tokens: int | None = None,
-                 prefix: str = "") -> None:
+                 compat: str | None = None) -> None:
         self.model, self.tokenizer = model.eval(), tokenizer
-        self.max_new_tokens, self.prefix = max_new_tokens, prefix
-        self.max_input_tokens = max_input_tokens or getattr(tokenizer, "model_max_length", None) or 2048
+        self.max_new_tokens, self.compat = max_new_tokens, compat
+        limit = getattr(tokenizer, "model_max_length", None)
+        self.max_input_tokens = max_input_tokens or (limit if isinstance(limit, int) and limit < 1_000_000 else 2048)
 
     @classmethod
     def from_run(cls, run: str | Path, role: str, **kwargs: Any) -> "TransformersModel":
+        import orjson
+
         from umi_train import load_role
 
         model, tokenizer = load_role(run, role)
-        return cls(model, tokenizer, **kwargs)
+        record = Path(run) / "glpft.json"
+        compat = orjson.loads(record.read_bytes()).get("config", {}).get("compat") if record.is_file() else None
+        return cls(model, tokenizer, compat=compat, **kwargs)
 
     def generate(self, prompt: str) -> str:
         import torch
 
-        ids = self.tokenizer(self.prefix + prompt, add_special_tokens=False)["input_ids"]
+        from umi_train import encode_prompt
+
+        ids = encode_prompt(prompt, self.tokenizer, compat=self.compat)
         room = max(self.max_input_tokens - self.max_new_tokens, 1)
-        ids = ids[-room:]  # left truncation, as in training: the end of the history matters most
+        if len(ids) > room:  # left truncation, as in training: the end of the history matters most
+            ids = ids[:1] + ids[len(ids) - room + 1:] if self.tokenizer.bos_token_id == ids[0] else ids[-room:]
         with torch.no_grad():
             output = self.model.generate(
                 input_ids=torch.tensor([ids]), attention_mask=torch.ones(1, len(ids), dtype=torch.long),
                 max_new_tokens=self.max_new_tokens, do_sample=False,
-                eos_token_id=self.tokenizer.eos_token_id, pad_token_id=self.tokenizer.pad_token_id or self.tokenizer.eos_token_id,
+                eos_token_id=self.tokenizer.eos_token_id,
+                pad_token_id=self.tokenizer.pad_token_id if self.tokenizer.pad_token_id is not None else self.tokenizer.eos_token_id,
             )
         text = self.tokenizer.decode(output[0, len(ids):], skip_special_tokens=False)
-        return text.split(END)[0].replace(self.tokenizer.eos_token or END, "")
+        return text.split(END)[0]
 
 
 __all__ = ["ReplayMiss", "ReplayModel", "ScriptedModel", "TransformersModel"]

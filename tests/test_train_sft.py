@@ -1,0 +1,167 @@
+"""`python -m umi_train.sft`: provenance in run.json, skipping finished runs, exact resume, user errors."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from umi_data.write import sha256_file
+from umi_train import sft
+from umi_train.testing import FAST_OPTIONS, cli_args, sample_corpus, single_thread, tiny_model
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture(scope="module")
+def corpus(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    single_thread()
+    return sample_corpus(tmp_path_factory.getbasetemp() / "umi-train" / "corpus")
+
+
+@pytest.fixture(scope="module")
+def model(corpus: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return tiny_model(tmp_path_factory.getbasetemp() / "umi-train" / "tiny", corpus)
+
+
+def sft_args(model: Path, corpus: Path, out: Path, **options) -> list[str]:
+    return ["--model", str(model), "--corpus", str(corpus), "--out", str(out), *cli_args({**FAST_OPTIONS, **options})]
+
+
+def test_run_records_provenance_and_losses(model, corpus, tmp_path, capsys) -> None:
+    out = tmp_path / "run"
+    assert sft.main(sft_args(model, corpus, out, role="planner", max_steps=4, save_steps=2)) == 0
+    run = json.loads((out / "run.json").read_text())
+    assert run["config"]["role"] == "planner" and run["config"]["max_steps"] == 4 and run["config"]["model"] == str(model)
+    assert run["corpus"]["manifest_sha256"] == sha256_file(corpus / "manifest.json")
+    assert run["base_model"]["config_sha256"] == sha256_file(model / "config.json")
+    assert run["base_model"]["umi_model"]["kind"] == "umi-tiny"
+    assert {"umi", "torch", "transformers", "peft"} <= set(run["versions"])
+    assert [entry["step"] for entry in run["training"]["loss_history"]] == [1, 2, 3, 4]
+    assert run["training"]["world_size"] == 1 and run["training"]["final_eval_loss"] > 0
+    assert run["data"]["train_examples"] + run["data"]["eval_examples"] == 8 and run["data"]["eval_instructions"]
+    assert (out / "adapter" / "adapter_model.safetensors").is_file() and (out / "adapter" / "tokenizer.json").is_file()
+    assert sorted(p.name for p in (out / "checkpoints").iterdir()) == ["checkpoint-2", "checkpoint-4"]
+    assert "4 steps, loss" in capsys.readouterr().out
+
+    before = (out / "run.json").read_bytes()
+    assert sft.main(sft_args(model, corpus, out, role="planner", max_steps=4, save_steps=2)) == 0
+    assert "is complete; nothing to do" in capsys.readouterr().out and (out / "run.json").read_bytes() == before
+    assert sft.main(sft_args(model, corpus, out, role="planner", max_steps=5, save_steps=2)) == 2
+    assert "--out" in capsys.readouterr().err
+
+
+def test_resume_gives_the_same_weights_as_an_uninterrupted_run(model, corpus, tmp_path) -> None:
+    options = {"role": "backbone", "max_steps": 5, "save_steps": 2, "lora_dropout": 0.1}  # dropout: RNG state must resume too
+    whole, interrupted = tmp_path / "whole", tmp_path / "interrupted"
+    assert sft.main(sft_args(model, corpus, whole, **options)) == 0
+    assert sft.main(sft_args(model, corpus, interrupted, **options)) == 0
+    # as if the process died after step 2's checkpoint, in the middle of the first epoch
+    for name in ("checkpoints/checkpoint-4", "checkpoints/checkpoint-5", "adapter", "run.json"):
+        shutil.rmtree(interrupted / name) if (interrupted / name).is_dir() else (interrupted / name).unlink()
+    assert sft.main(sft_args(model, corpus, interrupted, **options)) == 2  # refuses to restart silently
+    assert sft.main(sft_args(model, corpus, interrupted, resume=True, **options)) == 0
+
+    whole_run, resumed_run = (json.loads((d / "run.json").read_text()) for d in (whole, interrupted))
+    assert resumed_run["training"]["resumed_from"] == "checkpoint-2"
+    assert resumed_run["adapter"]["sha256"] == whole_run["adapter"]["sha256"]
+    assert resumed_run["training"]["loss_history"] == whole_run["training"]["loss_history"]
+    from safetensors.torch import load_file
+
+    a, b = (load_file(d / "adapter" / "adapter_model.safetensors") for d in (whole, interrupted))
+    assert a.keys() == b.keys() and all((a[k] == b[k]).all() for k in a)
+
+
+def test_multi_task_role_trains_on_the_union_of_local_corpora(model, corpus, tmp_path) -> None:
+    out = tmp_path / "mt"
+    assert sft.main(sft_args(model, corpus, out, role="multi-task", max_steps=1, eval_fraction=0)) == 0
+    data = json.loads((out / "run.json").read_text())["data"]
+    assert data["roles"] == ["planner", "caller", "summarizer"] and data["train_examples"] == 8 + 5 + 2
+
+
+def test_user_errors_name_the_flag(model, corpus, tmp_path, capsys) -> None:
+    assert sft.main(sft_args(model, tmp_path / "nowhere", tmp_path / "r", role="planner")) == 2
+    assert "--corpus" in capsys.readouterr().err
+    assert sft.main(sft_args(tmp_path, corpus, tmp_path / "r", role="planner")) == 2
+    assert "--model" in capsys.readouterr().err
+    one_sided = sample_corpus(tmp_path / "all-a", split_ratio=1.0)
+    assert sft.main(sft_args(model, one_sided, tmp_path / "r", role="summarizer", split="B")) == 2
+    assert "no summarizer examples in split B" in capsys.readouterr().err
+    assert sft.main(sft_args(model, corpus, tmp_path / "r", role="planner", target_modules=["nope"])) == 2
+    assert "--target-modules" in capsys.readouterr().err
+    with pytest.raises(SystemExit) as exit_info:
+        sft.main(sft_args(model, corpus, tmp_path / "r", role="judge"))
+    assert exit_info.value.code == 2 and "--role" in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        sft.main(sft_args(model, corpus, tmp_path / "r", role="planner", learning_rate=-1))
+    assert "--learning-rate" in capsys.readouterr().err
+
+
+def test_module_entry_point_reports_without_traceback(tmp_path) -> None:
+    result = subprocess.run(
+        [sys.executable, "-m", "umi_train.sft", "--model", str(tmp_path), "--corpus", str(tmp_path / "missing"),
+         "--role", "planner", "--out", str(tmp_path / "r")],
+        capture_output=True, text=True, cwd=REPO, timeout=120,
+    )
+    assert result.returncode == 2 and "Traceback" not in result.stderr
+    assert result.stderr.strip() == f"python -m umi_train.sft: error: --corpus {tmp_path / 'missing'}: no such directory"
+    for command, expected in (("sft", "multi-task"), ("glpft", "no-reuse"), ("tiny", "--vocab-size")):
+        help_text = subprocess.run([sys.executable, "-m", f"umi_train.{command}", "--help"], capture_output=True, text=True, cwd=REPO)
+        assert help_text.returncode == 0 and expected in help_text.stdout, help_text.stderr
+
+
+def test_trainer_groups_batches_by_length_and_pads_dynamically(model, corpus, tmp_path) -> None:
+    from transformers.trainer_pt_utils import LengthGroupedSampler
+
+    from umi_train.collate import PaddingCollator
+    from umi_train.config import SFTConfig
+
+    config = SFTConfig(model=model, corpus=corpus, role="backbone", out=tmp_path / "r", **FAST_OPTIONS)
+    tokenizer, lora_model, train, _, _ = sft.prepare(config)
+    trainer = sft.build_trainer(config, lora_model, tokenizer, train, None)
+    sampler = trainer._get_train_sampler()
+    assert isinstance(sampler, LengthGroupedSampler) and sampler.lengths == train["length"]
+    assert isinstance(trainer.data_collator, PaddingCollator) and trainer.data_collator.max_length is None
+    batch = next(iter(trainer.get_train_dataloader()))
+    assert batch["input_ids"].shape[1] == int(batch["attention_mask"].sum(1).max())
+    baseline = sft.build_trainer(config.model_copy(update={"padding": "max-length"}), lora_model, tokenizer, train, None)
+    assert next(iter(baseline.get_train_dataloader()))["input_ids"].shape[1] == config.max_length
+
+
+LOSS_GOLDEN = Path(__file__).parent / "golden" / "train_loss" / "sft_backbone_tiny.json"
+PINNED = ("torch", "transformers", "peft", "tokenizers")
+
+
+def test_loss_curve_matches_golden_in_its_pinned_environment(model, corpus, tmp_path) -> None:
+    """Six steps on the backbone corpus; regenerate with UMI_UPDATE_GOLDEN=1 after an intended change."""
+    import os
+
+    from umi_train.provenance import versions
+
+    environment = {name: versions()[name] for name in PINNED}
+    out = tmp_path / "curve"
+    assert sft.main(sft_args(model, corpus, out, role="backbone", max_steps=6, eval_fraction=0)) == 0
+    losses = [round(entry["loss"], 4) for entry in json.loads((out / "run.json").read_text())["training"]["loss_history"]]
+    if os.environ.get("UMI_UPDATE_GOLDEN"):
+        LOSS_GOLDEN.parent.mkdir(parents=True, exist_ok=True)
+        LOSS_GOLDEN.write_text(json.dumps({"environment": environment, "torch_threads": 1, "losses": losses}, indent=2) + "\n")
+    golden = json.loads(LOSS_GOLDEN.read_text())
+    if golden["environment"] != environment:
+        pytest.skip(f"loss golden pinned to {golden['environment']}, running {environment}")
+    assert losses == pytest.approx(golden["losses"], abs=2e-3), losses
+    assert losses[-1] < losses[0]
+
+
+def test_activation_checkpointing_trains_the_same_and_long_targets_are_reported(model, corpus, tmp_path, capsys) -> None:
+    histories = []
+    for name, extra in (("plain", {}), ("checkpointed", {"activation_checkpointing": True})):
+        assert sft.main(sft_args(model, corpus, tmp_path / name, role="caller", max_steps=2, eval_fraction=0, **extra)) == 0
+        histories.append(json.loads((tmp_path / name / "run.json").read_text())["training"]["loss_history"])
+    plain, checkpointed = ([entry["loss"] for entry in history] for history in histories)
+    assert checkpointed == pytest.approx(plain, abs=1e-5)
+    assert sft.main(sft_args(model, corpus, tmp_path / "short", role="caller", max_length=12)) == 2
+    assert "the target alone is" in capsys.readouterr().err

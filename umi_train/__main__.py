@@ -1,0 +1,22 @@
+"""`python -m umi_train`: lists the training commands (each is its own module entry point)."""
+
+from __future__ import annotations
+
+import sys
+
+COMMANDS = {
+    "tiny": "build a tiny Llama model and a BPE tokenizer trained on a corpus",
+    "sft": "train one LoRA adapter on one role corpus",
+    "glpft": "train one of the alpha-UMi setups (stage 1 backbone -> merge -> stage 2 roles)",
+}
+
+
+def main(argv: list[str] | None = None) -> int:
+    print("usage: python -m umi_train.COMMAND [--help]\n\ncommands:")
+    for name, description in COMMANDS.items():
+        print(f"  {name:<6} {description}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,168 @@
+"""Typed configurations of the training commands, and the command line generated from them.
+
+Each command's options are the fields of one pydantic model: the field's description is the
+`--help` text, its type gives the argparse type and choices, its default the default. So help
+text is written once, and a config built from Python is validated exactly like one built from
+the command line. Errors are reported as the flag and what was expected, never as a traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import types
+import typing
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+from umi_data.examples import EXAMPLE_ROLES
+from umi_data.variants import VARIANTS
+
+EXIT_USAGE = 2
+ROLE_CHOICES = (*EXAMPLE_ROLES, "multi-task")
+
+
+class UsageError(ValueError):
+    """A user mistake (a missing file, a bad option): the CLI prints it on one line and exits 2."""
+
+
+class TrainOptions(BaseModel):
+    """How one LoRA adapter is trained; shared by `sft` and every stage of `glpft`."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    max_steps: int | None = Field(default=None, ge=1, description="optimizer steps (caps each stage in glpft); default: --epochs over the data")
+    epochs: float = Field(default=2.0, gt=0, description="passes over the training examples when --max-steps is not given")
+    batch_size: int = Field(default=4, ge=1, description="examples per device per step")
+    grad_accum: int = Field(default=1, ge=1, description="gradient accumulation steps")
+    learning_rate: float = Field(default=2e-4, gt=0, description="peak learning rate")
+    lr_scheduler: Literal["constant", "linear", "cosine"] = Field(default="cosine", description="learning-rate schedule after warmup")
+    warmup_steps: int = Field(default=0, ge=0, description="linear warmup steps")
+    weight_decay: float = Field(default=0.0, ge=0, description="AdamW weight decay")
+    max_length: int = Field(default=4096, ge=8, description="longest training sequence in tokens (inputs are truncated from the left)")
+    compat: Literal["alpha-umi"] | None = Field(default=None, description="alpha-umi: the official recipe ('system: ' + input, target + literal '</s>')")
+    padding: Literal["dynamic", "max-length"] = Field(default="dynamic", description="dynamic: pad each batch to its longest example and group batches by length; max-length: pad every example to --max-length (the official recipe)")
+    activation_checkpointing: bool = Field(default=False, description="recompute activations in the backward pass (less memory for long sequences, ~30% more compute)")
+    lora_r: int = Field(default=8, ge=1, description="LoRA rank")
+    lora_alpha: int = Field(default=16, ge=1, description="LoRA alpha (scaling = alpha / r)")
+    lora_dropout: float = Field(default=0.05, ge=0, lt=1, description="dropout on the LoRA input")
+    target_modules: tuple[str, ...] | None = Field(default=None, description="module names LoRA adapts; default: chosen from the model's architecture")
+    eval_fraction: float = Field(default=0.1, ge=0, lt=1, description="share of instructions held out for the eval loss (at least one when there are two or more)")
+    eval_steps: int | None = Field(default=None, ge=1, description="evaluate every N steps (default: --save-steps); the eval loss is always computed at the end")
+    save_steps: int = Field(default=50, ge=1, description="write a resumable checkpoint every N steps")
+    save_total_limit: int = Field(default=3, ge=1, description="checkpoints kept")
+    logging_steps: int = Field(default=1, ge=1, description="record the training loss every N steps")
+    seed: int = Field(default=0, description="seed of initialisation, data order and dropout")
+    quiet: bool = Field(default=False, description="no progress bar")
+
+    @field_validator("target_modules")
+    @classmethod
+    def _non_empty(cls, value: tuple[str, ...] | None) -> tuple[str, ...] | None:
+        if value is not None and not value:
+            raise ValueError("give at least one module name")
+        return value
+
+    def training_options(self) -> "TrainOptions":
+        """Only the shared training fields (what glpft passes on to each stage)."""
+        return TrainOptions(**{name: getattr(self, name) for name in TrainOptions.model_fields})
+
+
+class _RunPaths(TrainOptions):
+    """Paths are made absolute on construction: run files record where things really were."""
+
+    @field_validator("model", "corpus", "out", check_fields=False)
+    @classmethod
+    def _absolute(cls, value: Path) -> Path:
+        return value.expanduser().resolve()
+
+
+class SFTConfig(_RunPaths):
+    """`python -m umi_train.sft`: one LoRA adapter on one role corpus."""
+
+    model: Path = Field(description="base model: a local Hugging Face model directory")
+    corpus: Path = Field(description="corpus directory written by `python -m umi_data build`")
+    role: Literal[ROLE_CHOICES] = Field(description="backbone (global corpus), planner, caller, summarizer, or multi-task (the union of the three local corpora)")  # type: ignore[valid-type]
+    split: Literal["A", "B", "all"] = Field(default="all", description="instruction split to train on")
+    out: Path = Field(description="run directory to write (RUN/run.json is written last)")
+    resume: bool = Field(default=False, description="continue an interrupted run from its last checkpoint")
+
+
+class GLPFTConfig(_RunPaths):
+    """`python -m umi_train.glpft`: one of the paper's training setups, all of its stages."""
+
+    model: Path = Field(description="base model: a local Hugging Face model directory")
+    corpus: Path = Field(description="corpus directory written by `python -m umi_data build`")
+    variant: Literal[tuple(VARIANTS)] = Field(description="which of the paper's setups (see umi_data.variants)")  # type: ignore[valid-type]
+    out: Path = Field(description="run directory (stage1/, stage2/, glpft.json written last)")
+    resume: bool = Field(default=False, description="continue interrupted stages from their last checkpoint")
+
+
+def _without_none(annotation: Any) -> Any:
+    """`X | None` -> `X` (an optional flag is simply not given)."""
+    if typing.get_origin(annotation) in (typing.Union, types.UnionType):
+        return next(arg for arg in typing.get_args(annotation) if arg is not type(None))
+    return annotation
+
+
+def _argument(parser: argparse.ArgumentParser, name: str, field: Any) -> None:
+    flag = "--" + name.replace("_", "-")
+    kind = _without_none(field.annotation)
+    description = field.description.replace("%", "%%")  # argparse formats help with %
+    if kind is bool:
+        parser.add_argument(flag, action="store_true", help=description)
+        return
+    help_text = description + ("" if field.is_required() or field.default is None else f" (default: {field.default})")
+    options: dict[str, Any] = {"help": help_text, "required": field.is_required(), "default": None if field.is_required() else field.default}
+    if typing.get_origin(kind) is Literal:
+        options["choices"] = [choice for choice in typing.get_args(kind) if choice is not None]
+    elif typing.get_origin(kind) is tuple:
+        options.update(nargs="+", metavar="NAME")
+    elif kind in (int, float):
+        options.update(type=kind, metavar="N" if kind is int else "X")
+    elif kind is Path:
+        options["metavar"] = "DIR"
+    parser.add_argument(flag, **options)
+
+
+def build_parser(config_cls: type[BaseModel], prog: str, description: str) -> argparse.ArgumentParser:
+    """An argparse parser with one flag per field of `config_cls`: the command's own fields
+    first, then the shared training options."""
+    parser = argparse.ArgumentParser(prog=prog, description=description, formatter_class=argparse.RawDescriptionHelpFormatter)
+    fields = sorted(config_cls.model_fields.items(), key=lambda item: item[0] in TrainOptions.model_fields)
+    training = parser.add_argument_group("training options") if issubclass(config_cls, TrainOptions) else parser
+    for name, field in fields:
+        _argument(training if name in TrainOptions.model_fields else parser, name, field)
+    return parser
+
+
+def flag_errors(exc: ValidationError) -> str:
+    """A pydantic error as `--flag: what was expected`, one clause per problem."""
+    lines = []
+    for error in exc.errors():
+        where = ", ".join("--" + str(part).replace("_", "-") for part in error["loc"][:1]) or "config"
+        lines.append(f"{where}: {error['msg']}")
+    return "; ".join(lines)
+
+
+def parse_config(config_cls: type[BaseModel], argv: list[str] | None, prog: str, description: str) -> Any:
+    """Parse the command line into a validated `config_cls`; exit 2 with the flag named on error."""
+    parser = build_parser(config_cls, prog, description)
+    values = vars(parser.parse_args(argv))
+    try:
+        return config_cls(**values)
+    except ValidationError as exc:
+        parser.error(flag_errors(exc))
+
+
+def run_cli(prog: str, command: Any) -> int:
+    """Call `command()`; a `UsageError`, an example that cannot be encoded as asked (target longer
+    than --max-length, say) or a missing file becomes one line on stderr and exit 2."""
+    from umi_train.encode import EncodingError
+
+    try:
+        return command()
+    except (UsageError, EncodingError, FileNotFoundError) as exc:
+        print(f"{prog}: error: {exc}", file=sys.stderr)
+        return EXIT_USAGE

@@ -1,0 +1,94 @@
+"""Training data from a corpus directory: role examples selected by role and split, a held-out
+slice of instructions for the eval loss, and the encoded `datasets.Dataset`s.
+
+The eval slice is keyed by instruction (all examples of one task stay on one side), from a
+hash independent of the A/B split, so it is the same for every role and every run.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Sequence
+
+from umi_data.examples import ROLE_PATHS
+from umi_train.config import UsageError
+from umi_train.encode import encode
+
+MANIFEST = "manifest.json"
+EVAL_SALT = "umi-train-eval"
+
+
+def check_corpus(corpus: Path) -> Path:
+    """The corpus's manifest path; a directory without one is missing or incomplete."""
+    manifest = corpus / MANIFEST
+    if not corpus.is_dir():
+        raise UsageError(f"--corpus {corpus}: no such directory")
+    if not manifest.is_file():
+        raise UsageError(
+            f"--corpus {corpus}: no {MANIFEST}; expected a complete corpus directory built by `python -m umi_data build`"
+        )
+    return manifest
+
+
+def read_role_rows(corpus: Path, role: str) -> list[dict[str, Any]]:
+    """All example rows of one role corpus, in file order."""
+    import pyarrow.parquet as pq
+
+    path = corpus / f"{ROLE_PATHS[role]}.parquet"
+    if not path.is_file():
+        raise UsageError(f"--corpus {corpus}: {path.relative_to(corpus)} is missing")
+    columns = ["example_id", "instruction_id", "role", "input", "target", "split"]
+    return pq.read_table(path, columns=columns).to_pylist()
+
+
+def select_examples(corpus: Path, roles: Sequence[str], split: str | None) -> list[dict[str, Any]]:
+    """The rows of `roles` (in that order) in `split` (None: all); an empty selection is an error."""
+    check_corpus(corpus)
+    rows = [row for role in roles for row in read_role_rows(corpus, role) if split in (None, row["split"])]
+    if not rows:
+        where = f"split {split}" if split else "any split"
+        raise UsageError(f"--corpus {corpus}: no {'/'.join(roles)} examples in {where}")
+    return rows
+
+
+def _eval_rank(instruction_id: str) -> str:
+    return hashlib.sha256(f"{EVAL_SALT}\x00{instruction_id}".encode()).hexdigest()
+
+
+def held_out_instructions(instruction_ids: Sequence[str], fraction: float) -> frozenset[str]:
+    """round(fraction x instructions) instructions, at least one when there are two or more and
+    `fraction` > 0, never all of them; the same ones for a given set of instructions."""
+    unique = sorted(set(instruction_ids), key=_eval_rank)
+    if fraction <= 0 or len(unique) < 2:
+        return frozenset()
+    count = min(max(1, round(fraction * len(unique))), len(unique) - 1)
+    return frozenset(unique[:count])
+
+
+@dataclass(frozen=True)
+class Selection:
+    train: list[dict[str, Any]]
+    eval: list[dict[str, Any]]
+    eval_instructions: frozenset[str]
+
+
+def split_eval(rows: list[dict[str, Any]], fraction: float) -> Selection:
+    held = held_out_instructions([row["instruction_id"] for row in rows], fraction)
+    train = [row for row in rows if row["instruction_id"] not in held]
+    return Selection(train, [row for row in rows if row["instruction_id"] in held], held)
+
+
+def encode_rows(rows: list[dict[str, Any]], tokenizer: Any, max_length: int, compat: str | None) -> Any:
+    """A `datasets.Dataset` of input_ids, labels, length (for length grouping) and example_id."""
+    import datasets
+
+    columns: dict[str, list[Any]] = {"input_ids": [], "labels": [], "length": [], "example_id": []}
+    for row in rows:
+        encoded = encode(row["input"], row["target"], tokenizer, max_length, compat=compat, example_id=row["example_id"])
+        columns["input_ids"].append(encoded["input_ids"])
+        columns["labels"].append(encoded["labels"])
+        columns["length"].append(len(encoded["input_ids"]))
+        columns["example_id"].append(row["example_id"])
+    return datasets.Dataset.from_dict(columns)

@@ -1,0 +1,113 @@
+"""The one place where training labels are made: `(input, target)` -> `input_ids`, `labels`.
+
+The loss covers the target and the end-of-sequence token only; every input token is labelled
+-100. Input and target are tokenized separately, exactly as the model will see them at
+generation time (prompt tokens, then generated tokens), so no token straddles the boundary.
+When the example is too long the input loses tokens from its start (the official recipe
+truncates from the left: the end of the history matters most); the target is never cut, and an
+example whose target alone does not fit raises instead of training on nothing.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+IGNORE_INDEX = -100
+ALPHA_UMI_SYSTEM_PREFIX = "system: "
+ALPHA_UMI_EOS_TEXT = "</s>"
+
+
+class EncodingError(ValueError):
+    """An example that cannot be trained on as asked; the message names the example."""
+
+
+def _text_ids(tokenizer: Any, text: str) -> list[int]:
+    return list(tokenizer(text, add_special_tokens=False)["input_ids"])
+
+
+def _bos_ids(tokenizer: Any) -> list[int]:
+    """Llama-style tokenizers start every sequence with BOS; tokenizers whose BOS is their EOS
+    (GPT-2) or that have none (Qwen2) do not."""
+    bos, eos = tokenizer.bos_token_id, tokenizer.eos_token_id
+    return [bos] if bos is not None and bos != eos else []
+
+
+def _target_ids(tokenizer: Any, target: str, compat: str | None, example_id: str) -> list[int]:
+    eos = tokenizer.eos_token_id
+    if eos is None:
+        raise EncodingError(f"{example_id}: the tokenizer has no EOS token, so the end of the target cannot be supervised")
+    if compat == "alpha-umi":
+        ids = _text_ids(tokenizer, target + ALPHA_UMI_EOS_TEXT)
+        if not ids or ids[-1] != eos:
+            raise EncodingError(
+                f"{example_id}: compat alpha-umi appends the literal {ALPHA_UMI_EOS_TEXT!r}, which this tokenizer does not "
+                f"read as its EOS token {tokenizer.eos_token!r}; train in the default mode instead"
+            )
+        return ids
+    return _text_ids(tokenizer, target) + [eos]
+
+
+def encode_prompt(input: str, tokenizer: Any, *, compat: Literal["alpha-umi"] | None = None) -> list[int]:
+    """The token ids a model trained by umi sees before generating: BOS (if the tokenizer uses
+    one) and the prompt, as in training (without truncation)."""
+    prompt = ALPHA_UMI_SYSTEM_PREFIX + input if compat == "alpha-umi" else input
+    return _bos_ids(tokenizer) + _text_ids(tokenizer, prompt)
+
+
+def encode(
+    input: str,
+    target: str,
+    tokenizer: Any,
+    max_length: int,
+    *,
+    compat: Literal["alpha-umi"] | None = None,
+    example_id: str = "<example>",
+) -> dict[str, list[int]]:
+    """`input_ids` and `labels` (-100 except on the target and its EOS) of one example."""
+    if compat not in (None, "alpha-umi"):
+        raise ValueError(f"unknown compat mode {compat!r}; expected None or 'alpha-umi'")
+    bos, target_ids = _bos_ids(tokenizer), _target_ids(tokenizer, target, compat, example_id)
+    room = max_length - len(bos) - len(target_ids)
+    if room < 0:
+        raise EncodingError(
+            f"{example_id}: the target alone is {len(target_ids)} tokens (with EOS{' and BOS' if bos else ''}), "
+            f"more than max_length {max_length}; raise --max-length or drop the example"
+        )
+    input_ids = encode_prompt(input, tokenizer, compat=compat)[len(bos):]
+    input_ids = input_ids[len(input_ids) - room:] if len(input_ids) > room else input_ids
+    prefix = bos + input_ids
+    encoded = {"input_ids": prefix + target_ids, "labels": [IGNORE_INDEX] * len(prefix) + target_ids}
+    check_labels(encoded, tokenizer.eos_token_id, example_id)
+    return encoded
+
+
+def check_labels(encoded: dict[str, list[int]], eos_token_id: int, example_id: str) -> None:
+    """The masking invariants every training example must satisfy (raise, naming the example)."""
+    input_ids, labels = encoded["input_ids"], encoded["labels"]
+    if len(input_ids) != len(labels):
+        raise EncodingError(f"{example_id}: {len(input_ids)} input_ids but {len(labels)} labels")
+    if all(label == IGNORE_INDEX for label in labels):
+        raise EncodingError(f"{example_id}: no supervised token")
+    if labels[-1] != eos_token_id:
+        raise EncodingError(f"{example_id}: the final EOS token is not supervised")
+    if any(label not in (IGNORE_INDEX, token) for label, token in zip(labels, input_ids)):
+        raise EncodingError(f"{example_id}: a label differs from its input token")
+
+
+def render_mask(encoded: dict[str, list[int]], tokenizer: Any, prompt_head: int | None = None, prompt_tail: int = 8) -> str:
+    """One line per token: position, `L` (supervised) or `.` (masked), id and text.
+
+    What the golden mask files hold: the exact boundary between prompt and target is visible.
+    With `prompt_head`, only the first `prompt_head` and the last `prompt_tail` prompt tokens
+    are listed (the middle of a long prompt says nothing about the mask)."""
+    labels = encoded["labels"]
+    prompt_length = next(index for index, label in enumerate(labels) if label != IGNORE_INDEX)
+    lines = []
+    for position, (token, label) in enumerate(zip(encoded["input_ids"], labels)):
+        if prompt_head is not None and prompt_head <= position < prompt_length - prompt_tail:
+            if position == prompt_head:
+                lines.append(f"  ... {prompt_length - prompt_tail - prompt_head} masked prompt tokens")
+            continue
+        text = tokenizer.decode([token], clean_up_tokenization_spaces=False)
+        lines.append(f"{position:5d} {'L' if label != IGNORE_INDEX else '.'} {token:6d} {text!r}")
+    return "\n".join(lines) + "\n"

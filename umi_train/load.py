@@ -1,0 +1,65 @@
+"""`load_role(RUN, role)`: the model and tokenizer that play a role, from a finished run.
+
+Which model plays which role follows the variant table (`umi_data.variants`): a role is played
+by the part of the latest stage that trained it, on that stage's starting model (the base
+model, or the merged stage-1 backbone). In the Single-LLM setup the backbone plays every role;
+a role that a setup never trained (the backbone of one-stage or multi-task) is an error, not a
+silent stand-in. An `sft` run directory works too: its adapter plays the roles it trained.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from umi_data.examples import EXAMPLE_ROLES
+from umi_data.variants import Part, Stage, Variant, get_variant
+from umi_train.provenance import MODEL_FILE, RUN_FILE, read_json
+
+
+class RoleNotTrainedError(ValueError):
+    """The run has no model for the role asked for."""
+
+
+def _role_part(variant: Variant, role: str) -> tuple[Stage, Part]:
+    for stage in reversed(variant.stages):
+        for part in stage.parts:
+            if role in part.roles:
+                return stage, part
+    trained = {r for stage in variant.stages for part in stage.parts for r in part.roles}
+    if trained == {"backbone"}:  # Single-LLM: the backbone model plays every role
+        return variant.stages[0], variant.stages[0].parts[0]
+    raise RoleNotTrainedError(f"variant {variant.name} trains no model for role {role!r} (it trains: {', '.join(sorted(trained))})")
+
+
+def resolve_role(run: Path, role: str) -> tuple[Path, Path | None]:
+    """(model directory, adapter directory or None) that play `role` in the run `run`."""
+    if role not in EXAMPLE_ROLES:
+        raise ValueError(f"unknown role {role!r}; choose one of: {', '.join(EXAMPLE_ROLES)}")
+    glpft = read_json(run / "glpft.json")
+    if glpft is not None:
+        stage, part = _role_part(get_variant(glpft["variant"]), role)
+        merged = run / "stage1" / "merged"
+        if stage.name == "stage1" and (merged / MODEL_FILE).is_file():
+            return merged, None
+        base = Path(glpft["config"]["model"]) if stage.init == "base" else merged
+        return base, run / stage.name / part.name / "adapter"
+    sft = read_json(run / RUN_FILE)
+    if sft is None:
+        raise FileNotFoundError(f"{run}: neither glpft.json nor run.json; not a finished umi_train run")
+    roles = sft["data"]["roles"]
+    if role not in roles and roles != ["backbone"]:
+        raise RoleNotTrainedError(f"{run} trained {', '.join(roles)}, not {role!r}")
+    return Path(sft["config"]["model"]), run / "adapter"
+
+
+def load_role(run: str | Path, role: str) -> tuple[Any, Any]:
+    """(model, tokenizer) for `role`, the adapter merged in, in eval mode, ready to `generate`."""
+    from transformers import AutoTokenizer
+
+    from umi_train.lora import load_base, merged_model
+
+    model_dir, adapter = resolve_role(Path(run), role)
+    model = merged_model(model_dir, adapter) if adapter is not None else load_base(model_dir)
+    tokenizer = AutoTokenizer.from_pretrained(adapter if adapter is not None else model_dir)
+    return model.eval(), tokenizer

@@ -1,0 +1,214 @@
+"""`python -m umi_train.sft`: one LoRA adapter on one role corpus (or the multi-task union).
+
+A run directory is complete when `run.json` exists (written last); `config.json` is written
+when the run starts so that `--resume` can refuse to continue with different options.
+
+    RUN/config.json        resolved config (written first)
+    RUN/checkpoints/       Trainer checkpoints (adapter, optimizer, scheduler, RNG states)
+    RUN/adapter/           the final adapter and the tokenizer
+    RUN/run.json           config, corpus manifest sha256, base model identity, versions,
+                           loss history, eval loss, world size, adapter digest per rank
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import sys
+from pathlib import Path
+from typing import Any
+
+from umi_data.variants import VARIANTS
+from umi_data.write import write_json
+from umi_train import dist
+from umi_train.config import SFTConfig, TrainOptions, UsageError, parse_config, run_cli
+from umi_train.data import Selection, check_corpus, encode_rows, select_examples, split_eval
+from umi_train.lora import adapter_state, attach_lora, load_base
+from umi_train.provenance import RUN_FILE, corpus_identity, model_identity, read_json, tensors_sha256, versions, write_run
+
+PROG = "python -m umi_train.sft"
+CONFIG_FILE = "config.json"
+CHECKPOINTS = "checkpoints"
+ADAPTER = "adapter"
+#: options that do not change what is trained (a run may be resumed with others)
+_RUN_ONLY = {"resume", "quiet"}
+
+
+def roles_of(role: str) -> tuple[str, ...]:
+    """The role corpora a `--role` trains on: one, or the multi-task variant's union."""
+    if role == "multi-task":
+        return VARIANTS["multi-task"].stages[0].parts[0].roles
+    return (role,)
+
+
+def comparable(config: TrainOptions) -> dict[str, Any]:
+    return config.model_dump(mode="json", exclude=_RUN_ONLY)
+
+
+def last_checkpoint(run_dir: Path) -> Path | None:
+    from transformers.trainer_utils import get_last_checkpoint
+
+    checkpoints = run_dir / CHECKPOINTS
+    found = get_last_checkpoint(str(checkpoints)) if checkpoints.is_dir() else None
+    return Path(found) if found else None
+
+
+def check_run_dir(config: SFTConfig) -> dict[str, Any] | None:
+    """The finished run in `--out` with the same options (to skip), None to train; an error for
+    a run directory that holds something else."""
+    done = read_json(config.out / RUN_FILE)
+    if done is not None:
+        if done["config"] != comparable(config):
+            raise UsageError(f"--out {config.out}: holds a finished run with different options; choose another --out")
+        return done
+    started = read_json(config.out / CONFIG_FILE)
+    if started is not None and started != comparable(config):
+        raise UsageError(f"--out {config.out}: an interrupted run with different options is there; choose another --out")
+    if last_checkpoint(config.out) and not config.resume:
+        raise UsageError(f"--out {config.out}: holds checkpoints of an interrupted run; pass --resume to continue it")
+    return None
+
+
+def training_arguments(config: SFTConfig, has_eval: bool) -> Any:
+    from transformers import TrainingArguments
+
+    cpu = dist.use_cpu()
+    return TrainingArguments(
+        output_dir=str(config.out / CHECKPOINTS), seed=config.seed, data_seed=config.seed,
+        per_device_train_batch_size=config.batch_size, per_device_eval_batch_size=config.batch_size,
+        gradient_accumulation_steps=config.grad_accum, learning_rate=config.learning_rate,
+        lr_scheduler_type=config.lr_scheduler, warmup_steps=config.warmup_steps, weight_decay=config.weight_decay,
+        max_steps=config.max_steps or -1, num_train_epochs=config.epochs,
+        logging_steps=config.logging_steps, save_strategy="steps", save_steps=config.save_steps,
+        save_total_limit=config.save_total_limit, eval_strategy="steps" if has_eval else "no",
+        eval_steps=config.eval_steps or config.save_steps, report_to="none", disable_tqdm=config.quiet,
+        remove_unused_columns=False, label_names=["labels"], length_column_name="length",
+        train_sampling_strategy="group_by_length" if config.padding == "dynamic" else "random",
+        include_num_input_tokens_seen="non_padding", use_cpu=cpu, ddp_backend="gloo" if cpu and dist.world_size() > 1 else None,
+        activation_checkpointing=config.activation_checkpointing, bf16=not cpu and _bf16_supported(), dataloader_num_workers=0, ddp_find_unused_parameters=False,
+    )
+
+
+def _bf16_supported() -> bool:
+    import torch
+
+    return torch.cuda.is_available() and torch.cuda.is_bf16_supported()
+
+
+def build_trainer(config: SFTConfig, model: Any, tokenizer: Any, train: Any, eval_dataset: Any | None) -> Any:
+    """A `Trainer` with umi's collation (or the pad-to-max baseline, per `--padding`)."""
+    from transformers import Trainer
+
+    from umi_train.collate import make_collator
+
+    return Trainer(
+        model=model, args=training_arguments(config, eval_dataset is not None), train_dataset=train,
+        eval_dataset=eval_dataset, data_collator=make_collator(tokenizer, config.padding, config.max_length),
+        processing_class=tokenizer,
+    )
+
+
+def prepare(config: SFTConfig) -> tuple[Any, Any, Any, Any, Selection]:
+    """Tokenizer, LoRA model, encoded train/eval datasets (user errors raised before any training)."""
+    from transformers import AutoTokenizer, set_seed
+
+    rows = select_examples(config.corpus, roles_of(config.role), None if config.split == "all" else config.split)
+    selection = split_eval(rows, config.eval_fraction)
+    tokenizer = AutoTokenizer.from_pretrained(config.model)
+    train = encode_rows(selection.train, tokenizer, config.max_length, config.compat)
+    eval_dataset = encode_rows(selection.eval, tokenizer, config.max_length, config.compat) if selection.eval else None
+    set_seed(config.seed)
+    model = attach_lora(load_base(config.model), config)
+    return tokenizer, model, train, eval_dataset, selection
+
+
+def history(log_history: list[dict[str, Any]], key: str) -> list[dict[str, float]]:
+    return [{"step": entry["step"], key: entry[key]} for entry in log_history if key in entry]
+
+
+def run_record(config: SFTConfig, trainer: Any, selection: Selection, digests: list[str], resumed: Path | None) -> dict[str, Any]:
+    state, args = trainer.state, trainer.args
+    eval_losses = history(state.log_history, "eval_loss")
+    return {
+        "kind": "umi-sft-run",
+        "config": comparable(config),
+        "corpus": corpus_identity(config.corpus),
+        "base_model": model_identity(config.model),
+        "versions": versions(),
+        "data": {"roles": list(roles_of(config.role)), "split": config.split, "train_examples": len(selection.train),
+                 "eval_examples": len(selection.eval), "eval_instructions": sorted(selection.eval_instructions)},
+        "training": {
+            "world_size": args.world_size, "global_batch_size": args.train_batch_size * args.gradient_accumulation_steps * args.world_size,
+            "steps": state.global_step, "epochs": state.epoch, "tokens_seen": state.num_input_tokens_seen,
+            "resumed_from": resumed.name if resumed else None,
+            "loss_history": history(state.log_history, "loss"), "eval_history": eval_losses,
+            "final_eval_loss": eval_losses[-1]["eval_loss"] if eval_losses else None,
+        },
+        "adapter": {"path": ADAPTER, "sha256": digests[0], "sha256_per_rank": digests},
+    }
+
+
+def save_adapter(model: Any, tokenizer: Any, run_dir: Path) -> None:
+    """The adapter and tokenizer into RUN/adapter, atomically (a temporary directory renamed)."""
+    tmp = run_dir / f".{ADAPTER}.tmp-{os.getpid()}"
+    shutil.rmtree(tmp, ignore_errors=True)
+    model.save_pretrained(tmp)
+    tokenizer.save_pretrained(tmp)
+    shutil.rmtree(run_dir / ADAPTER, ignore_errors=True)
+    os.replace(tmp, run_dir / ADAPTER)
+
+
+def _announce(config: SFTConfig, selection: Selection, resumed: Path | None) -> None:
+    if dist.is_main():
+        start = f", resuming from {resumed.name}" if resumed else ""
+        print(f"{PROG}: {config.role} (split {config.split}): {len(selection.train)} train / {len(selection.eval)} eval examples "
+              f"({len(selection.eval_instructions)} held-out instructions), world size {dist.world_size()}{start} -> {config.out}", flush=True)
+
+
+def train_adapter(config: SFTConfig) -> dict[str, Any]:
+    """Train (or resume, or skip when finished) the run `config` describes; its run record."""
+    check_corpus(config.corpus)
+    model_identity(config.model)  # a missing model is a usage error before anything is loaded
+    dist.init_process_group()
+    done = check_run_dir(config)
+    if done is not None:
+        if dist.is_main():
+            print(f"{PROG}: {config.out} is complete; nothing to do", flush=True)
+        return done
+    tokenizer, model, train, eval_dataset, selection = prepare(config)
+    if dist.is_main():
+        config.out.mkdir(parents=True, exist_ok=True)
+        write_json(config.out / CONFIG_FILE, comparable(config))
+    resumed = last_checkpoint(config.out) if config.resume else None
+    _announce(config, selection, resumed)
+    trainer = build_trainer(config, model, tokenizer, train, eval_dataset)
+    trainer.train(resume_from_checkpoint=str(resumed) if resumed else None)
+    evaluated = history(trainer.state.log_history, "eval_loss")
+    if eval_dataset is not None and (not evaluated or evaluated[-1]["step"] != trainer.state.global_step):
+        trainer.evaluate()
+    digests = dist.gather(tensors_sha256(adapter_state(model)))
+    record = run_record(config, trainer, selection, digests, resumed)
+    if dist.is_main():
+        save_adapter(model, tokenizer, config.out)
+        write_run(config.out, record)
+    dist.barrier()
+    return record
+
+
+def main(argv: list[str] | None = None) -> int:
+    config = parse_config(SFTConfig, argv, PROG, "Train one LoRA adapter on one role corpus of a umi corpus directory.")
+
+    def command() -> int:
+        record = train_adapter(config)
+        if dist.is_main():
+            losses = record["training"]["loss_history"]
+            first, last = (losses[0]["loss"], losses[-1]["loss"]) if losses else (None, None)
+            print(f"{PROG}: {record['training']['steps']} steps, loss {first} -> {last}, "
+                  f"eval loss {record['training']['final_eval_loss']} -> {config.out / RUN_FILE}")
+        return 0
+
+    return run_cli(PROG, command)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

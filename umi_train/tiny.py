@@ -1,0 +1,127 @@
+"""`python -m umi_train.tiny`: a tiny Llama-family model and a tokenizer trained on a corpus.
+
+Tests and the offline demo need a real causal LM that trains in seconds on CPU and downloads
+nothing. The tokenizer is a byte-level BPE trained with `tokenizers` on the corpus's inputs and
+targets, with `<s>`, `</s>`, `<unk>` and `<pad>` as special tokens, so the literal `</s>` that
+α-UMi writes into histories and targets is read as the EOS token, as a Llama tokenizer does.
+The output is an ordinary Hugging Face model directory (config, safetensors, tokenizer files,
+generation config) plus `umi_model.json`; the same corpus and seed give the same model.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import sys
+from pathlib import Path
+from typing import Any, Iterator
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from umi_data.examples import EXAMPLE_ROLES
+from umi_train.config import parse_config, run_cli
+from umi_train.data import check_corpus, read_role_rows
+from umi_train.provenance import corpus_identity, write_model_card
+
+SPECIAL_TOKENS = ("<unk>", "<s>", "</s>", "<pad>")
+PROG = "python -m umi_train.tiny"
+
+
+class TinyConfig(BaseModel):
+    """`python -m umi_train.tiny`: what tiny model to build."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    corpus: Path = Field(description="corpus directory whose inputs and targets train the tokenizer")
+    out: Path = Field(description="model directory to write")
+    vocab_size: int = Field(default=2048, ge=300, description="BPE vocabulary size, special tokens included (at least the 256 bytes + specials)")
+    hidden_size: int = Field(default=64, ge=8, description="model width")
+    num_layers: int = Field(default=2, ge=1, description="decoder layers")
+    num_heads: int = Field(default=4, ge=1, description="attention heads")
+    intermediate_size: int = Field(default=192, ge=8, description="MLP width")
+    max_position_embeddings: int = Field(default=4096, ge=64, description="longest sequence the model accepts")
+    init_std: float = Field(default=0.1, gt=0, description="standard deviation of the initial weights (larger than the usual 0.02 so that a LoRA on the frozen random model can move its logits within a few steps)")
+    seed: int = Field(default=0, description="seed of the weight initialisation")
+
+
+def corpus_texts(corpus: Path) -> Iterator[str]:
+    """Every input and target of every role corpus, in a fixed order."""
+    for role in EXAMPLE_ROLES:
+        for row in read_role_rows(corpus, role):
+            yield row["input"]
+            yield row["target"]
+
+
+def train_tokenizer(texts: Iterator[str], vocab_size: int, model_max_length: int) -> Any:
+    """A byte-level BPE wrapped as a `PreTrainedTokenizerFast` with Llama's special tokens."""
+    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, processors, trainers
+    from transformers import PreTrainedTokenizerFast
+
+    backend = Tokenizer(models.BPE())
+    backend.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
+    backend.decoder = decoders.ByteLevel()
+    trainer = trainers.BpeTrainer(
+        vocab_size=vocab_size, special_tokens=list(SPECIAL_TOKENS),
+        initial_alphabet=pre_tokenizers.ByteLevel.alphabet(), show_progress=False,
+    )
+    backend.train_from_iterator(texts, trainer)
+    bos = backend.token_to_id("<s>")
+    # like Llama's tokenizer: `tokenizer(text)` starts with BOS (umi_train.encode adds it the same way)
+    backend.post_processor = processors.TemplateProcessing(single="<s> $A", pair="<s> $A <s> $B", special_tokens=[("<s>", bos)])
+    return PreTrainedTokenizerFast(
+        tokenizer_object=backend, unk_token="<unk>", bos_token="<s>", eos_token="</s>", pad_token="<pad>",
+        model_max_length=model_max_length, padding_side="right", clean_up_tokenization_spaces=False,
+    )
+
+
+def build_model(config: TinyConfig, tokenizer: Any) -> Any:
+    """A randomly initialised `LlamaForCausalLM` sized by `config`, seeded."""
+    import torch
+    from transformers import LlamaConfig, LlamaForCausalLM
+
+    model_config = LlamaConfig(
+        vocab_size=len(tokenizer), hidden_size=config.hidden_size, intermediate_size=config.intermediate_size,
+        num_hidden_layers=config.num_layers, num_attention_heads=config.num_heads, num_key_value_heads=config.num_heads,
+        max_position_embeddings=config.max_position_embeddings, tie_word_embeddings=False, initializer_range=config.init_std,
+        bos_token_id=tokenizer.bos_token_id, eos_token_id=tokenizer.eos_token_id, pad_token_id=tokenizer.pad_token_id,
+    )
+    torch.manual_seed(config.seed)
+    model = LlamaForCausalLM(model_config)
+    model.generation_config.pad_token_id = tokenizer.pad_token_id
+    return model
+
+
+def build_tiny(config: TinyConfig) -> Path:
+    """Write the tokenizer and model into `config.out` (atomically: a temporary directory beside
+    it, renamed into place once `umi_model.json` is written)."""
+    check_corpus(config.corpus)
+    tokenizer = train_tokenizer(corpus_texts(config.corpus), config.vocab_size, config.max_position_embeddings)
+    model = build_model(config, tokenizer)
+    tmp = config.out.with_name(f".{config.out.name}.tmp-{os.getpid()}")
+    shutil.rmtree(tmp, ignore_errors=True)
+    model.save_pretrained(tmp)
+    tokenizer.save_pretrained(tmp)
+    parameters = sum(parameter.numel() for parameter in model.parameters())
+    write_model_card(tmp, {"kind": "umi-tiny", "config": config.model_dump(mode="json", exclude={"out"}), "parameters": parameters,
+                           "corpus": corpus_identity(config.corpus)})
+    shutil.rmtree(config.out, ignore_errors=True)
+    os.replace(tmp, config.out)
+    return config.out
+
+
+def main(argv: list[str] | None = None) -> int:
+    config = parse_config(TinyConfig, argv, PROG, "Build a tiny Llama model and a BPE tokenizer trained on a corpus.")
+
+    def command() -> int:
+        out = build_tiny(config)
+        from umi_train.provenance import read_json
+
+        card = read_json(out / "umi_model.json") or {}
+        print(f"tiny model: {card.get('parameters')} parameters, vocabulary {config.vocab_size} -> {out}")
+        return 0
+
+    return run_cli(PROG, command)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
