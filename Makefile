@@ -26,8 +26,10 @@ $(STAMP): pyproject.toml Makefile
 test: $(STAMP)
 	$(PY) -m pytest
 
+# The whole pipeline, offline on CPU: synthetic world -> corpus + card -> DuckDB -> tiny GLPFT
+# (α-UMi and Single-LLM) -> static and live evaluation -> one table (umi_agent/demo.py).
 demo: $(STAMP)
-	$(PY) -m umi_data demo
+	$(PY) -m umi_agent.demo --out demo-out
 
 schemas: $(STAMP)
 	$(PY) -m umi_data schemas
