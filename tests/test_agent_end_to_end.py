@@ -31,11 +31,22 @@ def runs(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     model = tiny_model(root / "tiny", root / "corpus")
     found = {"root": root}
     for variant in ("reuse", "single"):
-        args = ["--model", str(model), "--corpus", str(root / "corpus"), "--variant", variant, "--max-steps", "3",
+        args = ["--model", str(model), "--corpus", str(root / "corpus"), "--variant", variant, "--max-steps", "12",
                 "--out", str(root / variant), "--eval-fraction", "0", *cli_args(FAST_OPTIONS)]
         assert glpft_main(args) == 0
         found[variant] = root / variant
     return found
+
+
+def test_reuse_on_a_synthetic_corpus_learns_in_every_stage(runs: dict[str, Path]) -> None:
+    """Issue 6's acceptance on synthetic data: the loss falls in every GLPFT stage."""
+    record = json.loads((runs["reuse"] / "glpft.json").read_text())
+    stages = [f"{stage}/{part}" for stage, summary in record["stages"].items() for part in summary["parts"]]
+    assert stages == ["stage1/backbone", "stage2/planner", "stage2/caller", "stage2/summarizer"]
+    for stage in stages:
+        history = json.loads((runs["reuse"] / stage / "run.json").read_text())["training"]["loss_history"]
+        losses = [entry["loss"] for entry in history]
+        assert len(losses) == 12 and sum(losses[-3:]) / 3 < sum(losses[:3]) / 3 - 0.3, f"{stage}: {losses}"
 
 
 @pytest.mark.parametrize("variant", ["reuse", "single"])
