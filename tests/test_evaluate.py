@@ -308,7 +308,7 @@ def test_cut_clean_and_format() -> None:
     assert cut_plan(": just text") == ("just text Next: caller.", "caller")
     assert clean_output(" . ") == "none" and clean_output(": x") == "x"
     assert format_prediction("t Next: caller. junk", caller_output="Action: A\nAction Input: {}") == pred_call("A", "{}", plan="t Next: caller.")
-    assert format_prediction("t Next: conclusion.", summarizer_output="") == f"asssitant: t Next: conclusion.</s>conclusion: none"
+    assert format_prediction("t Next: conclusion.", summarizer_output="") == "asssitant: t Next: conclusion.</s>conclusion: none"
     assert format_prediction(P_GIVE_UP + " trailing", caller_output="ignored") == P_GIVE_UP
     with pytest.raises(ValueError, match="caller's output is required"):
         format_prediction("t Next: caller.")

@@ -9,7 +9,6 @@ same card (paths are shown relative to the corpus).
 from __future__ import annotations
 
 import hashlib
-import math
 from pathlib import Path
 from typing import Any
 

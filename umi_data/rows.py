@@ -25,7 +25,6 @@ from umi_data.core import (
     ConclusionTurn,
     ObservationTurn,
     PlannerTurn,
-    ToolSpec,
     Trajectory,
     UserTurn,
 )
