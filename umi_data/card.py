@@ -33,7 +33,7 @@ SIZE_CATEGORIES = ((1_000, "n<1K"), (10_000, "1K<n<10K"), (100_000, "10K<n<100K"
 def write_card(directory: Path, manifest: dict[str, Any]) -> dict[str, Any]:
     """Write README.md, card/stats.json and the plots; return their manifest file entries."""
     figures = _stats_frames(directory)
-    numbers = stats.corpus_stats(directory)
+    numbers = stats.corpus_stats(directory, summary=figures["summary"], lengths=figures["lengths"])
     entries = {}
     with atomic_open(directory / STATS) as handle:
         handle.write(orjson.dumps(numbers, option=orjson.OPT_INDENT_2 | orjson.OPT_SORT_KEYS) + b"\n")
@@ -48,11 +48,13 @@ def write_card(directory: Path, manifest: dict[str, Any]) -> dict[str, Any]:
     return entries
 
 
-def _stats_frames(directory: Path) -> dict[str, pl.DataFrame]:
+def _stats_frames(directory: Path) -> dict[str, Any]:
+    summary = stats.turn_summary(directory)
     return {
+        "summary": summary,
         "lengths": stats.example_lengths(directory),
-        "steps": stats.steps_per_trajectory(directory),
-        "tools": stats.calls_per_tool(directory),
+        "steps": summary.trajectories.select("id", "outcome", "steps", "calls"),
+        "tools": summary.calls_per_tool,
     }
 
 

@@ -6,10 +6,12 @@ Lengths are in characters, and in tokens when a `tokenizer.json` is given (read 
 
 from __future__ import annotations
 
-import json
+from collections import Counter
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import orjson
 import polars as pl
 
 from umi_data.examples import EXAMPLE_ROLES, ROLE_PATHS
@@ -20,48 +22,70 @@ QUANTILES = (0.5, 0.9, 0.99)
 #: Only these leaves of `turns` are read: the card's numbers never need the texts, so memory
 #: stays proportional to the number of turns, not to the size of the corpus.
 _TURN_LEAVES = ["id", "source", "outcome", "turns.list.element.role", "turns.list.element.next", "turns.list.element.name"]
-BATCH_ROWS = 8192
+BATCH_ROWS = 1024  # = half a Parquet row group: texts are decoded and dropped in small slices
 
 
-def _trajectories(directory: str | Path) -> pl.DataFrame:
+@dataclass(frozen=True)
+class TurnSummary:
+    """What the statistics need from `trajectories.parquet`, gathered in one pass a batch at a
+    time: per trajectory (`id`, `source`, `outcome`, `steps`, `calls`), turns per role, calls
+    per tool."""
+
+    trajectories: pl.DataFrame
+    turns_by_role: dict[str, int]
+    calls_per_tool: pl.DataFrame
+
+
+def turn_summary(directory: str | Path) -> TurnSummary:
     import pyarrow.parquet as pq
 
-    table = pq.ParquetFile(Path(directory) / "trajectories.parquet").read(columns=_TURN_LEAVES)
-    return pl.from_arrow(table)
-
-
-def _turns(trajectories: pl.DataFrame) -> pl.DataFrame:
-    return (
-        trajectories.select("id", "source", "outcome", "turns")
-        .explode("turns")
-        .filter(pl.col("turns").is_not_null())
-        .with_columns(
-            pl.col("turns").struct.field("role").alias("role"),
-            pl.col("turns").struct.field("name").alias("name"),
-            pl.col("turns").struct.field("next").alias("next"),
+    per_trajectory, roles, tools = [], [], []
+    for batch in pq.ParquetFile(Path(directory) / "trajectories.parquet").iter_batches(BATCH_ROWS, columns=_TURN_LEAVES):
+        frame = pl.from_arrow(batch)
+        turns = (
+            frame.select("id", "turns").explode("turns").filter(pl.col("turns").is_not_null())
+            .select("id", pl.col("turns").struct.field("role"), pl.col("turns").struct.field("next"),
+                    pl.col("turns").struct.field("name"))
         )
-        .drop("turns")
+        steps = turns.group_by("id").agg(
+            steps=((pl.col("role") == "planner") & pl.col("next").is_not_null()).sum().cast(pl.Int64),
+            calls=(pl.col("role") == "caller").sum().cast(pl.Int64),
+        )
+        per_trajectory.append(frame.select("id", "source", "outcome").join(steps, on="id", how="left").fill_null(0))
+        roles.append(turns.group_by("role").len())
+        tools.append(turns.filter(pl.col("role") == "caller").group_by("name").agg(calls=pl.len().cast(pl.Int64)))
+    schema = {"id": pl.String, "source": pl.String, "outcome": pl.String, "steps": pl.Int64, "calls": pl.Int64}
+    trajectories = pl.concat(per_trajectory) if per_trajectory else pl.DataFrame(schema=schema)
+    role_counts = pl.concat(roles).group_by("role").agg(pl.col("len").sum()) if roles else pl.DataFrame({"role": [], "len": []})
+    tool_calls = (pl.concat(tools).group_by("name").agg(pl.col("calls").sum()) if tools
+                  else pl.DataFrame(schema={"name": pl.String, "calls": pl.Int64}))
+    return TurnSummary(
+        trajectories=trajectories.sort("id"),
+        turns_by_role={str(r): int(n) for r, n in role_counts.sort("role").iter_rows()},
+        calls_per_tool=tool_calls.sort(["calls", "name"], descending=[True, False]),
     )
 
 
-def counts(directory: str | Path) -> dict[str, Any]:
+def counts(directory: str | Path, summary: TurnSummary | None = None) -> dict[str, Any]:
     """Trajectories by source and outcome, rejects by reason, turns by role."""
-    trajectories = _trajectories(directory)
-    turns = _turns(trajectories)
-    rejects = _rejects(Path(directory))
+    summary = summary or turn_summary(directory)
     return {
-        "trajectories": trajectories.height,
-        "by_source": _count_dict(trajectories, "source"),
-        "by_outcome": _count_dict(trajectories, "outcome"),
-        "rejects_by_reason": _count_dict(rejects, "reason") if rejects.height else {},
-        "turns_by_role": _count_dict(turns, "role"),
+        "trajectories": summary.trajectories.height,
+        "by_source": _count_dict(summary.trajectories, "source"),
+        "by_outcome": _count_dict(summary.trajectories, "outcome"),
+        "rejects_by_reason": _reject_reasons(Path(directory)),
+        "turns_by_role": summary.turns_by_role,
     }
 
 
-def _rejects(directory: Path) -> pl.DataFrame:
+def _reject_reasons(directory: Path) -> dict[str, int]:
+    """Reject counts by reason, reading rejects.jsonl a line at a time."""
+    reasons: Counter[str] = Counter()
     path = directory / "rejects.jsonl"
-    rows = [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()] if path.is_file() else []
-    return pl.DataFrame(rows, schema={"source_file": pl.String, "locator": pl.String, "reason": pl.String, "detail": pl.String})
+    if path.is_file():
+        with open(path, "rb") as handle:
+            reasons.update(orjson.loads(line)["reason"] for line in handle if line.strip())
+    return dict(sorted(reasons.items()))
 
 
 def _count_dict(frame: pl.DataFrame, column: str) -> dict[str, int]:
@@ -71,24 +95,12 @@ def _count_dict(frame: pl.DataFrame, column: str) -> dict[str, int]:
 
 def steps_per_trajectory(directory: str | Path) -> pl.DataFrame:
     """`id`, `outcome`, `steps` (planner decisions) and `calls` per trajectory."""
-    turns = _turns(_trajectories(directory))
-    return (
-        turns.group_by("id", "outcome")
-        .agg(
-            steps=(pl.col("role") == "planner").and_(pl.col("next").is_not_null()).sum(),
-            calls=(pl.col("role") == "caller").sum(),
-        )
-        .sort("id")
-    )
+    return turn_summary(directory).trajectories.select("id", "outcome", "steps", "calls")
 
 
 def calls_per_tool(directory: str | Path) -> pl.DataFrame:
     """`name`, `calls`, most called first (ties by name)."""
-    turns = _turns(_trajectories(directory))
-    return (
-        turns.filter(pl.col("role") == "caller").group_by("name").agg(calls=pl.len())
-        .sort(["calls", "name"], descending=[True, False])
-    )
+    return turn_summary(directory).calls_per_tool
 
 
 def example_lengths(directory: str | Path, tokenizer: str | Path | None = None) -> pl.DataFrame:
@@ -146,18 +158,22 @@ def length_summary(lengths: pl.DataFrame) -> list[dict[str, Any]]:
     return rows
 
 
-def corpus_stats(directory: str | Path, tokenizer: str | Path | None = None) -> dict[str, Any]:
-    """Everything above as plain JSON-ready values."""
+def corpus_stats(directory: str | Path, tokenizer: str | Path | None = None, *, summary: TurnSummary | None = None,
+                 lengths: pl.DataFrame | None = None) -> dict[str, Any]:
+    """Everything above as plain JSON-ready values (pass `summary` / `lengths` already computed
+    to avoid a second pass)."""
     directory = Path(directory)
-    steps = steps_per_trajectory(directory)
+    summary = summary or turn_summary(directory)
+    lengths = lengths if lengths is not None else example_lengths(directory, tokenizer)
+    steps = summary.trajectories.group_by("steps").len().sort("steps")
     return {
-        "counts": counts(directory),
-        "lengths": length_summary(example_lengths(directory, tokenizer)),
-        "steps": [{"steps": int(n), "trajectories": int(k)} for n, k in steps.group_by("steps").len().sort("steps").iter_rows()],
-        "calls_per_tool": [{"name": n, "calls": int(c)} for n, c in calls_per_tool(directory).iter_rows()],
+        "counts": counts(directory, summary),
+        "lengths": length_summary(lengths),
+        "steps": [{"steps": int(n), "trajectories": int(k)} for n, k in steps.iter_rows()],
+        "calls_per_tool": [{"name": n, "calls": int(c)} for n, c in summary.calls_per_tool.iter_rows()],
     }
 
 
 __all__ = [
-    "calls_per_tool", "corpus_stats", "counts", "example_lengths", "length_summary", "steps_per_trajectory",
+    "TurnSummary", "turn_summary", "calls_per_tool", "corpus_stats", "counts", "example_lengths", "length_summary", "steps_per_trajectory",
 ]
