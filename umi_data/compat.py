@@ -22,7 +22,7 @@ answer files), not taken from the reference code:
 from __future__ import annotations
 
 import json
-from typing import Any
+from typing import Any, Callable
 
 from umi_data.core import (
     CallerTurn,
@@ -50,7 +50,7 @@ RESPONSE_KEY = '"response":'
 
 __all__ = [
     "GIVE_UP_ARGUMENTS", "MISSING_ANSWER", "short_form_tools", "short_form_tool",
-    "stage1_record", "stage2_record", "planner_value", "official_final_answer", "official_observation",
+    "stage1_record", "stage2_record", "planner_value", "caller_value", "conversation_value", "SPEAKER", "official_final_answer", "official_observation",
 ]
 
 
@@ -162,7 +162,8 @@ def _function_content(turn: ObservationTurn) -> str:
 
 # --- stage 2 ----------------------------------------------------------------------------------
 
-_SPEAKER = {  # umi role → stage-2 speaker
+#: umi role → stage-2 speaker (also the speakers of umi's default conversations).
+SPEAKER = {
     "user": "user", "planner": "assistant", "caller": "caller",
     "observation": "observation", "conclusion": "conclusion",
 }
@@ -187,20 +188,8 @@ def stage2_record(trajectory: Trajectory) -> dict[str, Any]:
     for turn in trajectory.turns[1:]:
         if isinstance(turn, PlannerTurn) and turn.next is None and not from_stage2:
             continue
-        conversations.append({"from": _SPEAKER[turn.role], "value": _stage2_value(turn)})
+        conversations.append({"from": SPEAKER[turn.role], "value": conversation_value(turn)})
     return {"tools": short_form_tools(trajectory), "instruction": trajectory.instruction, "conversations": conversations}
-
-
-def _stage2_value(turn: Any) -> Any:
-    if isinstance(turn, UserTurn):
-        return turn.content
-    if isinstance(turn, PlannerTurn):
-        return planner_value(turn)
-    if isinstance(turn, CallerTurn):
-        return f"Action: {turn.name}\nAction Input: {turn.raw_arguments}"
-    if isinstance(turn, ObservationTurn):
-        return official_observation(turn)
-    return official_final_answer(turn)
 
 
 def planner_value(turn: PlannerTurn) -> str:
@@ -236,3 +225,26 @@ def official_final_answer(turn: ConclusionTurn) -> Any:
         return parsed.get("final_answer", MISSING_ANSWER)
     _, answer = parse_finish(turn.raw_arguments)
     return answer or MISSING_ANSWER
+
+
+def conversation_value(
+    turn: Any,
+    observation: Callable[[ObservationTurn], Any] = official_observation,
+    conclusion: Callable[[ConclusionTurn], Any] = official_final_answer,
+) -> Any:
+    """A turn's stage-2 `value`. Compat and umi's default mode write every role the same way
+    except observations and conclusions: pass their renderings (default: the official ones)."""
+    if isinstance(turn, UserTurn):
+        return turn.content
+    if isinstance(turn, PlannerTurn):
+        return planner_value(turn)
+    if isinstance(turn, CallerTurn):
+        return caller_value(turn.name, turn.raw_arguments)
+    if isinstance(turn, ObservationTurn):
+        return observation(turn)
+    return conclusion(turn)
+
+
+def caller_value(name: str, raw_arguments: str) -> str:
+    """What the caller writes: `Action: <name>\\nAction Input: <arguments>`."""
+    return f"Action: {name}\nAction Input: {raw_arguments}"

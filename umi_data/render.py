@@ -23,8 +23,8 @@ from umi_data.core import (
     ObservationTurn,
     PlannerTurn,
     Trajectory,
-    UserTurn,
 )
+from umi_data.compat import SPEAKER, can_rebuild_stage1, conversation_value, short_form_tools, stage1_record, stage2_record
 from umi_data.prompts import fill, serialise_backbone_history, serialise_history, split_plan
 
 ROLES = ("backbone", "planner", "caller", "summarizer")
@@ -184,25 +184,11 @@ def turns_conversation(turns: Sequence[Any]) -> tuple[list[dict[str, Any]], froz
             continue  # an empty message that decides nothing says nothing
         if isinstance(turn, CallerTurn) and turn.hallucinated:
             hallucinated.add(len(conversation))
-        conversation.append({"from": _SPEAKER[turn.role], "value": _default_value(turn)})
+        conversation.append({"from": SPEAKER[turn.role], "value": conversation_value(turn, observation_text, _answer)})
     return conversation, frozenset(hallucinated)
 
 
-_SPEAKER = {"user": "user", "planner": "assistant", "caller": "caller", "observation": "observation", "conclusion": "conclusion"}
-
-
-def _default_value(turn: Any) -> str:
-    from umi_data.compat import planner_value
-
-    if isinstance(turn, UserTurn):
-        return turn.content
-    if isinstance(turn, PlannerTurn):
-        return planner_value(turn)
-    if isinstance(turn, CallerTurn):
-        return f"Action: {turn.name}\nAction Input: {turn.raw_arguments}"
-    if isinstance(turn, ObservationTurn):
-        return observation_text(turn)
-    assert isinstance(turn, ConclusionTurn)
+def _answer(turn: ConclusionTurn) -> str:
     return turn.answer
 
 
@@ -211,8 +197,6 @@ class DefaultRenderer:
     (docs/differences.md). Stateless: each trajectory renders on its own."""
 
     def __call__(self, trajectory: Trajectory) -> Rendered:
-        from umi_data.compat import short_form_tools
-
         conversation, hallucinated = default_conversation(trajectory)
         records = role_records(
             conversation, short_form_tools(trajectory), family_for(trajectory),
@@ -233,8 +217,6 @@ class AlphaUmiCompatRenderer:
         self._last_backbone_input: str | None = None
 
     def __call__(self, trajectory: Trajectory) -> Rendered:
-        from umi_data.compat import can_rebuild_stage1, stage1_record, stage2_record
-
         official: dict[str, list[dict[str, Any]]] = {}
         if can_rebuild_stage1(trajectory):
             official["raw_data_stage_1"] = [stage1_record(trajectory)]
