@@ -8,7 +8,7 @@ from importlib import resources
 from pathlib import Path
 
 from umi_data.build import BuildConfig, ExclusionListError, build_corpus, reject_listing, summary_line
-from umi_data.duck import CorpusNotFoundError
+from umi_data.corpus import CorpusNotFoundError
 from umi_data.export import ExportError
 from umi_data.query import QueryError
 from umi_data.sources import SOURCES, InputPathError, UnknownSourceError

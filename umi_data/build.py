@@ -19,8 +19,7 @@ from pydantic import BaseModel, ConfigDict, Field
 import umi_data
 from umi_data.card import write_card
 from umi_data.core import Reject, Trajectory
-from umi_data.corpus import RoleCorpusWriter
-from umi_data.duck import CorpusNotFoundError
+from umi_data.corpus import MANIFEST, RoleCorpusWriter, require_corpus
 from umi_data.examples import DEFAULT_SPLIT_RATIO, DEFAULT_SPLIT_SEED
 from umi_data.render import AlphaUmiCompatRenderer, DefaultRenderer
 from umi_data.rows import TRAJECTORY_SCHEMA, rows_to_table, trajectory_to_row
@@ -30,7 +29,6 @@ from umi_data.write import JsonlWriter, ParquetBatchWriter, atomic_open, atomic_
 
 TRAJECTORIES = "trajectories.parquet"
 REJECTS = "rejects.jsonl"
-MANIFEST = "manifest.json"
 MAX_REJECTS_KEPT = 1000  # in memory, for the CLI's listing; rejects.jsonl has them all
 
 
@@ -200,9 +198,7 @@ def _manifest(
 
 def rewrite_card(directory: Path) -> list[Path]:
     """Write the data card of an existing corpus again and update the manifest's file entries."""
-    manifest_path = directory / MANIFEST
-    if not manifest_path.is_file():
-        raise CorpusNotFoundError(f"{directory}: not a complete corpus directory (no manifest.json); build one with `python -m umi_data build`")
+    manifest_path = require_corpus(directory) / MANIFEST
     manifest = orjson.loads(manifest_path.read_bytes())
     entries = write_card(directory, manifest)
     manifest["files"].update(entries)

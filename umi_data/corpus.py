@@ -20,6 +20,22 @@ from umi_data.examples import EXAMPLE_ROLES, EXAMPLE_SCHEMA, ROLE_PATHS, RoleExa
 from umi_data.write import JsonArrayWriter, JsonlWriter, ParquetBatchWriter, atomic_open, atomic_path, file_entry
 
 ALPHA_UMI_DIR = "alpha_umi"
+#: Written last by `build`: a directory with a manifest is a complete corpus.
+MANIFEST = "manifest.json"
+
+
+class CorpusNotFoundError(ValueError):
+    """A path that is not a complete corpus directory (a usage error)."""
+
+
+def require_corpus(directory: str | Path) -> Path:
+    """`directory` as a Path, if it holds a complete corpus (its manifest); else a clear error."""
+    directory = Path(directory)
+    if not (directory / MANIFEST).is_file():
+        raise CorpusNotFoundError(
+            f"{directory}: not a complete corpus directory (no {MANIFEST}); build one with `python -m umi_data build`"
+        )
+    return directory
 
 
 def _examples_table(rows: list[dict[str, Any]]) -> pa.Table:

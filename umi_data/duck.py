@@ -20,6 +20,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any, Sequence
 
+from umi_data.corpus import CorpusNotFoundError, require_corpus
 from umi_data.examples import ROLE_PATHS
 
 TURN_FIELDS = (
@@ -29,20 +30,8 @@ TURN_FIELDS = (
 REJECT_COLUMNS = "{'source_file': 'VARCHAR', 'locator': 'VARCHAR', 'reason': 'VARCHAR', 'detail': 'VARCHAR'}"
 
 
-class CorpusNotFoundError(ValueError):
-    """A path that is not a complete corpus directory (a usage error)."""
-
-
 def _literal(text: str) -> str:
     return "'" + text.replace("'", "''") + "'"
-
-
-def _check(directory: Path) -> Path:
-    if not (directory / "manifest.json").is_file():
-        raise CorpusNotFoundError(
-            f"{directory}: not a complete corpus directory (no manifest.json); build one with `python -m umi_data build`"
-        )
-    return directory
 
 
 def _union(directories: Sequence[Path], select: str) -> str:
@@ -97,7 +86,7 @@ def connect(*directories: str | Path, database: str = ":memory:") -> Any:
 
     if not directories:
         raise CorpusNotFoundError("connect() needs at least one corpus directory")
-    paths = [_check(Path(d).resolve()) for d in directories]
+    paths = [require_corpus(Path(d).resolve()) for d in directories]
     connection = duckdb.connect(database)
     for name, sql in view_sql(paths).items():
         connection.execute(f"create or replace view {name} as {sql}")

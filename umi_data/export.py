@@ -19,7 +19,6 @@ Rows keep the corpus order, so the same corpus and options give the same bytes.
 from __future__ import annotations
 
 import shutil
-from contextlib import ExitStack
 from pathlib import Path
 from typing import Any, Callable, Iterator, Literal
 
@@ -27,6 +26,7 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 import umi_data
+from umi_data.corpus import MANIFEST, require_corpus
 from umi_data.examples import ROLE_PATHS
 from umi_data.variants import Part, Stage, Variant, get_variant
 from umi_data.write import JsonArrayWriter, JsonlWriter, atomic_open, file_entry, sha256_file, write_json
@@ -81,9 +81,7 @@ def export_variant(corpus: Path, variant_name: str, out: Path, fmt: str = "jsonl
 
 
 def _corpus_manifest(corpus: Path) -> str:
-    manifest = corpus / "manifest.json"
-    if not manifest.is_file():
-        raise ExportError(f"{corpus}: not a complete corpus directory (no manifest.json); build one with `python -m umi_data build`")
+    manifest = require_corpus(corpus) / MANIFEST
     for path in ROLE_PATHS.values():
         if not (corpus / f"{path}.parquet").is_file():
             raise ExportError(f"{corpus}: {path}.parquet is missing; rebuild the corpus with this version of umi")
@@ -111,8 +109,7 @@ def _write_stage(corpus: Path, stage: Stage, out: Path, fmt: str) -> dict[str, A
 
 def _write_part(corpus: Path, part: Part, split: str | None, path: Path, fmt: str) -> tuple[int, int]:
     to_record, instructions = _RECORD[fmt], set()
-    with ExitStack() as stack:
-        handle = stack.enter_context(atomic_open(path))
+    with atomic_open(path) as handle:
         writer = JsonArrayWriter(handle) if fmt in ("llamafactory", "alpha-umi") else JsonlWriter(handle)
         for role in part.roles:
             for row in _rows(corpus / f"{ROLE_PATHS[role]}.parquet", split):
