@@ -79,14 +79,11 @@ class TransformersModel:
 
     @classmethod
     def from_run(cls, run: str | Path, role: str, **kwargs: Any) -> "TransformersModel":
-        import orjson
-
         from umi_train import load_role
 
         model, tokenizer = load_role(run, role)
-        record = Path(run) / "glpft.json"
-        compat = orjson.loads(record.read_bytes()).get("config", {}).get("compat") if record.is_file() else None
-        return cls(model, tokenizer, compat=compat, **kwargs)
+        record = glpft_record(run) if (Path(run) / GLPFT_FILE).is_file() else {}  # sft runs have none
+        return cls(model, tokenizer, compat=record.get("config", {}).get("compat"), **kwargs)
 
     def generate(self, prompt: str) -> str:
         import torch
@@ -108,4 +105,29 @@ class TransformersModel:
         return text.split(END)[0]
 
 
-__all__ = ["ReplayMiss", "ReplayModel", "ScriptedModel", "TransformersModel"]
+GLPFT_FILE = "glpft.json"
+LOCAL_ROLES = ("planner", "caller", "summarizer")
+
+
+class RunNotFoundError(ValueError):
+    """A path that is not a finished GLPFT run directory (a usage error)."""
+
+
+def glpft_record(run: str | Path) -> dict[str, Any]:
+    """The record `python -m umi_train.glpft` writes last (variant, config, stages)."""
+    import orjson
+
+    path = Path(run) / GLPFT_FILE
+    if not path.is_file():
+        raise RunNotFoundError(f"{run}: no {GLPFT_FILE}; give a finished `python -m umi_train.glpft` run directory")
+    return orjson.loads(path.read_bytes())
+
+
+def role_models(run: str | Path, **kwargs: Any) -> dict[str, TransformersModel]:
+    """The models a GLPFT run trained, by role: `backbone` alone for the Single-LLM baseline
+    (`--variant single`), else the α-UMi planner, caller and summarizer."""
+    roles = ("backbone",) if glpft_record(run)["variant"] == "single" else LOCAL_ROLES
+    return {role: TransformersModel.from_run(run, role, **kwargs) for role in roles}
+
+
+__all__ = ["RunNotFoundError", "glpft_record", "role_models", "ReplayMiss", "ReplayModel", "ScriptedModel", "TransformersModel"]

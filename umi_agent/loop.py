@@ -35,7 +35,7 @@ from umi_data.core import (
 from umi_data.prompts import END, fill, serialise_backbone_history, serialise_history
 from umi_data.render import turns_conversation
 from umi_data.sources.toolbench import parse_json_object
-from umi_agent.tools import ToolRegistry
+from umi_agent.tools import INVALID_ARGUMENTS, ToolRegistry
 
 DEFAULT_MAX_STEPS = 8
 _NEXT = re.compile(r"Next:\s*(caller|conclusion|give up)\.?", re.I)
@@ -105,7 +105,7 @@ class Episode:
 
     @property
     def invalid_arguments(self) -> int:
-        return sum(t.role == "observation" and t.error.startswith(("invalid arguments", "the Action Input")) for t in self.trajectory.turns)
+        return sum(t.role == "observation" and t.error.startswith(INVALID_ARGUMENTS) for t in self.trajectory.turns)
 
 
 @dataclass
@@ -115,10 +115,10 @@ class _State:
     family: str
     turns: list[Any] = field(default_factory=list)
     latency: dict[str, list[float]] = field(default_factory=lambda: defaultdict(list))
+    tools: list[dict[str, Any]] = field(init=False)  # the {doc} of every prompt: rendered once
 
-    @property
-    def tools(self) -> list[dict[str, Any]]:
-        return [short_form_tool(spec) for spec in self.registry.specs]
+    def __post_init__(self) -> None:
+        self.tools = [short_form_tool(spec) for spec in self.registry.specs]
 
     def history(self, backbone: bool = False) -> str:
         conversation, _ = turns_conversation(self.turns)

@@ -16,11 +16,11 @@ import sys
 from pathlib import Path
 from typing import Any, Callable
 
-import orjson
-
+from umi_agent.backends import RunNotFoundError
 from umi_agent.jsonio import InputFileError
 from umi_agent.loop import parse_backbone
 from umi_agent.static import StaticSample, format_prediction, load_samples, predict_sample, prediction_record, write_predictions
+from umi_data.compat import caller_value
 from umi_data.prompts import NEXT_SUFFIXES, fill, serialise_backbone_history
 
 EXIT_USAGE = 2
@@ -33,7 +33,7 @@ def predict_single(sample: StaticSample, backbone: Generate, family: str = "tool
     plan, action = parse_backbone(output)
     decision = (plan.next or "caller").replace("_", " ")  # an undecided turn is scored as a (wrong) call
     planner_output = (f"{plan.thought}\n" if plan.thought else "") + NEXT_SUFFIXES[decision]
-    caller_output = f"Action: {action[0]}\nAction Input: {action[1]}" if isinstance(action, tuple) else None
+    caller_output = caller_value(*action) if isinstance(action, tuple) else None
     if plan.next is None:
         caller_output = ""
     summarizer_output = action if isinstance(action, str) else None
@@ -41,22 +41,13 @@ def predict_single(sample: StaticSample, backbone: Generate, family: str = "tool
     return prediction_record(sample, text, backbone_output=output)
 
 
-def _run_variant(run: Path) -> str:
-    glpft = run / "glpft.json"
-    if not glpft.is_file():
-        raise InputFileError(f"{run}: no glpft.json; give a finished `python -m umi_train.glpft` run directory")
-    return orjson.loads(glpft.read_bytes())["variant"]
-
-
 def predict(run: Path, samples: list[StaticSample], max_new_tokens: int = 128, family: str = "toolbench") -> list[dict[str, Any]]:
-    from umi_agent.backends import TransformersModel
+    from umi_agent.backends import role_models
 
-    model = lambda role: TransformersModel.from_run(run, role, max_new_tokens=max_new_tokens).generate  # noqa: E731
-    if _run_variant(run) == "single":
-        backbone = model("backbone")
-        return [predict_single(sample, backbone, family) for sample in samples]
-    planner, caller, summarizer = model("planner"), model("caller"), model("summarizer")
-    return [predict_sample(sample, planner, caller, summarizer, family) for sample in samples]
+    models = {role: model.generate for role, model in role_models(run, max_new_tokens=max_new_tokens).items()}
+    if "backbone" in models:
+        return [predict_single(sample, models["backbone"], family) for sample in samples]
+    return [predict_sample(sample, models["planner"], models["caller"], models["summarizer"], family) for sample in samples]
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -71,7 +62,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         samples = load_samples(args.test)[: args.limit]
         records = predict(args.run, samples, args.max_new_tokens, args.family)
-    except (InputFileError, FileNotFoundError) as exc:
+    except (InputFileError, RunNotFoundError, FileNotFoundError) as exc:
         print(f"python -m umi_agent.predict: error: {exc}", file=sys.stderr)
         return EXIT_USAGE
     write_predictions(args.out, records)

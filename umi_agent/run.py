@@ -22,6 +22,7 @@ from typing import Any, Callable, Iterable, Sequence
 
 import orjson
 
+from umi_agent.backends import RunNotFoundError
 from umi_agent.loop import DEFAULT_MAX_STEPS, Episode, MultiAgent, SingleAgent, run_episode
 from umi_agent.tools import OBSERVATION_CHARS, synthetic_registry
 
@@ -100,16 +101,12 @@ def write_episodes(out: Path, episodes: Sequence[Episode]) -> Path:
 
 def agent_from_run(run: Path, max_steps: int, max_new_tokens: int) -> MultiAgent | SingleAgent:
     """The agent a GLPFT run trained: the Single-LLM baseline for `single`, α-UMi otherwise."""
-    from umi_agent.backends import TransformersModel
+    from umi_agent.backends import role_models
 
-    glpft = run / "glpft.json"
-    if not glpft.is_file():
-        raise LiveRunError(f"{run}: no glpft.json; give a finished `python -m umi_train.glpft` run directory")
-    variant = orjson.loads(glpft.read_bytes())["variant"]
-    load = lambda role: TransformersModel.from_run(run, role, max_new_tokens=max_new_tokens)  # noqa: E731
-    if variant == "single":
-        return SingleAgent(load("backbone"), max_steps=max_steps)
-    return MultiAgent(load("planner"), load("caller"), load("summarizer"), max_steps=max_steps)
+    models = role_models(run, max_new_tokens=max_new_tokens)
+    if "backbone" in models:
+        return SingleAgent(models["backbone"], max_steps=max_steps)
+    return MultiAgent(models["planner"], models["caller"], models["summarizer"], max_steps=max_steps)
 
 
 def side_by_side(metrics: dict[str, dict[str, Any]]) -> str:
@@ -147,7 +144,7 @@ def main(argv: list[str] | None = None) -> int:
             name = run.name
             corpus = write_episodes(args.out / name, episodes)
             metrics[name] = {"run": str(run), "corpus": str(corpus), **episode_metrics(tasks, episodes)}
-    except (LiveRunError, FileNotFoundError) as exc:
+    except (LiveRunError, RunNotFoundError, FileNotFoundError) as exc:
         print(f"python -m umi_agent.run: error: {exc}", file=sys.stderr)
         return EXIT_USAGE
     from umi_data.write import write_json

@@ -8,6 +8,7 @@ so the planner sees it and the loop goes on. Bugs in umi itself still raise.
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 from typing import Any, Callable, Iterable, Mapping, Sequence
 
@@ -18,6 +19,9 @@ from umi_data.sources.toolbench import parse_json_object
 
 #: The paper's real-time setting keeps this many characters of an observation.
 OBSERVATION_CHARS = 1024
+
+#: How the observations of badly written arguments begin (what `Episode.invalid_arguments` counts).
+INVALID_ARGUMENTS = ("invalid arguments for ", "the Action Input of ")
 
 #: What a tool returns: response text, or (response, error) with error "" on success.
 ToolOutput = str | tuple[str, str]
@@ -63,12 +67,12 @@ class ToolRegistry:
             return _error(f"unknown tool {name!r}; valid tools: {', '.join(self.names) or 'none'}")
         arguments = parse_json_object(raw_arguments.strip() or "{}")
         if arguments is None:
-            return _error(f"the Action Input of {name} is not a JSON object: {raw_arguments[:200]!r}")
+            return _error(f"{INVALID_ARGUMENTS[1]}{name} is not a JSON object: {raw_arguments[:200]!r}")
         problems = sorted(self._validators[name].iter_errors(arguments), key=lambda e: list(e.absolute_path))
         if problems:
             where = lambda e: "/".join(map(str, e.absolute_path)) or "arguments"  # noqa: E731
             detail = "; ".join(f"{where(e)}: {e.message}" for e in problems[:5])
-            return _error(f"invalid arguments for {name}: {detail}")
+            return _error(f"{INVALID_ARGUMENTS[0]}{name}: {detail}")
         try:
             output = self.tools[name].function(arguments)
         except Exception as exc:  # a tool failing is an observation the planner must see
@@ -150,10 +154,8 @@ class ReplayExecutor(ToolRegistry):
 
 def _key(raw_arguments: str) -> str:
     """Arguments compared as parsed JSON (key order and spacing do not matter)."""
-    import json
-
     parsed = parse_json_object(raw_arguments.strip() or "{}")
     return raw_arguments.strip() if parsed is None else json.dumps(parsed, sort_keys=True)
 
 
-__all__ = ["OBSERVATION_CHARS", "ReplayExecutor", "Tool", "ToolRegistry", "synthetic_registry"]
+__all__ = ["INVALID_ARGUMENTS", "OBSERVATION_CHARS", "ReplayExecutor", "Tool", "ToolRegistry", "synthetic_registry"]
