@@ -4,6 +4,7 @@ replay models for tests. Every backend is `generate(prompt) -> str`, greedy and 
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Iterable, Sequence
 
@@ -64,18 +65,53 @@ class ReplayModel:
             raise ReplayMiss(f"no recorded example has this prompt (…{prompt[-200:]!r})") from None
 
 
+@dataclass(frozen=True)
+class PromptFormat:
+    """How a role prompt becomes the text a model continues: the `"system: "` prefix for runs
+    trained in α-UMi compat mode, and left truncation to the model's window as in training
+    (`umi_train.encode.fit_prompt`). Local and served models share it, so both see one text."""
+
+    tokenizer: Any | None = None  # None: no truncation (a server without a local tokenizer)
+    compat: str | None = None
+    max_input_tokens: int | None = None  # default: the tokenizer's model_max_length, else 2048
+
+    @property
+    def window(self) -> int:
+        limit = getattr(self.tokenizer, "model_max_length", None)
+        return self.max_input_tokens or (limit if isinstance(limit, int) and limit < 1_000_000 else 2048)
+
+    def text(self, prompt: str, max_new_tokens: int) -> str:
+        from umi_train.encode import ALPHA_UMI_SYSTEM_PREFIX, fit_prompt
+
+        if self.tokenizer is None:
+            return ALPHA_UMI_SYSTEM_PREFIX + prompt if self.compat == "alpha-umi" else prompt
+        return fit_prompt(prompt, self.tokenizer, max(self.window - max_new_tokens, 1), compat=self.compat)
+
+
+def ordered_map(function: Callable[[Any], Any], items: Iterable[Any], concurrency: int = 1) -> list[Any]:
+    """`[function(item) for item in items]`, run by up to `concurrency` threads; results in input
+    order whatever order they finish in (episodes and prompts are independent of each other)."""
+    items = list(items)
+    if concurrency <= 1 or len(items) <= 1:
+        return [function(item) for item in items]
+    from concurrent.futures import ThreadPoolExecutor
+
+    with ThreadPoolExecutor(max_workers=min(concurrency, len(items))) as pool:
+        return list(pool.map(function, items))
+
+
 class TransformersModel:
     """A causal LM (base + adapter, or merged) with greedy decoding; stops at EOS or `</s>`.
 
     Prompts are encoded exactly as in training (`umi_train.encode_prompt`: BOS, and the
-    `"system: "` prefix for runs trained in α-UMi compat mode), cut from the left when too long."""
+    `"system: "` prefix for runs trained in α-UMi compat mode), cut from the left when too long.
+    The output is decoded without special tokens, as OpenAI-compatible servers decode it."""
 
     def __init__(self, model: Any, tokenizer: Any, *, max_new_tokens: int = 256, max_input_tokens: int | None = None,
                  compat: str | None = None) -> None:
         self.model, self.tokenizer = model.eval(), tokenizer
         self.max_new_tokens, self.compat = max_new_tokens, compat
-        limit = getattr(tokenizer, "model_max_length", None)
-        self.max_input_tokens = max_input_tokens or (limit if isinstance(limit, int) and limit < 1_000_000 else 2048)
+        self.format = PromptFormat(tokenizer, compat, max_input_tokens)
 
     @classmethod
     def from_run(cls, run: str | Path, role: str, **kwargs: Any) -> "TransformersModel":
@@ -90,10 +126,7 @@ class TransformersModel:
 
         from umi_train import encode_prompt
 
-        ids = encode_prompt(prompt, self.tokenizer, compat=self.compat)
-        room = max(self.max_input_tokens - self.max_new_tokens, 1)
-        if len(ids) > room:  # left truncation, as in training: the end of the history matters most
-            ids = ids[:1] + ids[len(ids) - room + 1:] if self.tokenizer.bos_token_id == ids[0] else ids[-room:]
+        ids = encode_prompt(self.format.text(prompt, self.max_new_tokens), self.tokenizer)
         with torch.no_grad():
             output = self.model.generate(
                 input_ids=torch.tensor([ids]), attention_mask=torch.ones(1, len(ids), dtype=torch.long),
@@ -101,8 +134,12 @@ class TransformersModel:
                 eos_token_id=self.tokenizer.eos_token_id,
                 pad_token_id=self.tokenizer.pad_token_id if self.tokenizer.pad_token_id is not None else self.tokenizer.eos_token_id,
             )
-        text = self.tokenizer.decode(output[0, len(ids):], skip_special_tokens=False)
+        text = self.tokenizer.decode(output[0, len(ids):], skip_special_tokens=True)
         return text.split(END)[0]
+
+    def generate_batch(self, prompts: Sequence[str]) -> list[str]:
+        """One prompt after the other: a local model is one copy in this process."""
+        return [self.generate(prompt) for prompt in prompts]
 
 
 GLPFT_FILE = "glpft.json"
@@ -126,8 +163,9 @@ def glpft_record(run: str | Path) -> dict[str, Any]:
 def role_models(run: str | Path, **kwargs: Any) -> dict[str, TransformersModel]:
     """The models a GLPFT run trained, by role: `backbone` alone for the Single-LLM baseline
     (`--variant single`), else the α-UMi planner, caller and summarizer."""
-    roles = ("backbone",) if glpft_record(run)["variant"] == "single" else LOCAL_ROLES
-    return {role: TransformersModel.from_run(run, role, **kwargs) for role in roles}
+    from umi_train.load import agent_roles
+
+    return {role: TransformersModel.from_run(run, role, **kwargs) for role in agent_roles(glpft_record(run)["variant"])}
 
 
-__all__ = ["RunNotFoundError", "glpft_record", "role_models", "ReplayMiss", "ReplayModel", "ScriptedModel", "TransformersModel"]
+__all__ = ["PromptFormat", "RunNotFoundError", "ordered_map", "glpft_record", "role_models", "ReplayMiss", "ReplayModel", "ScriptedModel", "TransformersModel"]

@@ -1,6 +1,7 @@
 """Static (teacher-forced) predictions, as in the paper's Table 1:
 
     python -m umi_agent.predict --run RUN --test FILE --out predictions.json [--limit N]
+    python -m umi_agent.predict --server URL --model planner=P --model caller=C --model summarizer=S --test FILE ...
 
 One sample per gold planner decision of a stage-2 test file (e.g. α-UMi's out_of_domain.json),
 given the gold history; the run's models write the step. An α-UMi run uses its planner, then its
@@ -16,9 +17,10 @@ import sys
 from pathlib import Path
 from typing import Any, Callable
 
-from umi_agent.backends import RunNotFoundError
+from umi_agent.backends import RunNotFoundError, ordered_map
 from umi_agent.jsonio import InputFileError
 from umi_agent.loop import parse_backbone
+from umi_agent.served import ServerError, add_server_arguments, served_models, server_requested
 from umi_agent.static import StaticSample, format_prediction, load_samples, predict_sample, prediction_record, write_predictions
 from umi_data.compat import caller_value
 from umi_data.prompts import NEXT_SUFFIXES, fill, serialise_backbone_history
@@ -41,28 +43,42 @@ def predict_single(sample: StaticSample, backbone: Generate, family: str = "tool
     return prediction_record(sample, text, backbone_output=output)
 
 
-def predict(run: Path, samples: list[StaticSample], max_new_tokens: int = 128, family: str = "toolbench") -> list[dict[str, Any]]:
+def predict(models: dict[str, Any], samples: list[StaticSample], family: str = "toolbench", concurrency: int = 1) -> list[dict[str, Any]]:
+    """One predictions record per sample, in sample order, `concurrency` samples at once; models
+    by role as `run.agent_of` takes them (`backbone`: the Single-LLM path)."""
+    if "backbone" in models:
+        return ordered_map(lambda sample: predict_single(sample, models["backbone"].generate, family), samples, concurrency)
+    roles = [models[role].generate for role in ("planner", "caller", "summarizer")]
+    return ordered_map(lambda sample: predict_sample(sample, *roles, family), samples, concurrency)
+
+
+def role_models_of(args: argparse.Namespace) -> dict[str, Any]:
+    """The run's local models (`--run`) or the served ones (`--server`)."""
+    if server_requested(args):
+        if args.run is not None:
+            raise ServerError("give a run directory (--run) or a server (--server), not both")
+        return served_models(args, args.max_new_tokens)
+    if args.run is None:
+        raise ServerError("give a run directory (--run RUN) or a served model (--server URL --model ...)")
     from umi_agent.backends import role_models
 
-    models = {role: model.generate for role, model in role_models(run, max_new_tokens=max_new_tokens).items()}
-    if "backbone" in models:
-        return [predict_single(sample, models["backbone"], family) for sample in samples]
-    return [predict_sample(sample, models["planner"], models["caller"], models["summarizer"], family) for sample in samples]
+    return role_models(args.run, max_new_tokens=args.max_new_tokens)
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m umi_agent.predict", description=__doc__.split("\n\n")[0])
-    parser.add_argument("--run", required=True, type=Path, help="a umi_train.glpft run directory")
+    parser.add_argument("--run", type=Path, help="a umi_train.glpft run directory")
     parser.add_argument("--test", required=True, type=Path, help="a stage-2 test file (e.g. out_of_domain.json)")
     parser.add_argument("--out", required=True, type=Path, help="predictions file to write (JSON array)")
     parser.add_argument("--limit", type=int, default=None, help="predict only the first N samples")
     parser.add_argument("--max-new-tokens", type=int, default=128, help="tokens a model may write per call (default 128)")
     parser.add_argument("--family", choices=["toolbench", "toolalpaca"], default="toolbench", help="prompt family (default toolbench)")
+    add_server_arguments(parser)
     args = parser.parse_args(argv)
     try:
         samples = load_samples(args.test)[: args.limit]
-        records = predict(args.run, samples, args.max_new_tokens, args.family)
-    except (InputFileError, RunNotFoundError, FileNotFoundError) as exc:
+        records = predict(role_models_of(args), samples, args.family, args.concurrency if args.server else 1)
+    except (InputFileError, RunNotFoundError, ServerError, FileNotFoundError) as exc:
         print(f"python -m umi_agent.predict: error: {exc}", file=sys.stderr)
         return EXIT_USAGE
     write_predictions(args.out, records)

@@ -1,5 +1,9 @@
 """Live evaluation: `python -m umi_agent.run --run RUN [--run RUN2 ...] --tasks DIR/tasks.jsonl --out OUT`.
 
+A served agent plays too (or instead): `--server URL --model planner=P --model caller=C
+--model summarizer=S` (or one `--model NAME`, the Single-LLM backbone), `--concurrency N`
+episodes at once, written under `OUT/served/` (see `umi_agent.served`).
+
 Each run (a `umi_train.glpft` directory) plays every task of a synthetic `tasks.jsonl` against the
 synthetic world's real tools: a Single-LLM run (`--variant single`) as the one-model baseline,
 any other variant as the α-UMi planner / caller / summarizer. Per run it writes
@@ -22,8 +26,9 @@ from typing import Any, Callable, Iterable, Sequence
 
 import orjson
 
-from umi_agent.backends import RunNotFoundError
+from umi_agent.backends import RunNotFoundError, ordered_map
 from umi_agent.loop import DEFAULT_MAX_STEPS, Episode, MultiAgent, SingleAgent, run_episode
+from umi_agent.served import SERVED_NAME, ServerError, add_server_arguments, server_requested, served_models
 from umi_agent.tools import OBSERVATION_CHARS, synthetic_registry
 
 EXIT_USAGE = 2
@@ -51,12 +56,16 @@ def read_tasks(path: Path, limit: int | None = None) -> list[dict[str, Any]]:
     return tasks[:limit] if limit is not None else tasks
 
 
-def play(agent: MultiAgent | SingleAgent, tasks: Iterable[dict[str, Any]], observation_chars: int = OBSERVATION_CHARS) -> list[Episode]:
-    episodes = []
-    for task in tasks:
+def play(agent: MultiAgent | SingleAgent, tasks: Iterable[dict[str, Any]], observation_chars: int = OBSERVATION_CHARS,
+         concurrency: int = 1) -> list[Episode]:
+    """One episode per task, in task order; `concurrency` episodes at once (against a server:
+    each episode is deterministic, so the episodes are those of a sequential run)."""
+
+    def episode(task: dict[str, Any]) -> Episode:
         registry = synthetic_registry(task["tools"], observation_chars)
-        episodes.append(run_episode(agent, task["instruction"], registry, episode_id=task["id"], meta={"task_id": task["id"]}))
-    return episodes
+        return run_episode(agent, task["instruction"], registry, episode_id=task["id"], meta={"task_id": task["id"]})
+
+    return ordered_map(episode, tasks, concurrency)
 
 
 def episode_metrics(tasks: Sequence[dict[str, Any]], episodes: Sequence[Episode]) -> dict[str, Any]:
@@ -103,7 +112,11 @@ def agent_from_run(run: Path, max_steps: int, max_new_tokens: int) -> MultiAgent
     """The agent a GLPFT run trained: the Single-LLM baseline for `single`, α-UMi otherwise."""
     from umi_agent.backends import role_models
 
-    models = role_models(run, max_new_tokens=max_new_tokens)
+    return agent_of(role_models(run, max_new_tokens=max_new_tokens), max_steps)
+
+
+def agent_of(models: dict[str, Any], max_steps: int) -> MultiAgent | SingleAgent:
+    """SingleAgent on a `backbone` model, else MultiAgent on the planner, caller and summarizer."""
     if "backbone" in models:
         return SingleAgent(models["backbone"], max_steps=max_steps)
     return MultiAgent(models["planner"], models["caller"], models["summarizer"], max_steps=max_steps)
@@ -124,13 +137,14 @@ def side_by_side(metrics: dict[str, dict[str, Any]]) -> str:
 
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m umi_agent.run", description=__doc__.split("\n\n")[0])
-    parser.add_argument("--run", action="append", required=True, type=Path, metavar="RUN",
+    parser.add_argument("--run", action="append", default=[], type=Path, metavar="RUN",
                         help="a umi_train.glpft run directory; repeat to compare runs (e.g. α-UMi and the Single-LLM baseline)")
     parser.add_argument("--tasks", required=True, type=Path, help="tasks.jsonl written by `python -m umi_data synth`")
     parser.add_argument("--out", required=True, type=Path, help="output directory")
     parser.add_argument("--limit", type=int, default=None, help="play only the first N tasks")
     parser.add_argument("--max-steps", type=int, default=DEFAULT_MAX_STEPS, help=f"planner decisions per episode (default {DEFAULT_MAX_STEPS})")
     parser.add_argument("--max-new-tokens", type=int, default=128, help="tokens a model may write per call (default 128)")
+    add_server_arguments(parser)
     return parser
 
 
@@ -138,13 +152,19 @@ def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     try:
         tasks = read_tasks(args.tasks, args.limit)
+        agents: list[tuple[str, str, Callable[[], MultiAgent | SingleAgent], int]] = [
+            (run.name, str(run), lambda run=run: agent_from_run(run, args.max_steps, args.max_new_tokens), 1) for run in args.run]
+        if server_requested(args):  # checked with one request per model before any episode
+            served = agent_of(served_models(args, args.max_new_tokens), args.max_steps)
+            agents.append((SERVED_NAME, args.server, lambda: served, args.concurrency))
+        if not agents:
+            raise LiveRunError("give a run directory (--run RUN) or a served model (--server URL --model ...)")
         metrics = {}
-        for run in args.run:
-            episodes = play(agent_from_run(run, args.max_steps, args.max_new_tokens), tasks)
-            name = run.name
+        for name, where, make_agent, concurrency in agents:
+            episodes = play(make_agent(), tasks, concurrency=concurrency)
             corpus = write_episodes(args.out / name, episodes)
-            metrics[name] = {"run": str(run), "corpus": str(corpus), **episode_metrics(tasks, episodes)}
-    except (LiveRunError, RunNotFoundError, FileNotFoundError) as exc:
+            metrics[name] = {"run": where, "corpus": str(corpus), **episode_metrics(tasks, episodes)}
+    except (LiveRunError, RunNotFoundError, ServerError, FileNotFoundError) as exc:
         print(f"python -m umi_agent.run: error: {exc}", file=sys.stderr)
         return EXIT_USAGE
     from umi_data.write import write_json
@@ -159,4 +179,4 @@ if __name__ == "__main__":
     sys.exit(main())
 
 
-__all__ = ["episode_metrics", "agent_from_run", "main", "play", "read_tasks", "side_by_side", "write_episodes"]
+__all__ = ["episode_metrics", "agent_from_run", "agent_of", "main", "play", "read_tasks", "side_by_side", "write_episodes"]

@@ -8,6 +8,7 @@ COMMANDS = {
     "tiny": "build a tiny Llama model and a BPE tokenizer trained on a corpus",
     "sft": "train one LoRA adapter on one role corpus",
     "glpft": "train one of the alpha-UMi setups (stage 1 backbone -> merge -> stage 2 roles)",
+    "serve": "launch lines (vLLM multi-LoRA, transformers serve) and merged role models for a run",
 }
 
 

@@ -54,6 +54,21 @@ def encode_prompt(input: str, tokenizer: Any, *, compat: Literal["alpha-umi"] | 
     return _bos_ids(tokenizer) + _text_ids(tokenizer, prompt)
 
 
+def fit_prompt(input: str, tokenizer: Any, max_tokens: int, *, compat: Literal["alpha-umi"] | None = None) -> str:
+    """The prompt text a model is given (the compat prefix included) whose `encode_prompt` fits
+    `max_tokens`: cut from the left, as training cuts, at a token boundary of the text.
+
+    Cutting the text rather than the ids lets a server that tokenizes the text itself (an
+    OpenAI-compatible endpoint) see exactly the tokens a local model sees: both encode this text."""
+    text = ALPHA_UMI_SYSTEM_PREFIX + input if compat == "alpha-umi" else input
+    room = max(max_tokens - len(_bos_ids(tokenizer)), 1)
+    offsets = tokenizer(text, add_special_tokens=False, return_offsets_mapping=True)["offset_mapping"]
+    first = len(offsets) - room
+    while 0 < first < len(offsets) - 1 and len(_text_ids(tokenizer, text[offsets[first][0]:])) > room:
+        first += 1  # a character split over tokens can re-tokenize longer from the cut: cut further
+    return text[offsets[first][0]:] if first > 0 else text
+
+
 def encode(
     input: str,
     target: str,

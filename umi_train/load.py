@@ -53,6 +53,12 @@ def resolve_role(run: Path, role: str) -> tuple[Path, Path | None]:
     return Path(sft["config"]["model"]), run / "adapter"
 
 
+def agent_roles(variant: str) -> tuple[str, ...]:
+    """The roles an agent of this variant plays: `backbone` alone for the Single-LLM baseline,
+    else the α-UMi planner, caller and summarizer."""
+    return ("backbone",) if variant == "single" else ("planner", "caller", "summarizer")
+
+
 def load_role(run: str | Path, role: str) -> tuple[Any, Any]:
     """(model, tokenizer) for `role`, the adapter merged in, in eval mode, ready to `generate`."""
     from transformers import AutoTokenizer
