@@ -4,7 +4,7 @@ VENV       ?= .venv
 # The CPU wheel of torch available offline on the project machines; override for a GPU build,
 # e.g. `make test TORCH_SPEC='torch==2.5.1'`.
 TORCH_SPEC ?= torch==2.13.0
-EXTRAS     ?= train,dev
+EXTRAS     ?= train,serve,dev
 
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.umi-installed

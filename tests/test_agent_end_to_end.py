@@ -11,10 +11,7 @@ import pytest
 from umi_agent.evaluate import main as evaluate_main
 from umi_agent.predict import main as predict_main
 from umi_agent.run import main as run_main
-from umi_data.build import BuildConfig, build_corpus
-from umi_data.synth.cli import write_synthetic
-from umi_train.glpft import main as glpft_main
-from umi_train.testing import FAST_OPTIONS, cli_args, single_thread, tiny_model
+from umi_train.testing import single_thread, tiny_glpft_runs
 
 METRICS = {"plan_em", "action_em", "hallu_rate", "easy_f1", "hard_f1", "f1", "rouge"}
 
@@ -22,20 +19,7 @@ METRICS = {"plan_em", "action_em", "hallu_rate", "easy_f1", "hard_f1", "f1", "ro
 @pytest.fixture(scope="module")
 def runs(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     single_thread()
-    root = tmp_path_factory.mktemp("e2e")
-    write_synthetic(root / "world", 12, seed=0)
-    write_synthetic(root / "heldout", 4, seed=1)
-    build_corpus(BuildConfig(source="toolbench", inputs=[str(root / "world" / "answer")]), root / "corpus", progress=False)
-    build_corpus(BuildConfig(source="toolbench", inputs=[str(root / "heldout" / "answer")], compat="alpha-umi"),
-                 root / "heldout-corpus", progress=False)
-    model = tiny_model(root / "tiny", root / "corpus")
-    found = {"root": root}
-    for variant in ("reuse", "single"):
-        args = ["--model", str(model), "--corpus", str(root / "corpus"), "--variant", variant, "--max-steps", "12",
-                "--out", str(root / variant), "--eval-fraction", "0", *cli_args(FAST_OPTIONS)]
-        assert glpft_main(args) == 0
-        found[variant] = root / variant
-    return found
+    return tiny_glpft_runs(tmp_path_factory.getbasetemp() / "tiny-glpft")  # shared with test_agent_served
 
 
 def test_reuse_on_a_synthetic_corpus_learns_in_every_stage(runs: dict[str, Path]) -> None:

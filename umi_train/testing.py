@@ -7,9 +7,10 @@ agent tests can get a trained tiny model the same way.
 
 from __future__ import annotations
 
+from contextlib import contextmanager
 from importlib import resources
 from pathlib import Path
-from typing import Any
+from typing import Any, Iterator
 
 from umi_train.provenance import MODEL_FILE
 
@@ -63,3 +64,74 @@ def cli_args(options: dict[str, Any]) -> list[str]:
         elif value is not None and value is not False:
             args += [flag, str(value)]
     return args
+
+
+def tiny_glpft_runs(root: Path, variants: tuple[str, ...] = ("reuse", "single"), max_steps: int = 12) -> dict[str, Path]:
+    """A synthetic world (`root/world`, 12 tasks), held-out tasks (`root/heldout`), their corpora,
+    a tiny model and one GLPFT run per variant under `root`; each piece is reused when complete."""
+    from umi_data.build import BuildConfig, build_corpus
+    from umi_data.synth.cli import write_synthetic
+    from umi_train.glpft import main as glpft_main
+
+    for name, tasks, seed in (("world", 12, 0), ("heldout", 4, 1)):
+        if not (root / name / "tasks.jsonl").is_file():
+            write_synthetic(root / name, tasks, seed=seed)
+    for name, inputs, compat in (("corpus", "world", None), ("heldout-corpus", "heldout", "alpha-umi")):
+        if not (root / name / "manifest.json").is_file():
+            build_corpus(BuildConfig(source="toolbench", inputs=[str(root / inputs / "answer")], compat=compat), root / name, progress=False)
+    model = tiny_model(root / "tiny", root / "corpus")
+    runs = {"root": root}
+    for variant in variants:
+        args = ["--model", str(model), "--corpus", str(root / "corpus"), "--variant", variant, "--max-steps", str(max_steps),
+                "--out", str(root / variant), "--eval-fraction", "0", *cli_args(FAST_OPTIONS)]
+        if glpft_main(args) != 0:
+            raise RuntimeError(f"tiny glpft run {variant} failed")
+        runs[variant] = root / variant
+    return runs
+
+
+def free_port() -> int:
+    """A TCP port on 127.0.0.1 that nothing listens on now."""
+    import socket
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+@contextmanager
+def transformers_server(log: Path, startup_s: float = 180.0, extra: tuple[str, ...] = ()) -> Iterator[str]:
+    """`transformers serve` on a free localhost port, on CPU; yields its base URL (`.../v1`) once
+    it answers, and stops it (terminate, then kill) on exit, within a bounded time."""
+    import shutil
+    import subprocess
+    import sys
+    import time
+    import urllib.request
+
+    port = free_port()
+    executable = shutil.which("transformers", path=str(Path(sys.executable).parent)) or shutil.which("transformers") or "transformers"
+    command = [executable, "serve", "--host", "127.0.0.1", "--port", str(port),
+               "--device", "cpu", *extra]
+    with open(log, "wb") as output:
+        server = subprocess.Popen(command, stdout=output, stderr=subprocess.STDOUT)
+    try:
+        deadline = time.monotonic() + startup_s
+        while True:
+            if server.poll() is not None:
+                raise RuntimeError(f"transformers serve exited with {server.returncode}: {log.read_text()[-2000:]}")
+            try:
+                with urllib.request.urlopen(f"http://127.0.0.1:{port}/v1/models", timeout=2):
+                    break
+            except OSError:
+                if time.monotonic() > deadline:
+                    raise RuntimeError(f"transformers serve did not answer within {startup_s:.0f} s (log: {log})") from None
+                time.sleep(0.25)
+        yield f"http://127.0.0.1:{port}/v1"
+    finally:
+        server.terminate()
+        try:
+            server.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            server.kill()
+            server.wait(timeout=15)
