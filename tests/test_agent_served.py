@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import importlib.util
 import json
+import re
 from pathlib import Path
 
 import pytest
@@ -173,3 +174,21 @@ def test_serve_recipe(runs: dict[str, Path], tmp_path: Path, capsys: pytest.Capt
     assert (tmp_path / "serve" / "planner" / "model.safetensors").stat().st_mtime_ns == before  # a rerun reuses them
     assert serve_main([str(tmp_path), "--out", str(tmp_path / "x")]) == 2
     assert "glpft.json" in capsys.readouterr().err
+
+
+@needs_server
+def test_throughput_benchmark_reports_a_ratio(runs: dict[str, Path], server: str, capsys: pytest.CaptureFixture) -> None:
+    """benchmarks/agent_throughput.py on the running server: four configurations, the same
+    episodes in each (it exits otherwise), last line `ratio: X.XX`. The figures are its full run's."""
+    script = Path(__file__).resolve().parents[1] / "benchmarks" / "agent_throughput.py"
+    spec = importlib.util.spec_from_file_location("agent_throughput", script)
+    benchmark = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(benchmark)
+    tasks = runs["root"] / "heldout" / "tasks.jsonl"
+    assert benchmark.main(["--run", str(runs["reuse"]), "--tasks", str(tasks), "--server", server, "--rounds", "1",
+                           "--max-steps", "2", "--max-new-tokens", "8"]) == 0
+    lines = capsys.readouterr().out.strip().splitlines()
+    assert "identical episodes in every configuration" in lines[0]
+    assert [line.split("  ")[0] for line in lines[2:6]] == ["local, concurrency 1", "local, concurrency 4",
+                                                           "server, concurrency 1", "server, concurrency 4"]
+    assert re.fullmatch(r"ratio: \d+\.\d\d", lines[-1])

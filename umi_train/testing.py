@@ -100,9 +100,12 @@ def free_port() -> int:
 
 
 @contextmanager
-def transformers_server(log: Path, startup_s: float = 180.0, extra: tuple[str, ...] = ()) -> Iterator[str]:
-    """`transformers serve` on a free localhost port, on CPU; yields its base URL (`.../v1`) once
-    it answers, and stops it (terminate, then kill) on exit, within a bounded time."""
+def transformers_server(log: Path, startup_s: float = 180.0, threads: int | None = 1, extra: tuple[str, ...] = ()) -> Iterator[str]:
+    """`transformers serve` on a free localhost port, on CPU, with `threads` torch CPU threads
+    (None: torch's default); yields its base URL (`.../v1`) once it answers, and stops it
+    (terminate, then kill) on exit, within a bounded time."""
+    import os
+
     import shutil
     import subprocess
     import sys
@@ -114,7 +117,8 @@ def transformers_server(log: Path, startup_s: float = 180.0, extra: tuple[str, .
     command = [executable, "serve", "--host", "127.0.0.1", "--port", str(port),
                "--device", "cpu", *extra]
     with open(log, "wb") as output:
-        server = subprocess.Popen(command, stdout=output, stderr=subprocess.STDOUT)
+        env = {**os.environ, **({"OMP_NUM_THREADS": str(threads)} if threads else {})}
+        server = subprocess.Popen(command, stdout=output, stderr=subprocess.STDOUT, env=env)
     try:
         deadline = time.monotonic() + startup_s
         while True:
