@@ -164,7 +164,7 @@ def test_serve_recipe(runs: dict[str, Path], tmp_path: Path, capsys: pytest.Capt
     assert "--enable-lora --max-lora-rank 8 --max-loras 3 --lora-modules " + " ".join(f"{r}={p}" for r, p in adapters.items()) in vllm
     assert all(path.is_dir() for path in adapters.values())
     record = json.loads((tmp_path / "serve" / "serve.json").read_text())
-    assert record["commands"]["vllm"][0] == vllm and record["compat"] is None
+    assert record["commands"]["vllm"][0] == vllm and record["compat"] is None and record["prompt_ids_as_trained"] is True
     for role in ROLES:
         merged = tmp_path / "serve" / role
         assert (merged / "config.json").is_file() and json.loads((merged / "umi_model.json").read_text())["adapter"] == str(adapters[role])

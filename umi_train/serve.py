@@ -77,12 +77,20 @@ def write_role_model(run: Path, role: str, target: Path, card: dict[str, Any]) -
     os.replace(tmp, target)
 
 
-def write_tokenizer(run: Path, role: str, target: Path, card: dict[str, Any]) -> None:
+def write_tokenizer(run: Path, role: str, target: Path, card: dict[str, Any]) -> bool:
+    """The run's tokenizer in `target`; whether it encodes a prompt as training does (a server
+    tokenizes the prompt text with the tokenizer's own special tokens, training adds BOS by
+    `umi_train.encode`'s rule: where they differ, served and local models see other ids)."""
     from transformers import AutoTokenizer
 
+    from umi_train.encode import encode_prompt
+
     base, adapter = resolve_role(run, role)
-    AutoTokenizer.from_pretrained(adapter or base).save_pretrained(target)
+    tokenizer = AutoTokenizer.from_pretrained(adapter or base)
+    tokenizer.save_pretrained(target)
     write_model_card(target, card)
+    sample = "user: What is the weather in Paris?"
+    return list(tokenizer(sample)["input_ids"]) == encode_prompt(sample, tokenizer)
 
 
 def _without_versions(card: dict[str, Any]) -> dict[str, Any]:
@@ -124,7 +132,7 @@ def prepare(run: Path, out: Path, host: str = "127.0.0.1", port: int = 8000, mer
     config = record["config"]
     source = {"run": str(run), "variant": record["variant"], "compat": config.get("compat")}
     out.mkdir(parents=True, exist_ok=True)
-    write_tokenizer(run, next(iter(plan)), out / TOKENIZER, {"kind": "umi-served-tokenizer", **source})
+    same_ids = write_tokenizer(run, next(iter(plan)), out / TOKENIZER, {"kind": "umi-served-tokenizer", **source})
     merged_dirs = {role: out / entry["part"] for role, entry in plan.items()}
     if merged:
         for role, target in merged_dirs.items():
@@ -133,7 +141,7 @@ def prepare(run: Path, out: Path, host: str = "127.0.0.1", port: int = 8000, mer
     commands = {"vllm": vllm_lines(plan, config["lora_r"], out / TOKENIZER, host, port)}
     if merged:
         commands["transformers"] = transformers_lines(plan, merged_dirs, host, port)
-    serving = {"kind": "umi-serving", **source, "lora_rank": config["lora_r"], "roles": plan,
+    serving = {"kind": "umi-serving", **source, "lora_rank": config["lora_r"], "prompt_ids_as_trained": same_ids, "roles": plan,
                "merged": {role: str(path) for role, path in merged_dirs.items()} if merged else None, "commands": commands}
     write_json(out / SERVE_FILE, serving)
     return serving
@@ -155,6 +163,9 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     titles = {"vllm": "vLLM multi-LoRA: the base model once, the role adapters on it",
               "transformers": "transformers serve: the merged role models (a request names one by its absolute path)"}
+    if not serving["prompt_ids_as_trained"]:
+        print("# warning: this tokenizer's own special tokens are not the BOS that training puts before a prompt, so a "
+              "server that tokenizes the prompt text sees other ids than the local backend")
     for name, lines in serving["commands"].items():
         print(f"# {titles[name]}\n" + "\n".join(lines) + "\n")
     print(f"# written: {(args.out or args.run / 'serve').resolve() / SERVE_FILE}")
