@@ -131,11 +131,12 @@ def test_unknown_model_and_unreachable_server_are_one_line_errors(runs: dict[str
     tasks = str(runs["root"] / "heldout" / "tasks.jsonl")
     common = ["--tasks", tasks, "--out", str(tmp_path / "live"), "--timeout", "30"]
     assert run_main(["--server", server, "--model", str(tmp_path / "no-such-model"), *common]) == 2
-    error = capsys.readouterr().err
-    assert error.count("\n") == 1 and "HTTP 500" in error and "no-such-model" in error and "Traceback" not in error
+    note, error = capsys.readouterr().err.splitlines()  # the note: no tokenizer to cut prompts with
+    assert note.startswith("note: no --tokenizer") and error.startswith("python -m umi_agent.run: error: ")
+    assert "HTTP 500" in error and "no-such-model" in error
     assert run_main(["--server", f"http://127.0.0.1:{free_port()}/v1", "--model", "x", *common]) == 2
-    error = capsys.readouterr().err
-    assert error.count("\n") == 1 and "unreachable" in error
+    error = capsys.readouterr().err.splitlines()[-1]
+    assert error.startswith("python -m umi_agent.run: error: ") and "unreachable" in error
     assert not (tmp_path / "live" / "served").exists()
 
 

@@ -143,7 +143,6 @@ class TransformersModel:
 
 
 GLPFT_FILE = "glpft.json"
-LOCAL_ROLES = ("planner", "caller", "summarizer")
 
 
 class RunNotFoundError(ValueError):

@@ -16,6 +16,7 @@ with exponential backoff on 429, 5xx and lost connections. What still fails beco
 from __future__ import annotations
 
 import argparse
+import sys
 from pathlib import Path
 from typing import Any, Sequence
 
@@ -149,6 +150,9 @@ def served_models(args: argparse.Namespace, max_new_tokens: int) -> dict[str, Se
     names = parse_model_names(args.model or [])
     local = [Path(name) for name in names.values() if Path(name).is_absolute() and Path(name).is_dir()]
     format = prompt_format(args.tokenizer or (local[0] if local else None))
+    if format.tokenizer is None:
+        print("note: no --tokenizer (and the model names are not local directories): prompts go to the server uncut, "
+              "so one longer than the model's window fails there", file=sys.stderr)
     server = Server(args.server, timeout=args.timeout)
     models = {role: ServedModel(server, name, role, format=format, max_new_tokens=max_new_tokens, concurrency=args.concurrency)
               for role, name in names.items()}
