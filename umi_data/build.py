@@ -8,8 +8,7 @@ what was read, and the manifest (written last) says so.
 from __future__ import annotations
 
 import hashlib
-from collections import Counter
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal, Sequence
 
@@ -18,18 +17,19 @@ from pydantic import BaseModel, ConfigDict, Field
 
 import umi_data
 from umi_data.card import write_card
-from umi_data.core import Reject, Trajectory
-from umi_data.corpus import MANIFEST, RoleCorpusWriter, require_corpus
-from umi_data.examples import DEFAULT_SPLIT_RATIO, DEFAULT_SPLIT_SEED
-from umi_data.render import AlphaUmiCompatRenderer, DefaultRenderer
-from umi_data.rows import TRAJECTORY_SCHEMA, rows_to_table, trajectory_to_row
-from umi_data.sources import discover_files, get_source, read_source
-from umi_data.sources.base import InputFile, InputPathError, RecordContext, load_json, too_deep
-from umi_data.write import JsonlWriter, ParquetBatchWriter, atomic_open, atomic_path, file_entry, write_json
+from umi_data.core import Reject
+from umi_data.corpus import ALPHA_UMI_DIR, MANIFEST, require_corpus
+from umi_data.examples import DEFAULT_SPLIT_RATIO, DEFAULT_SPLIT_SEED, EXAMPLE_ROLES, ROLE_PATHS
+from umi_data.parts import INPUTS, REJECTS, TRAJECTORIES, BuildStats, CorpusWriter, PartTask, batched, run_parts
+from umi_data.render import STALE_INPUT
+from umi_data.shards import SHARD_MANIFEST, shard_files, write_shard_manifest
+from umi_data.sources import discover_files, get_source
+from umi_data.sources.base import InputPathError, check_input_paths, iter_files, load_json
+from umi_data.write import file_entry, write_json
 
-TRAJECTORIES = "trajectories.parquet"
-REJECTS = "rejects.jsonl"
-MAX_REJECTS_KEPT = 1000  # in memory, for the CLI's listing; rejects.jsonl has them all
+#: Input files converted together (a worker's unit of work): big enough to amortise sending
+#: the work, small enough that the parts in flight stay a few megabytes.
+PART_FILES = 64
 
 
 class BuildConfig(BaseModel):
@@ -49,38 +49,6 @@ class BuildConfig(BaseModel):
     )
     split_seed: int = Field(default=DEFAULT_SPLIT_SEED, description="seed of the A/B instruction split")
     split_ratio: float = Field(default=DEFAULT_SPLIT_RATIO, ge=0.0, le=1.0, description="share of instructions in split A")
-
-
-@dataclass
-class BuildStats:
-    read: int = 0
-    accepted: int = 0
-    rejected_by_reason: Counter[str] = field(default_factory=Counter)
-    outcomes: Counter[str] = field(default_factory=Counter)
-    turns: Counter[str] = field(default_factory=Counter)
-    hallucinated_calls: int = 0
-
-    def add(self, item: Trajectory | Reject) -> None:
-        self.read += 1
-        if isinstance(item, Reject):
-            self.rejected_by_reason[item.reason.value] += 1
-            return
-        self.accepted += 1
-        self.outcomes[item.outcome] += 1
-        for turn in item.turns:
-            self.turns[turn.role] += 1
-            self.hallucinated_calls += turn.role == "caller" and turn.hallucinated
-
-    def as_dict(self) -> dict[str, Any]:
-        return {
-            "read": self.read,
-            "accepted": self.accepted,
-            "rejected": sum(self.rejected_by_reason.values()),
-            "rejected_by_reason": dict(sorted(self.rejected_by_reason.items())),
-            "outcomes": {k: self.outcomes[k] for k in ("answer", "give_up", "unfinished")},
-            "turns": {k: self.turns[k] for k in ("user", "planner", "caller", "observation", "conclusion")},
-            "hallucinated_calls": self.hallucinated_calls,
-        }
 
 
 @dataclass
@@ -112,87 +80,61 @@ def load_excluded_query_ids(paths: Sequence[str]) -> tuple[frozenset[tuple[str, 
     return frozenset(pairs), entries
 
 
-def build_corpus(config: BuildConfig, out: Path, progress: bool | None = None) -> BuildResult:
-    """Read `config.inputs` with `config.source` and write the corpus directory `out`."""
+def build_corpus(
+    config: BuildConfig, out: Path, progress: bool | None = None, *, workers: int = 1, shard: tuple[int, int] | None = None
+) -> BuildResult:
+    """Read `config.inputs` with `config.source` and write the corpus directory `out`, with
+    `workers` processes converting and rendering (the files do not depend on it). With
+    `shard=(I, N)`, convert only the I-th of N runs of the input files into a shard directory
+    for `python -m umi_data merge` (umi_data/shards.py)."""
     source = get_source(config.source)
-    files = discover_files(config.inputs, source.suffixes)
+    check_input_paths(config.inputs, source.suffixes)
     excluded, exclusion_entries = load_excluded_query_ids(config.exclude_test_ids)
     out.mkdir(parents=True, exist_ok=True)
-    (out / MANIFEST).unlink(missing_ok=True)  # the directory is incomplete until the new manifest lands
-
-    stats, rejects, inputs = BuildStats(), [], []
-
-    def on_file(file: InputFile, data: bytes) -> None:
-        inputs.append({"file": file.name, "sha256": hashlib.sha256(data).hexdigest(), "bytes": len(data)})
-
+    for marker in (MANIFEST, SHARD_MANIFEST):  # the directory is incomplete until the new one lands
+        (out / marker).unlink(missing_ok=True)
     options = {"exclude_query_ids": excluded}
     if config.compat == "alpha-umi":
         options["exclude_ids_any_group"] = frozenset(query_id for _, query_id in excluded)
-    records = read_source(source, _progress(files, progress), options, on_file)
-    roles = _role_writer(config, out)
-    with atomic_path(out / TRAJECTORIES) as traj_tmp, atomic_open(out / REJECTS) as reject_handle, roles:
-        parquet = ParquetBatchWriter(traj_tmp, TRAJECTORY_SCHEMA, rows_to_table)
-        reject_lines = JsonlWriter(reject_handle)
-        try:
-            for item in records:
-                row, item = _storable(item)
-                stats.add(item)
-                if isinstance(item, Reject):
-                    if len(rejects) < MAX_REJECTS_KEPT:
-                        rejects.append(item)
-                    reject_lines.write(item.model_dump(mode="json"))
-                else:
-                    parquet.write(row)
-                    roles.add(item)
-        finally:
-            parquet.close()
-    manifest = _manifest(config, stats, inputs, exclusion_entries, out, roles)
-    manifest["files"].update(write_card(out, manifest))
-    write_json(out / MANIFEST, manifest)
-    return BuildResult(out, manifest, rejects)
+    files = shard_files(config.inputs, source.suffixes, *shard) if shard else iter_files(config.inputs, source.suffixes)
+    tasks = (PartTask(config.source, chunk, options, config.compat == "alpha-umi", config.split_seed, config.split_ratio)
+             for chunk in batched(files, PART_FILES))
+    writer = CorpusWriter(out, stale=STALE_INPUT if shard and shard[0] > 0 else None)
+    with writer:
+        for part in run_parts(tasks, workers, progress):
+            writer.add(part)
+    if shard:
+        manifest = write_shard_manifest(config, writer, exclusion_entries, out, shard)
+    else:
+        manifest = finish_corpus(config, writer, exclusion_entries, out)
+    return BuildResult(out, manifest, writer.first_rejects)
 
 
-def _storable(item: Trajectory | Reject) -> tuple[dict[str, Any] | None, Trajectory | Reject]:
-    """The Parquet row of a trajectory, or a reject when a value is nested too deeply to store."""
-    if isinstance(item, Reject):
-        return None, item
-    try:
-        return trajectory_to_row(item), item
-    except TypeError:  # orjson: "Recursion limit reached"
-        meta = item.meta
-        ctx = RecordContext(InputFile(Path(meta.get("file", "")), meta.get("file", "")), meta.get("locator", "$"), "")
-        return None, too_deep(ctx)
-
-
-def _progress(files: list[InputFile], enabled: bool | None) -> Any:
-    from tqdm import tqdm
-
-    # disable=None: a bar on a terminal, nothing when stderr is a pipe or a file.
-    return tqdm(files, desc="reading", unit="file", disable=None if enabled is None else not enabled, leave=False)
-
-
-def _role_writer(config: BuildConfig, out: Path) -> RoleCorpusWriter:
-    render = AlphaUmiCompatRenderer() if config.compat == "alpha-umi" else DefaultRenderer()
-    return RoleCorpusWriter(out, render, config.split_seed, config.split_ratio)
-
-
-def _manifest(
-    config: BuildConfig, stats: BuildStats, inputs: list, exclusions: list, out: Path, roles: RoleCorpusWriter
-) -> dict[str, Any]:
+def finish_corpus(config: BuildConfig, writer: CorpusWriter, exclusions: list, out: Path) -> dict[str, Any]:
+    """The manifest of a corpus whose files `writer` wrote, then the card, then the manifest on disk."""
     manifest = {
         "kind": "umi-corpus",
         "umi_version": umi_data.__version__,
         "config": config.model_dump(),
-        "counts": stats.as_dict(),
-        "inputs": inputs,
+        "counts": writer.stats.as_dict(),
+        # Per-file hashes live in inputs.jsonl: the manifest of millions of inputs stays small.
+        "inputs": {"files": writer.inputs, "bytes": writer.input_bytes, "sha256": writer.combined_input_hash, "list": INPUTS},
         "exclusion_lists": exclusions,
         "files": {
-            TRAJECTORIES: file_entry(out / TRAJECTORIES, rows=stats.accepted),
-            REJECTS: file_entry(out / REJECTS, rows=stats.read - stats.accepted),
+            TRAJECTORIES: file_entry(out / TRAJECTORIES, rows=writer.stats.accepted),
+            REJECTS: file_entry(out / REJECTS, rows=writer.stats.read - writer.stats.accepted),
+            INPUTS: file_entry(out / INPUTS, rows=writer.inputs),
         },
+        "examples": {role: {"total": sum(c.values()), "A": c["A"], "B": c["B"]} for role, c in writer.splits.items()},
     }
-    manifest["examples"] = roles.manifest_counts()
-    manifest["files"].update(roles.file_entries())
+    for role in EXAMPLE_ROLES:
+        for suffix in (".parquet", ".jsonl"):
+            name = ROLE_PATHS[role] + suffix
+            manifest["files"][name] = file_entry(out / name, rows=manifest["examples"][role]["total"])
+    for name, rows in writer.official_rows().items():
+        manifest["files"][f"{ALPHA_UMI_DIR}/{name}.json"] = file_entry(out / ALPHA_UMI_DIR / f"{name}.json", rows=rows)
+    manifest["files"].update(write_card(out, manifest))
+    write_json(out / MANIFEST, manifest)
     return manifest
 
 
@@ -226,4 +168,4 @@ def reject_listing(result: BuildResult) -> str:
     return "\n".join(lines)
 
 
-__all__ = ["BuildConfig", "BuildResult", "ExclusionListError", "InputPathError", "build_corpus", "summary_line"]
+__all__ = ["BuildConfig", "BuildResult", "BuildStats", "finish_corpus", "ExclusionListError", "InputPathError", "build_corpus", "summary_line"]

@@ -8,7 +8,7 @@ same card (paths are shown relative to the corpus).
 
 from __future__ import annotations
 
-import hashlib
+from itertools import islice
 from pathlib import Path
 from typing import Any
 
@@ -43,7 +43,7 @@ def write_card(directory: Path, manifest: dict[str, Any]) -> dict[str, Any]:
             _PLOTTERS[name](figures, tmp)
         entries[relative] = file_entry(directory / relative)
     with atomic_open(directory / CARD, "w") as handle:
-        handle.write(render_card(manifest, numbers))
+        handle.write(render_card(manifest, numbers, listed_inputs(directory, manifest)))
     entries[CARD] = file_entry(directory / CARD)
     return entries
 
@@ -61,8 +61,9 @@ def _stats_frames(directory: Path) -> dict[str, Any]:
 # --- README.md --------------------------------------------------------------------------------
 
 
-def render_card(manifest: dict[str, Any], numbers: dict[str, Any]) -> str:
-    return "\n".join([*_front_matter(manifest, numbers), *_body(manifest, numbers)]) + "\n"
+def render_card(manifest: dict[str, Any], numbers: dict[str, Any], listed: list[dict[str, Any]]) -> str:
+    """The README.md text; `listed` are the first input files (`listed_inputs`)."""
+    return "\n".join([*_front_matter(manifest, numbers), *_body(manifest, numbers, listed)]) + "\n"
 
 
 def _front_matter(manifest: dict[str, Any], numbers: dict[str, Any]) -> list[str]:
@@ -97,7 +98,7 @@ def _size_category(n: int) -> str:
     return next((label for limit, label in SIZE_CATEGORIES if n < limit), "n>1M")
 
 
-def _body(manifest: dict[str, Any], numbers: dict[str, Any]) -> list[str]:
+def _body(manifest: dict[str, Any], numbers: dict[str, Any], listed: list[dict[str, Any]]) -> list[str]:
     config, counts = manifest["config"], manifest["counts"]
     mode = f"compat mode `{config['compat']}` (the official α-UMi preprocessing, quirks included)" if config.get("compat") else "umi's default mode (the official preprocessing's bugs fixed; see docs/differences.md)"
     lines = [
@@ -118,7 +119,7 @@ def _body(manifest: dict[str, Any], numbers: dict[str, Any]) -> list[str]:
         f"umi {manifest['umi_version']}, source `{config['source']}`, {mode}; instruction split seed"
         f" {config['split_seed']}, share of split A {config['split_ratio']}.",
         "",
-        *_inputs_lines(manifest),
+        *_inputs_lines(manifest, listed),
         "",
         "## Counts",
         "",
@@ -153,17 +154,22 @@ def _body(manifest: dict[str, Any], numbers: dict[str, Any]) -> list[str]:
     return lines
 
 
-def _inputs_lines(manifest: dict[str, Any]) -> list[str]:
+def _inputs_lines(manifest: dict[str, Any], listed: list[dict[str, Any]]) -> list[str]:
     inputs = manifest["inputs"]
-    combined = hashlib.sha256("".join(f"{i['file']}\0{i['sha256']}\n" for i in inputs).encode()).hexdigest()
-    lines = [f"Inputs: {len(inputs)} file(s), {sum(i['bytes'] for i in inputs)} bytes, combined sha256 `{combined}`"
-             " (sha256 over the sorted `file\\0sha256` lines; every file's hash is in manifest.json)."]
+    lines = [f"Inputs: {inputs['files']} file(s), {inputs['bytes']} bytes, combined sha256 `{inputs['sha256']}`"
+             f" (sha256 over the sorted `file\\0sha256` lines; every file's hash is in {inputs['list']})."]
     if manifest.get("exclusion_lists"):
         lines.append("Test-id exclusion lists: " + ", ".join(f"`{e['file']}` ({e['ids']} ids)" for e in manifest["exclusion_lists"]) + ".")
-    lines += ["", *_table(["input file", "sha256"], [(f"`{i['file']}`", f"`{i['sha256'][:16]}…`") for i in inputs[:LISTED_INPUTS]])]
-    if len(inputs) > LISTED_INPUTS:
-        lines.append(f"\n… and {len(inputs) - LISTED_INPUTS} more.")
+    lines += ["", *_table(["input file", "sha256"], [(f"`{i['file']}`", f"`{i['sha256'][:16]}…`") for i in listed])]
+    if inputs["files"] > LISTED_INPUTS:
+        lines.append(f"\n… and {inputs['files'] - LISTED_INPUTS} more.")
     return lines
+
+
+def listed_inputs(directory: Path, manifest: dict[str, Any]) -> list[dict[str, Any]]:
+    """The first `LISTED_INPUTS` entries of the corpus's input list (inputs.jsonl)."""
+    with open(directory / manifest["inputs"]["list"], "rb") as handle:
+        return [orjson.loads(line) for line in islice(handle, LISTED_INPUTS)]
 
 
 def _table(header: list[str], rows: list[Any], empty: str | None = None) -> list[str]:

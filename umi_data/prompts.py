@@ -14,14 +14,14 @@ Stdlib only, so that it can be imported without the rest of the project.
 from __future__ import annotations
 
 import json
-from typing import Any, Mapping, Sequence
+from typing import Any, Mapping, NamedTuple, Sequence
 
 __all__ = [
     "TOOLBENCH_BACKBONE", "TOOLBENCH_PLANNER", "TOOLBENCH_CALLER", "TOOLBENCH_SUMMARIZER",
     "TOOLALPACA_BACKBONE", "TOOLALPACA_PLANNER", "TOOLALPACA_CALLER", "TOOLALPACA_SUMMARIZER",
     "FAMILIES", "ROLES", "ROLE_SUFFIX", "END", "NEXT_SUFFIXES",
     "template", "render_doc", "render_tool_names", "serialise_history",
-    "split_plan", "serialise_backbone_history", "fill",
+    "split_plan", "serialise_backbone_history", "fill", "fill_rendered", "ToolText",
 ]
 
 #: End-of-turn marker written after every turn except observations.
@@ -219,12 +219,30 @@ def fill(
     the caller decides which serialisation applies.  ``thought`` is required for
     the caller (the preceding assistant value, verbatim) and rejected otherwise.
     """
+    return fill_rendered(role, family, ToolText.of(tools), history_text=history_text, thought=thought)
+
+
+class ToolText(NamedTuple):
+    """``{doc}`` and ``{tool_names}`` of one tool list. Rendered once per trajectory: the list
+    never changes within one, and JSON-serialising it again for every example was the
+    costliest part of rendering."""
+
+    doc: str
+    names: str
+
+    @classmethod
+    def of(cls, tools: Sequence[Mapping[str, Any]]) -> "ToolText":
+        return cls(render_doc(tools), render_tool_names(tools))
+
+
+def fill_rendered(role: str, family: str, tools: ToolText, *, history_text: str, thought: str | None = None) -> str:
+    """:func:`fill` with the tool list already rendered (:class:`ToolText`)."""
     tpl = template(family, role)
     if (role == "caller") != (thought is not None):
         raise ValueError("thought is required for role 'caller' and only for it")
     fields = {
-        "doc": render_doc(tools),
-        "tool_names": render_tool_names(tools),
+        "doc": tools.doc,
+        "tool_names": tools.names,
         "history": history_text,
         "thought": thought if thought is not None else "",
     }

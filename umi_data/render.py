@@ -25,7 +25,7 @@ from umi_data.core import (
     Trajectory,
 )
 from umi_data.compat import SPEAKER, can_rebuild_stage1, conversation_value, short_form_tools, stage1_record, stage2_record
-from umi_data.prompts import fill, serialise_backbone_history, serialise_history, split_plan
+from umi_data.prompts import ToolText, fill_rendered, serialise_backbone_history, serialise_history, split_plan
 
 ROLES = ("backbone", "planner", "caller", "summarizer")
 GIVE_UP = "give up"
@@ -33,6 +33,8 @@ GIVE_UP = "give up"
 NO_ANSWER = "none"
 #: Appended to an observation that ToolBench cut at 1024 characters (its own marker).
 TRUNCATION_MARK = "..."
+#: Stands for the backbone input of the part before, in a build rendered in parts.
+STALE_INPUT = "\x00umi: the backbone input of the previous part\x00"
 
 #: One conversation turn, `{"from": speaker, "value": text}`.
 TurnDict = Mapping[str, Any]
@@ -82,6 +84,7 @@ def role_records(
     only by the official policy). Assistant turns that decide nothing are history, never
     examples (the official files hold none)."""
     is_hallucinated = hallucinated or (lambda i: _official_hallucinated(conversations[i]))
+    text = ToolText.of(tools)
     out: dict[str, list[dict[str, Any]]] = {role: [] for role in ROLES}
     backbone_input = stale_backbone_input
     for index, turn in enumerate(conversations):
@@ -94,19 +97,19 @@ def role_records(
             if decision is None or (call_hallucinated and policy.hallucinated_steps == "skip-step"):
                 continue
             if decision != GIVE_UP or backbone_input is None or not policy.stale_give_up_input:
-                backbone_input = fill("backbone", family, tools=tools, history_text=serialise_backbone_history(history))
+                backbone_input = fill_rendered("backbone", family, text, history_text=serialise_backbone_history(history))
             if not (policy.strict_answers and decision == "conclusion" and _no_answer(following, policy)):
                 out["backbone"].append(_record(tools, history, backbone_input, backbone_target(turn, following)))
             if not call_hallucinated:
-                planner_input = fill("planner", family, tools=tools, history_text=serialise_history(history))
+                planner_input = fill_rendered("planner", family, text, history_text=serialise_history(history))
                 out["planner"].append(_record(tools, history, planner_input, turn["value"]))
         elif speaker == "caller" and not is_hallucinated(index):
             visible = history
             if policy.hallucinated_steps == "official":
                 visible = [t for i, t in enumerate(history) if not (t["from"] == "caller" and is_hallucinated(i))]
-            out["caller"].append(_caller_record(tools, visible, turn, family))
+            out["caller"].append(_caller_record(tools, text, visible, turn, family))
         elif speaker == "conclusion" and not _no_answer(turn, policy):
-            summary_input = fill("summarizer", family, tools=tools, history_text=serialise_history(history))
+            summary_input = fill_rendered("summarizer", family, text, history_text=serialise_history(history))
             out["summarizer"].append(_record(tools, history, summary_input, turn["value"]))
     return out
 
@@ -129,11 +132,11 @@ def backbone_target(assistant: TurnDict, following: TurnDict | None) -> str:
     return f"{thought}\nconclusion: {following['value']}"
 
 
-def _caller_record(tools: Any, history: list[TurnDict], turn: TurnDict, family: str) -> dict[str, Any]:
+def _caller_record(tools: Any, text: ToolText, history: list[TurnDict], turn: TurnDict, family: str) -> dict[str, Any]:
     # The caller's thought is the assistant value just before it, suffix and all.
     thought = history[-1]["value"]
-    text = fill("caller", family, tools=tools, history_text=serialise_history(history), thought=thought)
-    return _record(tools, history, text, turn["value"])
+    prompt = fill_rendered("caller", family, text, history_text=serialise_history(history), thought=thought)
+    return _record(tools, history, prompt, turn["value"])
 
 
 def _official_hallucinated(turn: TurnDict) -> bool:
@@ -211,10 +214,23 @@ class AlphaUmiCompatRenderer:
     Stateful on purpose: the official loop's stale backbone input of give-up steps carries over
     from the previous record, so records must come in the order the official scripts see them.
     Writes `raw_data_stage_1` (only for sources that carry the ToolBench chain), `raw_data_stage_2`
-    and the four `train_*` files."""
+    and the four `train_*` files.
 
-    def __init__(self) -> None:
-        self._last_backbone_input: str | None = None
+    A build split into parts (workers, shards) renders each part on its own, starting from
+    `STALE_INPUT` instead of the unknown input of the part before: the part's first backbone
+    examples that reuse it (`stale_rows`) get the real text when the parts are joined in order
+    (`fresh_input` is what they get when no part before has any backbone example)."""
+
+    def __init__(self, stale_input: str | None = None) -> None:
+        self._last_backbone_input = stale_input
+        self.stale_rows = 0
+        self.fresh_input: str | None = None
+
+    @property
+    def last_input(self) -> str | None:
+        """The backbone input the next trajectory would reuse; None while it is the one this
+        renderer started from (no backbone example computed its own yet)."""
+        return None if self._last_backbone_input == STALE_INPUT else self._last_backbone_input
 
     def __call__(self, trajectory: Trajectory) -> Rendered:
         official: dict[str, list[dict[str, Any]]] = {}
@@ -228,6 +244,11 @@ class AlphaUmiCompatRenderer:
         )
         if records["backbone"]:
             self._last_backbone_input = records["backbone"][-1]["input"]
+        stale = sum(record["input"] == STALE_INPUT for record in records["backbone"])
+        if stale and self.fresh_input is None:
+            fresh = role_records(stage2["conversations"], stage2["tools"], family_for(trajectory), policy=OFFICIAL)
+            self.fresh_input = fresh["backbone"][0]["input"]
+        self.stale_rows += stale
         for role, rows in records.items():
             official[f"train_{role}"] = rows
         return _examples(records), official
@@ -238,6 +259,6 @@ def _examples(records: dict[str, list[dict[str, Any]]]) -> list[tuple[str, str, 
 
 
 __all__ = [
-    "OFFICIAL", "FIXED", "RenderPolicy", "role_records", "backbone_target", "observation_text",
+    "OFFICIAL", "FIXED", "STALE_INPUT", "RenderPolicy", "role_records", "backbone_target", "observation_text",
     "default_conversation", "turns_conversation", "family_for", "DefaultRenderer", "AlphaUmiCompatRenderer",
 ]

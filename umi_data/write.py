@@ -108,7 +108,11 @@ class JsonArrayWriter:
         handle.write(b"[")
 
     def write(self, value: Any) -> None:
-        self.handle.write((b",\n" if self.rows else b"\n") + orjson.dumps(value))
+        self.write_raw(orjson.dumps(value))
+
+    def write_raw(self, element: bytes) -> None:
+        """Append one element already serialised (one line of compact JSON)."""
+        self.handle.write((b",\n" if self.rows else b"\n") + element)
         self.rows += 1
 
     def close(self) -> None:

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import re
 from dataclasses import dataclass, field
 from functools import cache
@@ -89,22 +90,52 @@ class Source:
 def discover_files(paths: Sequence[str | Path], suffixes: tuple[str, ...] = (".json",)) -> list[InputFile]:
     """Every input file under `paths`, in a deterministic order: files given directly keep the
     command-line order; directories are searched recursively and sorted by relative path."""
-    found: list[InputFile] = []
+    return list(iter_files(paths, suffixes))
+
+
+def iter_files(paths: Sequence[str | Path], suffixes: tuple[str, ...] = (".json",)) -> Iterator[InputFile]:
+    """`discover_files` one file at a time: a directory is walked level by level in sorted
+    order, so millions of inputs are never held in one list."""
     for raw in paths:
         root = Path(raw)
         if root.is_dir():
-            files = sorted(
-                (p for p in root.rglob("*") if p.is_file() and p.name.endswith(suffixes) and not p.name.startswith(".")),
-                key=lambda p: p.relative_to(root).as_posix(),
-            )
-            if not files:
+            found = False
+            for file in _walk(root, "", suffixes):
+                found = True
+                yield file
+            if not found:
                 raise InputPathError(f"{raw}: directory holds no {'/'.join(suffixes)} file")
-            found.extend(InputFile(p, p.relative_to(root).as_posix()) for p in files)
         elif root.exists():
-            found.append(InputFile(root, root.name))
+            yield InputFile(root, root.name)
         else:
             raise InputPathError(f"{raw}: no such file or directory")
-    return found
+
+
+def check_input_paths(paths: Sequence[str | Path], suffixes: tuple[str, ...] = (".json",)) -> None:
+    """Raise `InputPathError` now for a path `iter_files` would fail on later (it stops at each
+    directory's first input file, so it costs little)."""
+    for raw in paths:
+        next(iter_files([raw], suffixes))
+
+
+def _walk(directory: Path, prefix: str, suffixes: tuple[str, ...]) -> Iterator[InputFile]:
+    # Sorting each level by name, with "/" after a directory's name, gives exactly the order of
+    # sorting every relative path at once. Like Path.rglob, symlinked directories are not entered.
+    entries = []
+    try:
+        with os.scandir(directory) as scan:
+            for entry in scan:
+                if entry.is_dir(follow_symlinks=False):
+                    entries.append((entry.name + "/", entry.path))
+                elif entry.is_file() and entry.name.endswith(suffixes) and not entry.name.startswith("."):
+                    entries.append((entry.name, entry.path))
+    except PermissionError:
+        return
+    for key, path in sorted(entries):
+        if key.endswith("/"):
+            yield from _walk(Path(path), prefix + key, suffixes)
+        else:
+            yield InputFile(Path(path), prefix + key)
 
 
 @dataclass

@@ -1,0 +1,374 @@
+"""A build in parts: each run of input files is converted and rendered on its own (in a worker
+process, or in a shard on another machine) into a `Part`, and `CorpusWriter` appends parts, in
+input order, to the corpus files.
+
+What a part carries is already serialised (Arrow tables, JSON lines), so a worker does the
+costly work and the writer only copies bytes and cuts Parquet row groups. The writer cuts row
+groups of `ROW_GROUP_ROWS` rows whatever the parts' sizes, so the files are byte-identical
+however the input was divided. The one state that crosses parts, compat mode's stale backbone
+input (`render.STALE_INPUT`), is resolved here when parts are joined.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections import Counter, deque
+from contextlib import ExitStack
+from dataclasses import dataclass, field
+from itertools import islice
+from pathlib import Path
+from typing import IO, Any, Iterable, Iterator
+
+import orjson
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from umi_data.core import Reject, Trajectory
+from umi_data.corpus import ALPHA_UMI_DIR
+from umi_data.examples import EXAMPLE_ROLES, EXAMPLE_SCHEMA, ROLE_PATHS, assign_split, example_id
+from umi_data.render import STALE_INPUT, AlphaUmiCompatRenderer, DefaultRenderer
+from umi_data.rows import TRAJECTORY_SCHEMA, rows_to_table, trajectory_to_row
+from umi_data.sources import get_source, read_source
+from umi_data.sources.base import InputFile, RecordContext, too_deep
+from umi_data.write import PARQUET_OPTIONS, JsonArrayWriter, atomic_open, atomic_path
+
+TRAJECTORIES = "trajectories.parquet"
+REJECTS = "rejects.jsonl"
+INPUTS = "inputs.jsonl"
+MAX_REJECTS_KEPT = 1000  # in memory, for the CLI's listing; rejects.jsonl has them all
+ROW_GROUP_ROWS = 2048
+
+
+@dataclass
+class BuildStats:
+    read: int = 0
+    accepted: int = 0
+    rejected_by_reason: Counter[str] = field(default_factory=Counter)
+    outcomes: Counter[str] = field(default_factory=Counter)
+    turns: Counter[str] = field(default_factory=Counter)
+    hallucinated_calls: int = 0
+
+    def add(self, item: Trajectory | Reject) -> None:
+        self.read += 1
+        if isinstance(item, Reject):
+            self.rejected_by_reason[item.reason.value] += 1
+            return
+        self.accepted += 1
+        self.outcomes[item.outcome] += 1
+        for turn in item.turns:
+            self.turns[turn.role] += 1
+            self.hallucinated_calls += turn.role == "caller" and turn.hallucinated
+
+    def merge(self, other: "BuildStats") -> None:
+        self.read += other.read
+        self.accepted += other.accepted
+        self.hallucinated_calls += other.hallucinated_calls
+        for mine, theirs in ((self.rejected_by_reason, other.rejected_by_reason), (self.outcomes, other.outcomes), (self.turns, other.turns)):
+            mine.update(theirs)
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "read": self.read,
+            "accepted": self.accepted,
+            "rejected": sum(self.rejected_by_reason.values()),
+            "rejected_by_reason": dict(sorted(self.rejected_by_reason.items())),
+            "outcomes": {k: self.outcomes[k] for k in ("answer", "give_up", "unfinished")},
+            "turns": {k: self.turns[k] for k in ("user", "planner", "caller", "observation", "conclusion")},
+            "hallucinated_calls": self.hallucinated_calls,
+        }
+
+    @classmethod
+    def from_dict(cls, counts: dict[str, Any]) -> "BuildStats":
+        return cls(counts["read"], counts["accepted"], Counter(counts["rejected_by_reason"]), Counter(counts["outcomes"]),
+                   Counter(counts["turns"]), counts["hallucinated_calls"])
+
+
+@dataclass(frozen=True)
+class PartTask:
+    """What a worker needs to convert one run of files (picklable)."""
+
+    source: str
+    files: list[InputFile]
+    options: dict[str, Any]
+    compat: bool
+    split_seed: int
+    split_ratio: float
+
+
+@dataclass
+class Part:
+    """One run of files, converted, rendered and serialised, in input order."""
+
+    stats: BuildStats = field(default_factory=BuildStats)
+    inputs: list[bytes] = field(default_factory=list)  # inputs.jsonl lines
+    rejects: list[bytes] = field(default_factory=list)  # rejects.jsonl lines
+    first_rejects: list[Reject] = field(default_factory=list)
+    trajectories: pa.Table | None = None
+    examples: dict[str, pa.Table] = field(default_factory=dict)
+    example_lines: dict[str, list[bytes]] = field(default_factory=dict)
+    splits: dict[str, Counter[str]] = field(default_factory=lambda: {role: Counter() for role in EXAMPLE_ROLES})
+    official: dict[str, list[bytes]] = field(default_factory=dict)  # JSON array elements per alpha_umi file
+    stale_rows: int = 0  # leading backbone examples whose input is the previous part's (compat)
+    fresh_input: str | None = None
+    last_input: str | None = None
+
+
+def convert_part(task: PartTask) -> Part:
+    """Read, convert and render `task.files` (runs in a worker process)."""
+    part = Part()
+    render = AlphaUmiCompatRenderer(STALE_INPUT) if task.compat else DefaultRenderer()
+    rows: list[dict[str, Any]] = []
+    examples: dict[str, list[dict[str, Any]]] = {role: [] for role in EXAMPLE_ROLES}
+
+    def on_file(file: InputFile, data: bytes) -> None:
+        part.inputs.append(orjson.dumps({"file": file.name, "sha256": hashlib.sha256(data).hexdigest(), "bytes": len(data)}) + b"\n")
+
+    for item in read_source(get_source(task.source), task.files, task.options, on_file):
+        row, item = _storable(item)
+        part.stats.add(item)
+        if isinstance(item, Reject):
+            if len(part.first_rejects) < MAX_REJECTS_KEPT:
+                part.first_rejects.append(item)
+            part.rejects.append(orjson.dumps(item.model_dump(mode="json")) + b"\n")
+            continue
+        rows.append(row)
+        split = assign_split(item.instruction_id, task.split_seed, task.split_ratio)
+        rendered, official = render(item)
+        _add_examples(examples, part.splits, item, split, rendered)
+        for name, records in official.items():
+            part.official.setdefault(name, []).extend(orjson.dumps(record) for record in records)
+    part.trajectories = rows_to_table(rows) if rows else None
+    for role, role_rows in examples.items():
+        part.examples[role] = pa.Table.from_pylist(role_rows, schema=EXAMPLE_SCHEMA)
+        part.example_lines[role] = [orjson.dumps(row) + b"\n" for row in role_rows]
+    if isinstance(render, AlphaUmiCompatRenderer):
+        part.stale_rows, part.fresh_input, part.last_input = render.stale_rows, render.fresh_input, render.last_input
+    return part
+
+
+def _add_examples(examples: dict[str, list[dict[str, Any]]], splits: dict[str, Counter[str]], trajectory: Trajectory,
+                  split: str, rendered: list[tuple[str, str, str]]) -> None:
+    """Rows of the role corpora, plain dicts in `RoleExample`'s field order (built correct by
+    construction, so no model is validated and dumped again per example)."""
+    steps: Counter[str] = Counter()
+    for role, input_text, target in rendered:
+        step = steps[role]
+        steps[role] += 1
+        splits[role][split] += 1
+        examples[role].append({
+            "example_id": example_id(trajectory.id, role, step), "trajectory_id": trajectory.id,
+            "instruction_id": trajectory.instruction_id, "role": role, "step": step, "input": input_text,
+            "target": target, "split": split, "source": trajectory.source,
+        })
+
+
+def _storable(item: Trajectory | Reject) -> tuple[dict[str, Any] | None, Trajectory | Reject]:
+    """The Parquet row of a trajectory, or a reject when a value is nested too deeply to store."""
+    if isinstance(item, Reject):
+        return None, item
+    try:
+        return trajectory_to_row(item), item
+    except TypeError:  # orjson: "Recursion limit reached"
+        meta = item.meta
+        ctx = RecordContext(InputFile(Path(meta.get("file", "")), meta.get("file", "")), meta.get("locator", "$"), "")
+        return None, too_deep(ctx)
+
+
+def batched(items: Iterable[Any], size: int) -> Iterator[list[Any]]:
+    """Lists of `size` consecutive items (the last shorter), read lazily."""
+    iterator = iter(items)
+    while chunk := list(islice(iterator, size)):
+        yield chunk
+
+
+def run_parts(tasks: Iterable[PartTask], workers: int, progress: bool | None = None) -> Iterator[Part]:
+    """`convert_part` of each task, in order: in this process for one worker, else in a pool of
+    `workers` processes with at most two tasks per worker in flight (memory stays flat however
+    many files there are)."""
+    from tqdm import tqdm
+
+    # disable=None: a bar on a terminal, nothing when stderr is a pipe or a file.
+    bar = tqdm(desc="reading", unit="file", disable=None if progress is None else not progress, leave=False)
+    with bar:
+        for part in _converted(tasks, workers):
+            bar.update(len(part.inputs))
+            yield part
+
+
+def _converted(tasks: Iterable[PartTask], workers: int) -> Iterator[Part]:
+    if workers <= 1:
+        yield from map(convert_part, tasks)
+        return
+    import multiprocessing
+    from concurrent.futures import ProcessPoolExecutor
+
+    # spawn, not fork: the parent has Arrow's and polars' thread pools running.
+    with ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn")) as pool:
+        in_flight: deque[Any] = deque()
+        for task in tasks:
+            in_flight.append(pool.submit(convert_part, task))
+            if len(in_flight) >= 2 * workers:
+                yield in_flight.popleft().result()
+        while in_flight:
+            yield in_flight.popleft().result()
+
+
+# --- writing parts in order -------------------------------------------------------------------
+
+
+class TableWriter:
+    """Appends Arrow tables to a Parquet file in row groups of exactly `ROW_GROUP_ROWS` rows
+    (the last shorter), so the bytes do not depend on how the rows arrived."""
+
+    def __init__(self, path: Path, schema: pa.Schema) -> None:
+        self._writer = pq.ParquetWriter(path, schema, **PARQUET_OPTIONS)
+        self._pending: list[pa.Table] = []
+        self._rows = 0
+        self.rows = 0
+
+    def write(self, table: pa.Table) -> None:
+        self._pending.append(table)
+        self._rows += table.num_rows
+        while self._rows >= ROW_GROUP_ROWS:
+            joined = pa.concat_tables(self._pending)
+            self._write_group(joined.slice(0, ROW_GROUP_ROWS))
+            rest = joined.slice(ROW_GROUP_ROWS)
+            self._pending, self._rows = [rest], rest.num_rows
+
+    def _write_group(self, table: pa.Table) -> None:
+        if table.num_rows:
+            # One contiguous chunk per column: pages then fall where they fall in a one-piece build.
+            self._writer.write_table(table.combine_chunks())
+            self.rows += table.num_rows
+
+    def close(self) -> None:
+        if self._rows:
+            self._write_group(pa.concat_tables(self._pending))
+        self._pending, self._rows = [], 0
+        self._writer.close()
+
+
+class CorpusWriter:
+    """Writes parts, in order, into the files of a corpus directory (a context manager: the
+    files are moved into place only when the block succeeds).
+
+    `stale` is the backbone input carried into the first part (compat mode): None at the start
+    of a corpus, `STALE_INPUT` at the start of a shard whose predecessors are unknown."""
+
+    def __init__(self, out: Path, stale: str | None = None) -> None:
+        self.out = out
+        self.stats = BuildStats()
+        self.splits: dict[str, Counter[str]] = {role: Counter() for role in EXAMPLE_ROLES}
+        self.first_rejects: list[Reject] = []
+        self.stale, self.fresh_input, self.stale_rows = stale, None, 0
+        self.inputs, self.input_bytes, self._inputs_hash = 0, 0, hashlib.sha256()
+        self._stack = ExitStack()
+        self._arrays: dict[str, JsonArrayWriter] = {}
+
+    def __enter__(self) -> "CorpusWriter":
+        self._trajectories = self._table_writer(self.out / TRAJECTORIES, TRAJECTORY_SCHEMA)
+        self._rejects = self._stack.enter_context(atomic_open(self.out / REJECTS))
+        self._inputs = self._stack.enter_context(atomic_open(self.out / INPUTS))
+        self._parquet = {r: self._table_writer(self.out / f"{ROLE_PATHS[r]}.parquet", EXAMPLE_SCHEMA) for r in EXAMPLE_ROLES}
+        self._jsonl = {r: self._stack.enter_context(atomic_open(self.out / f"{ROLE_PATHS[r]}.jsonl")) for r in EXAMPLE_ROLES}
+        return self
+
+    def _table_writer(self, path: Path, schema: pa.Schema) -> TableWriter:
+        writer = TableWriter(self._stack.enter_context(atomic_path(path)), schema)
+        self._stack.callback(writer.close)
+        return writer
+
+    def __exit__(self, *exc: Any) -> None:
+        for array in self._arrays.values():
+            array.close()
+        self._stack.__exit__(*exc)
+
+    @property
+    def combined_input_hash(self) -> str:
+        """sha256 over the `file\\0sha256\\n` lines of every input, in order."""
+        return self._inputs_hash.hexdigest()
+
+    def add(self, part: Part) -> None:
+        """Append one part (from `convert_part`)."""
+        self.add_counts(part.stats, part.splits, part.first_rejects)
+        self.add_inputs(part.inputs)
+        self.write_rejects(part.rejects)
+        if part.trajectories is not None:
+            self.write_trajectories(part.trajectories)
+        value = self.resolve(part.stale_rows, part.fresh_input, part.last_input)
+        for role in EXAMPLE_ROLES:
+            fix = part.stale_rows if role == "backbone" else 0
+            self.write_examples(role, [part.examples[role]], part.example_lines[role], fix, value)
+        for name, elements in part.official.items():
+            self.write_official(name, elements, part.stale_rows if name == "train_backbone" else 0, value)
+
+    def add_counts(self, stats: BuildStats, splits: dict[str, Counter[str]], rejects: list[Reject]) -> None:
+        self.stats.merge(stats)
+        for role, counts in splits.items():
+            self.splits[role].update(counts)
+        self.first_rejects.extend(rejects[: MAX_REJECTS_KEPT - len(self.first_rejects)])
+
+    def add_inputs(self, lines: Iterable[bytes]) -> None:
+        for line in lines:
+            entry = orjson.loads(line)
+            self.inputs += 1
+            self.input_bytes += entry["bytes"]
+            self._inputs_hash.update(f"{entry['file']}\0{entry['sha256']}\n".encode())
+            self._inputs.write(line)
+
+    def write_rejects(self, blocks: Iterable[bytes]) -> None:
+        self._rejects.writelines(blocks)
+
+    def write_trajectories(self, table: pa.Table) -> None:
+        self._trajectories.write(table)
+
+    def resolve(self, stale_rows: int, fresh_input: str | None, last_input: str | None) -> str | None:
+        """The input of a part's `stale_rows` leading backbone examples, and the state after it."""
+        value = self.stale if self.stale is not None else fresh_input
+        if stale_rows and value == STALE_INPUT:  # still unknown: left for the merge to resolve
+            self.stale_rows += stale_rows
+            self.fresh_input = self.fresh_input or fresh_input
+        if last_input is not None:
+            self.stale = last_input
+        elif stale_rows:
+            self.stale = value
+        return value
+
+    def write_examples(self, role: str, tables: Iterable[pa.Table], lines: Iterable[bytes], fix: int, value: str | None) -> None:
+        lines = _fixed_lines(lines, fix, value)
+        for table in tables:
+            if fix and value != STALE_INPUT:
+                head = min(fix, table.num_rows)
+                inputs = pa.concat_arrays([pa.array([value] * head, pa.string()), table.column("input").slice(head).combine_chunks()])
+                table = table.set_column(table.schema.get_field_index("input"), table.schema.field("input"), inputs)
+                fix -= head
+            self._parquet[role].write(table)
+        self._jsonl[role].writelines(lines)
+
+    def write_official(self, name: str, elements: Iterable[bytes], fix: int, value: str | None) -> None:
+        if name not in self._arrays:
+            handle = self._stack.enter_context(atomic_open(self.out / ALPHA_UMI_DIR / f"{name}.json"))
+            self._arrays[name] = JsonArrayWriter(handle)
+        array = self._arrays[name]
+        for element in _fixed_lines(elements, fix, value):
+            array.write_raw(element)
+
+    def official_rows(self) -> dict[str, int]:
+        return {name: array.rows for name, array in sorted(self._arrays.items())}
+
+
+def _fixed_lines(lines: Iterable[bytes], fix: int, value: str | None) -> Iterator[bytes]:
+    """`lines` (JSON objects), the first `fix` with their `input` replaced by `value`."""
+    if not fix or value == STALE_INPUT:
+        yield from lines
+        return
+    for line in lines:
+        if fix:
+            record = orjson.loads(line)
+            record["input"] = value
+            line = orjson.dumps(record) + (b"\n" if line.endswith(b"\n") else b"")
+            fix -= 1
+        yield line
+
+
+__all__ = ["BuildStats", "CorpusWriter", "INPUTS", "Part", "PartTask", "REJECTS", "TRAJECTORIES", "TableWriter", "batched", "convert_part", "run_parts"]
