@@ -488,7 +488,7 @@ def test_build_goes_on_after_bad_files(mixed_dir: tuple[Path, dict[str, RejectRe
     assert counts["read"] == counts["accepted"] + counts["rejected"] == GOOD_SAMPLE_FILES + len(expected)
     assert counts["accepted"] == GOOD_SAMPLE_FILES
     assert counts["rejected_by_reason"] == dict(Counter(reason.value for reason in expected.values()))
-    assert len(manifest["inputs"]) == counts["read"]  # every file read is listed, bad ones included
+    assert manifest["inputs"]["files"] == counts["read"]  # every file read is listed, bad ones included
 
     assert pq.read_table(out / TRAJECTORIES).num_rows == GOOD_SAMPLE_FILES
     lines = (out / REJECTS).read_text("utf-8").splitlines()

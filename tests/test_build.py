@@ -46,7 +46,7 @@ def test_sample_corpus_layout_and_manifest(tmp_path: Path) -> None:
     out = tmp_path / "c"
     assert sorted(str(p.relative_to(out)) for p in out.rglob("*") if p.is_file()) == [
         "README.md", "card/lengths.png", "card/stats.json", "card/steps.png", "card/tools.png", "global/backbone.jsonl", "global/backbone.parquet",
-        "local/caller.jsonl", "local/caller.parquet", "local/planner.jsonl", "local/planner.parquet",
+        "inputs.jsonl", "local/caller.jsonl", "local/caller.parquet", "local/planner.jsonl", "local/planner.parquet",
         "local/summarizer.jsonl", "local/summarizer.parquet",
         "manifest.json", "rejects.jsonl", "trajectories.parquet",
     ]
@@ -59,7 +59,10 @@ def test_sample_corpus_layout_and_manifest(tmp_path: Path) -> None:
     for name, entry in manifest["files"].items():
         assert entry["sha256"] == hashlib.sha256((out / name).read_bytes()).hexdigest()
         assert entry["bytes"] == (out / name).stat().st_size
-    assert [i["file"] for i in manifest["inputs"]] == sorted(i["file"] for i in manifest["inputs"])
+    inputs = [json.loads(line) for line in (out / "inputs.jsonl").read_text().splitlines()]
+    assert [i["file"] for i in inputs] == sorted(i["file"] for i in inputs) and len(inputs) == manifest["inputs"]["files"] == 4
+    combined = hashlib.sha256("".join(f"{i['file']}\0{i['sha256']}\n" for i in inputs).encode()).hexdigest()
+    assert manifest["inputs"] == {"files": 4, "bytes": sum(i["bytes"] for i in inputs), "sha256": combined, "list": "inputs.jsonl"}
     assert len((out / "rejects.jsonl").read_text().splitlines()) == counts["rejected"]
     assert pq.read_schema(out / "trajectories.parquet").equals(TRAJECTORY_SCHEMA, check_metadata=False)
     assert assert_rows_valid(out) == counts["accepted"]

@@ -3,40 +3,49 @@
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from importlib import resources
 from pathlib import Path
 
-from umi_data.build import BuildConfig, ExclusionListError, build_corpus, reject_listing, summary_line
-from umi_data.corpus import CorpusNotFoundError
-from umi_data.export import ExportError
-from umi_data.query import QueryError
-from umi_data.sources import SOURCES, InputPathError, UnknownSourceError
+from umi_data.build_fields import BUILD_FIELDS, DEFAULT_SPLIT_RATIO, DEFAULT_SPLIT_SEED
+from umi_data.sources import CATALOG
 from umi_data.synth import cli as synth_cli
 
+# Commands import what they need when they run: `--help` must not pay for pyarrow, pydantic,
+# polars or duckdb (a test checks which modules it imports).
 EXIT_REJECTS = 1
 EXIT_USAGE = 2
 
 
 def _source_help() -> str:
-    return "; ".join(f"{name}: {source.description}" for name, source in SOURCES.items())
+    return "; ".join(f"{name}: {entry.description}" for name, entry in CATALOG.items())
 
 
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m umi_data", description="Typed tool-use trajectories and α-UMi corpora.")
     commands = parser.add_subparsers(dest="command", metavar="COMMAND")
 
-    fields = BuildConfig.model_fields
+    fields = BUILD_FIELDS
     build = commands.add_parser("build", help="read source files into a corpus directory", description=f"Sources: {_source_help()}.")
-    build.add_argument("source", metavar="SOURCE", help=fields["source"].description)
-    build.add_argument("inputs", metavar="PATH", nargs="+", help=fields["inputs"].description)
-    build.add_argument("--out", required=True, type=Path, metavar="DIR", help="corpus directory to write")
-    build.add_argument("--exclude-test-ids", nargs="+", default=[], metavar="PATH", help=fields["exclude_test_ids"].description)
-    build.add_argument("--strict", action="store_true", help=fields["strict"].description)
-    build.add_argument("--compat", choices=["alpha-umi"], default=None, help=fields["compat"].description)
-    build.add_argument("--seed", "--split-seed", dest="split_seed", type=int, default=fields["split_seed"].default, metavar="N", help=fields["split_seed"].description)
-    build.add_argument("--split-ratio", type=float, default=fields["split_ratio"].default, metavar="X", help=fields["split_ratio"].description)
+    build.add_argument("source", metavar="SOURCE", help=fields["source"])
+    build.add_argument("inputs", metavar="PATH", nargs="+", help=fields["inputs"])
+    build.add_argument("--out", required=True, type=Path, metavar="DIR", help="corpus directory to write (a shard directory with --shard)")
+    build.add_argument("--exclude-test-ids", nargs="+", default=[], metavar="PATH", help=fields["exclude_test_ids"])
+    build.add_argument("--strict", action="store_true", help=fields["strict"])
+    build.add_argument("--compat", choices=["alpha-umi"], default=None, help=fields["compat"])
+    build.add_argument("--seed", "--split-seed", dest="split_seed", type=int, default=DEFAULT_SPLIT_SEED, metavar="N", help=fields["split_seed"])
+    build.add_argument("--split-ratio", type=float, default=DEFAULT_SPLIT_RATIO, metavar="X", help=fields["split_ratio"])
     build.add_argument("--no-progress", action="store_true", help="no progress bar even on a terminal")
+    build.add_argument("--workers", type=int, default=os.cpu_count() or 1, metavar="N",
+                       help="processes converting and rendering; the output does not depend on it (default: the machine's cores)")
+    build.add_argument("--shard", type=_shard, default=None, metavar="I/N",
+                       help="convert only the I-th of N runs of the input files into a shard directory, for `merge`")
+
+    merge = commands.add_parser("merge", help="join the shard directories of `build --shard I/N` into one corpus",
+                                description="The corpus equals, byte for byte, one `build` over all the inputs.")
+    merge.add_argument("shards", metavar="SHARD_DIR", nargs="+", type=Path, help="the N shard directories (any order)")
+    merge.add_argument("--out", required=True, type=Path, metavar="DIR", help="corpus directory to write")
 
     validate = commands.add_parser("validate", help="check raw source files against their JSON Schema", description=f"Sources: {_source_help()}.")
     validate.add_argument("source", metavar="SOURCE", help="source format name")
@@ -45,8 +54,7 @@ def _parser() -> argparse.ArgumentParser:
     schemas = commands.add_parser("schemas", help="write the JSON Schema documents into a directory")
     schemas.add_argument("--out", type=Path, default=Path("schemas"), metavar="DIR", help="default: ./schemas")
 
-    from umi_data.export import FORMATS
-    from umi_data.variants import VARIANTS
+    from umi_data.variants import EXPORT_FORMATS, VARIANTS
 
     variants = "\n".join(f"  {v.name:<11} {v.paper_row}: {v.description}" for v in VARIANTS.values())
     export = commands.add_parser(
@@ -58,7 +66,7 @@ def _parser() -> argparse.ArgumentParser:
     export.add_argument("--variant", required=True, choices=list(VARIANTS), help="which of the paper's training setups")
     export.add_argument("--out", required=True, type=Path, metavar="OUT", help="directory to write (new, empty, or a previous export)")
     export.add_argument(
-        "--format", default="jsonl", choices=FORMATS,
+        "--format", default="jsonl", choices=EXPORT_FORMATS,
         help="jsonl: example rows with all columns; trl: prompt/completion JSONL; llamafactory: alpaca JSON + dataset_info.json; "
         "alpha-umi: the official trainer's {input, target} arrays (default: jsonl)",
     )
@@ -82,12 +90,24 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _shard(text: str) -> tuple[int, int]:
+    from umi_data.shards import parse_shard
+
+    try:
+        return parse_shard(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+
+
 def cmd_build(args: argparse.Namespace) -> int:
+    from umi_data.build import BuildConfig, build_corpus, reject_listing, summary_line
+
     config = BuildConfig(
         source=args.source, inputs=args.inputs, exclude_test_ids=args.exclude_test_ids, strict=args.strict,
         compat=args.compat, split_seed=args.split_seed, split_ratio=args.split_ratio,
     )
-    result = build_corpus(config, args.out, progress=False if args.no_progress else None)
+    progress = False if args.no_progress else None
+    result = build_corpus(config, args.out, progress=progress, workers=max(args.workers, 1), shard=args.shard)
     print(summary_line(result))
     if config.strict and result.manifest["counts"]["rejected"]:
         print(f"--strict: {result.manifest['counts']['rejected']} record(s) rejected:", file=sys.stderr)
@@ -96,8 +116,17 @@ def cmd_build(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_merge(args: argparse.Namespace) -> int:
+    from umi_data.build import summary_line
+    from umi_data.shards import merge_shards
+
+    print(summary_line(merge_shards(args.shards, args.out)))
+    return 0
+
+
 def cmd_validate(args: argparse.Namespace) -> int:
     from umi_data.schema_docs import validate_files
+    from umi_data.sources import SOURCES
 
     checked, problems = validate_files(args.source, args.inputs)
     for problem in problems:
@@ -146,6 +175,8 @@ def cmd_card(args: argparse.Namespace) -> int:
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
+    from umi_data.build import BuildConfig, build_corpus, reject_listing, summary_line
+
     sample = resources.files("umi_data") / "samples" / "toolbench" / "answer"
     config = BuildConfig(source="toolbench", inputs=[str(sample)])
     result = build_corpus(config, args.out, progress=False)
@@ -162,7 +193,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
     return 0
 
 
-COMMANDS = {"build": cmd_build, "validate": cmd_validate, "schemas": cmd_schemas, "export": cmd_export, "query": cmd_query, "card": cmd_card, "synth": synth_cli.run, "demo": cmd_demo}
+COMMANDS = {"build": cmd_build, "merge": cmd_merge, "validate": cmd_validate, "schemas": cmd_schemas, "export": cmd_export, "query": cmd_query, "card": cmd_card, "synth": synth_cli.run, "demo": cmd_demo}
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -173,9 +204,23 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     try:
         return COMMANDS[args.command](args)
-    except (InputPathError, UnknownSourceError, ExclusionListError, ExportError, CorpusNotFoundError, QueryError, OSError) as exc:
+    except Exception as exc:
+        if not isinstance(exc, _usage_errors()):
+            raise
         print(f"python -m umi_data {args.command}: error: {exc}", file=sys.stderr)
         return EXIT_USAGE
+
+
+def _usage_errors() -> tuple[type[Exception], ...]:
+    """Errors that are the user's: one line and exit 2, no traceback (imported once one is raised)."""
+    from umi_data.build import ExclusionListError
+    from umi_data.corpus import CorpusNotFoundError
+    from umi_data.export import ExportError
+    from umi_data.query import QueryError
+    from umi_data.shards import ShardError
+    from umi_data.sources import InputPathError, UnknownSourceError
+
+    return (InputPathError, UnknownSourceError, ExclusionListError, ExportError, CorpusNotFoundError, QueryError, ShardError, OSError)
 
 
 if __name__ == "__main__":

@@ -19,7 +19,8 @@ import umi_data
 from umi_data.card import write_card
 from umi_data.core import Reject
 from umi_data.corpus import ALPHA_UMI_DIR, MANIFEST, require_corpus
-from umi_data.examples import DEFAULT_SPLIT_RATIO, DEFAULT_SPLIT_SEED, EXAMPLE_ROLES, ROLE_PATHS
+from umi_data.build_fields import BUILD_FIELDS, DEFAULT_SPLIT_RATIO, DEFAULT_SPLIT_SEED
+from umi_data.examples import EXAMPLE_ROLES, ROLE_PATHS
 from umi_data.parts import INPUTS, REJECTS, TRAJECTORIES, BuildStats, CorpusWriter, PartTask, batched, run_parts
 from umi_data.render import STALE_INPUT
 from umi_data.shards import SHARD_MANIFEST, shard_files, write_shard_manifest
@@ -37,18 +38,13 @@ class BuildConfig(BaseModel):
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    source: str = Field(description="source format name (see `python -m umi_data build --help`)")
-    inputs: list[str] = Field(min_length=1, description="input files or directories, as given")
-    exclude_test_ids: list[str] = Field(
-        default_factory=list,
-        description="ToolBench test_query_ids files or directories ({group}_*.json objects keyed by query id)",
-    )
-    strict: bool = Field(default=False, description="exit non-zero when any record is rejected")
-    compat: Literal["alpha-umi"] | None = Field(
-        default=None, description="reproduce the official alpha-UMi preprocessing exactly (quirks included) and write alpha_umi/"
-    )
-    split_seed: int = Field(default=DEFAULT_SPLIT_SEED, description="seed of the A/B instruction split")
-    split_ratio: float = Field(default=DEFAULT_SPLIT_RATIO, ge=0.0, le=1.0, description="share of instructions in split A")
+    source: str = Field(description=BUILD_FIELDS["source"])
+    inputs: list[str] = Field(min_length=1, description=BUILD_FIELDS["inputs"])
+    exclude_test_ids: list[str] = Field(default_factory=list, description=BUILD_FIELDS["exclude_test_ids"])
+    strict: bool = Field(default=False, description=BUILD_FIELDS["strict"])
+    compat: Literal["alpha-umi"] | None = Field(default=None, description=BUILD_FIELDS["compat"])
+    split_seed: int = Field(default=DEFAULT_SPLIT_SEED, description=BUILD_FIELDS["split_seed"])
+    split_ratio: float = Field(default=DEFAULT_SPLIT_RATIO, ge=0.0, le=1.0, description=BUILD_FIELDS["split_ratio"])
 
 
 @dataclass

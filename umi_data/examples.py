@@ -15,6 +15,8 @@ from typing import Literal
 import pyarrow as pa
 from pydantic import BaseModel, ConfigDict, Field
 
+from umi_data.build_fields import DEFAULT_SPLIT_RATIO, DEFAULT_SPLIT_SEED
+
 Role = Literal["backbone", "planner", "caller", "summarizer"]
 EXAMPLE_ROLES: tuple[str, ...] = ("backbone", "planner", "caller", "summarizer")
 #: Where each role's corpus lives inside a corpus directory (ARCHITECTURE.md, "Corpus directory").
@@ -24,8 +26,6 @@ ROLE_PATHS = {
     "caller": "local/caller",
     "summarizer": "local/summarizer",
 }
-DEFAULT_SPLIT_RATIO = 0.5
-DEFAULT_SPLIT_SEED = 0
 
 
 class RoleExample(BaseModel):

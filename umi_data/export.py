@@ -28,11 +28,11 @@ import pyarrow.parquet as pq
 import umi_data
 from umi_data.corpus import MANIFEST, require_corpus
 from umi_data.examples import ROLE_PATHS
-from umi_data.variants import Part, Stage, Variant, get_variant
+from umi_data.variants import EXPORT_FORMATS, Part, Stage, Variant, get_variant
 from umi_data.write import JsonArrayWriter, JsonlWriter, atomic_open, file_entry, sha256_file, write_json
 
 Format = Literal["jsonl", "trl", "llamafactory", "alpha-umi"]
-FORMATS: tuple[str, ...] = ("jsonl", "trl", "llamafactory", "alpha-umi")
+FORMATS = EXPORT_FORMATS
 EXPORT_MANIFEST = "export.json"
 DATASET_INFO = "dataset_info.json"
 BATCH_ROWS = 4096

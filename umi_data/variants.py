@@ -12,6 +12,8 @@ from dataclasses import dataclass
 from typing import Literal
 
 LOCAL_ROLES = ("planner", "caller", "summarizer")
+#: The file layouts `python -m umi_data export --format` writes (here, light, for the CLI's help).
+EXPORT_FORMATS: tuple[str, ...] = ("jsonl", "trl", "llamafactory", "alpha-umi")
 
 
 @dataclass(frozen=True)

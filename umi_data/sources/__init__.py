@@ -1,24 +1,59 @@
-"""Source formats by CLI name. Adding a source: one module with a `Source`, one line here."""
+"""Source formats by CLI name. Adding a source: one module with a `Source`, one line in `CATALOG`.
+
+Light on purpose: `python -m umi_data --help` lists the sources from `CATALOG` without importing
+them (they import pydantic and jsonschema); `SOURCES` and the reading functions load on first use.
+"""
 
 from __future__ import annotations
 
-from umi_data.sources import agent_run, alpha_umi, toolalpaca, toolbench
-from umi_data.sources.base import InputFile, InputPathError, Source, discover_files, read_source
+import importlib
+from functools import cache
+from typing import Any, NamedTuple
 
-SOURCES: dict[str, Source] = {
-    source.name: source for source in (toolbench.SOURCE, alpha_umi.STAGE1, alpha_umi.STAGE2, toolalpaca.SOURCE, agent_run.SOURCE)
+
+class CatalogEntry(NamedTuple):
+    module: str  # umi_data.sources.<module>
+    attribute: str  # the module's `Source`
+    description: str
+
+
+CATALOG: dict[str, CatalogEntry] = {
+    "toolbench": CatalogEntry("toolbench", "SOURCE", "ToolBench answer files (data/answer/G*_answer/*.json)"),
+    "alpha-umi-stage1": CatalogEntry("alpha_umi", "STAGE1", "α-UMi stage-1 files (raw_data_stage_1.json: tools, instruction, chains)"),
+    "alpha-umi-stage2": CatalogEntry("alpha_umi", "STAGE2", "α-UMi stage-2 files and static test sets (tools, instruction, conversations)"),
+    "toolalpaca": CatalogEntry("toolalpaca", "SOURCE", "ToolAlpaca API entries with Instances (one trajectory per instance)"),
+    "agent-run": CatalogEntry("agent_run", "SOURCE", "umi agent runs (episodes.json: a JSON array of umi Trajectory documents, written by umi_agent)"),
 }
+_FROM_BASE = ("InputFile", "InputPathError", "Source", "discover_files", "iter_files", "read_source")
 
 
 class UnknownSourceError(ValueError):
     pass
 
 
-def get_source(name: str) -> Source:
+def get_source(name: str) -> Any:
     try:
-        return SOURCES[name]
+        return _sources()[name]
     except KeyError:
-        raise UnknownSourceError(f"unknown source {name!r}; choose one of: {', '.join(SOURCES)}") from None
+        raise UnknownSourceError(f"unknown source {name!r}; choose one of: {', '.join(CATALOG)}") from None
 
 
-__all__ = ["SOURCES", "InputFile", "InputPathError", "Source", "UnknownSourceError", "discover_files", "get_source", "read_source"]
+@cache
+def _sources() -> dict[str, Any]:
+    sources = {}
+    for key, entry in CATALOG.items():
+        sources[key] = getattr(importlib.import_module(f"umi_data.sources.{entry.module}"), entry.attribute)
+        if sources[key].name != key:
+            raise RuntimeError(f"CATALOG entry {key!r} names the source {sources[key].name!r}")
+    return sources
+
+
+def __getattr__(name: str) -> Any:
+    if name == "SOURCES":
+        return _sources()
+    if name in _FROM_BASE:
+        return getattr(importlib.import_module("umi_data.sources.base"), name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+__all__ = ["CATALOG", "SOURCES", "UnknownSourceError", "get_source", *_FROM_BASE]

@@ -22,5 +22,4 @@ SOURCE = Source(
     schema="agent_run.schema.json",
     records_per_file="list",
     convert=convert,
-    description="umi agent runs (episodes.json: a JSON array of umi Trajectory documents, written by umi_agent)",
 )

@@ -110,12 +110,10 @@ STAGE1 = Source(
     schema="alpha_umi_stage1.schema.json",
     records_per_file="list",
     convert=convert_stage1,
-    description="α-UMi stage-1 files (raw_data_stage_1.json: tools, instruction, chains)",
 )
 STAGE2 = Source(
     name="alpha-umi-stage2",
     schema="alpha_umi_stage2.schema.json",
     records_per_file="list",
     convert=convert_stage2,
-    description="α-UMi stage-2 files and static test sets (tools, instruction, conversations)",
 )

@@ -83,8 +83,13 @@ class Source:
     schema: str
     records_per_file: str
     convert: Callable[[Any, RecordContext], Converted | Iterable[Converted]]
-    description: str = ""
     suffixes: tuple[str, ...] = (".json",)
+
+    @property
+    def description(self) -> str:
+        from umi_data.sources import CATALOG
+
+        return CATALOG[self.name].description
 
 
 def discover_files(paths: Sequence[str | Path], suffixes: tuple[str, ...] = (".json",)) -> list[InputFile]:

@@ -336,5 +336,4 @@ SOURCE = Source(
     schema=SCHEMA,
     records_per_file="list",
     convert=convert,
-    description="ToolAlpaca API entries with Instances (one trajectory per instance)",
 )

@@ -238,5 +238,4 @@ SOURCE = Source(
     schema="toolbench_answer.schema.json",
     records_per_file="one",
     convert=convert,
-    description="ToolBench answer files (data/answer/G*_answer/*.json)",
 )

@@ -1,0 +1,88 @@
+"""`build --workers N`, `build --shard I/N` + `merge`: the same bytes as one sequential build
+(trajectories, role corpora, official files, rejects, manifest, card), and a `--help` that
+imports none of the heavy libraries."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+import umi_data.build
+from test_build_golden import golden_inputs
+from umi_data.build import BuildConfig, build_corpus
+from umi_data.shards import merge_shards
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def tree_bytes(directory: Path) -> dict[str, bytes]:
+    return {p.relative_to(directory).as_posix(): p.read_bytes() for p in sorted(directory.rglob("*")) if p.is_file()}
+
+
+@pytest.fixture(scope="module")
+def inputs(tmp_path_factory: pytest.TempPathFactory) -> list[str]:
+    return golden_inputs(tmp_path_factory.mktemp("golden"))
+
+
+@pytest.mark.parametrize("compat", [None, "alpha-umi"])
+def test_workers_write_the_same_bytes(inputs: list[str], tmp_path: Path, monkeypatch: pytest.MonkeyPatch, compat: str | None) -> None:
+    config = BuildConfig(source="toolbench", inputs=inputs, compat=compat)
+    build_corpus(config, tmp_path / "one", progress=False, workers=1)
+    monkeypatch.setattr(umi_data.build, "PART_FILES", 5)  # many parts: row groups and stale inputs cross them
+    build_corpus(config, tmp_path / "two", progress=False, workers=2)
+    assert tree_bytes(tmp_path / "two") == tree_bytes(tmp_path / "one")
+
+
+@pytest.mark.parametrize("compat", [None, "alpha-umi"])
+@pytest.mark.parametrize("count", [3, 10])
+def test_shards_merge_into_the_same_corpus(inputs: list[str], tmp_path: Path, compat: str | None, count: int) -> None:
+    # The sample, the broken files and the give-up-first files: with 10 shards each file is its
+    # own shard, so compat's stale backbone input must travel across several shards.
+    small = inputs[1:]
+    config = BuildConfig(source="toolbench", inputs=small, compat=compat)
+    build_corpus(config, tmp_path / "whole", progress=False)
+    shards = [tmp_path / f"shard-{i}" for i in range(count)]
+    for index, shard in enumerate(shards):
+        build_corpus(config, shard, progress=False, shard=(index, count))
+    result = merge_shards(list(reversed(shards)), tmp_path / "merged")
+    assert tree_bytes(tmp_path / "merged") == tree_bytes(tmp_path / "whole")
+    assert [r.locator for r in result.rejects] == [json.loads(line)["locator"] for line in (tmp_path / "whole" / "rejects.jsonl").read_text().splitlines()]
+
+
+def test_shard_and_merge_commands(inputs: list[str], tmp_path: Path) -> None:
+    def umi(*args: str) -> subprocess.CompletedProcess:
+        return subprocess.run([sys.executable, "-m", "umi_data", *args], capture_output=True, text=True, cwd=REPO)
+
+    for index in range(2):
+        done = umi("build", "toolbench", *inputs, "--out", str(tmp_path / f"s{index}"), "--shard", f"{index}/2", "--no-progress")
+        assert done.returncode == 0, done.stderr
+    assert umi("build", "toolbench", *inputs, "--out", str(tmp_path / "whole"), "--workers", "2", "--no-progress").returncode == 0
+    done = umi("merge", str(tmp_path / "s0"), str(tmp_path / "s1"), "--out", str(tmp_path / "merged"))
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.startswith("read 1210, accepted 1206")
+    assert tree_bytes(tmp_path / "merged") == tree_bytes(tmp_path / "whole")
+
+    missing = umi("merge", str(tmp_path / "s1"), "--out", str(tmp_path / "bad"))
+    assert missing.returncode == 2 and "expected shards 0/2 to 1/2, each once; got 1/2" in missing.stderr
+    assert "Traceback" not in missing.stderr
+    wrong = umi("build", "toolbench", *inputs, "--out", str(tmp_path / "x"), "--shard", "2/2")
+    assert wrong.returncode == 2 and "0 <= I < N" in wrong.stderr
+
+
+@pytest.mark.parametrize("argv", [["--help"], ["build", "--help"]])
+def test_help_imports_no_heavy_library(argv: list[str]) -> None:
+    code = (
+        "import runpy, sys\n"
+        f"sys.argv = ['python -m umi_data', *{argv!r}]\n"
+        "try:\n    runpy.run_module('umi_data', run_name='__main__')\nexcept SystemExit:\n    pass\n"
+        "heavy = sorted({m.split('.')[0] for m in sys.modules} & {'pyarrow', 'pydantic', 'polars', 'duckdb', 'jsonschema',"
+        " 'matplotlib', 'numpy', 'torch', 'transformers', 'datasets'})\n"
+        "print('HEAVY', heavy, file=sys.stderr)\n"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=REPO)
+    assert "usage: python -m umi_data" in done.stdout
+    assert "HEAVY []" in done.stderr, done.stderr
