@@ -98,12 +98,12 @@ def test_failed_build_leaves_no_manifest_and_no_temp_files(tmp_path: Path, monke
     def explode(*args, **kwargs):
         raise RuntimeError("disk on fire")
 
-    monkeypatch.setattr("umi_data.build.trajectory_to_row", explode)
+    monkeypatch.setattr("umi_data.parts.trajectory_to_row", explode)
     with pytest.raises(RuntimeError):
         build("toolbench", [SAMPLE], out)
     assert not (out / "manifest.json").exists()  # incomplete directories are recognisable
     assert (out / "trajectories.parquet").read_bytes() == before  # the old file was never half-overwritten
-    assert not [p for p in out.iterdir() if p.name.endswith(".tmp")]
+    assert not [p for p in out.rglob("*") if p.name.endswith(".tmp")]
 
 
 @pytest.mark.parametrize(
@@ -146,7 +146,7 @@ def test_data_cli_imports_no_training_stack(tmp_path: Path) -> None:
     code = (
         "import sys, runpy; sys.argv = ['umi_data', 'build', 'toolbench', %r, '--out', %r];"
         "import umi_data.__main__ as m; m.main(sys.argv[1:]);"
-        "heavy = [n for n in ('torch', 'transformers', 'peft') if n in sys.modules]; print('HEAVY', heavy)"
+        "heavy = [n for n in ('torch', 'transformers', 'peft', 'ray') if n in sys.modules]; print('HEAVY', heavy)"
     ) % (str(SAMPLE), str(tmp_path / "c"))
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert "HEAVY []" in out

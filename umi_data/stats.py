@@ -103,32 +103,38 @@ def calls_per_tool(directory: str | Path) -> pl.DataFrame:
     return turn_summary(directory).calls_per_tool
 
 
-def example_lengths(directory: str | Path, tokenizer: str | Path | None = None) -> pl.DataFrame:
+def example_lengths(directory: str | Path, tokenizer: str | Path | None = None, *, with_split: bool = True) -> pl.DataFrame:
     """One row per example: `role`, `split`, `input_chars`, `target_chars` (and `input_tokens`,
-    `target_tokens` with a tokenizer). Texts are read a batch at a time and dropped."""
+    `target_tokens` with a tokenizer). Texts are read a batch at a time and dropped; lengths are
+    gathered as Arrow arrays, never as Python lists. `with_split=False` (the card) leaves out
+    the split and stores the role as an enum: a few bytes per example."""
+    import pyarrow as pa
     import pyarrow.compute as pc
     import pyarrow.parquet as pq
 
     loaded = _load_tokenizer(tokenizer) if tokenizer is not None else None
-    frames = []
+    columns: dict[str, list[Any]] = {}
     for role in EXAMPLE_ROLES:
-        columns = ["role", "split", "input", "target"]
-        for batch in pq.ParquetFile(Path(directory) / f"{ROLE_PATHS[role]}.parquet").iter_batches(BATCH_ROWS, columns=columns):
-            lengths = {
-                "role": batch.column("role").to_pylist(), "split": batch.column("split").to_pylist(),
-                "input_chars": pc.utf8_length(batch.column("input")).to_pylist(),
-                "target_chars": pc.utf8_length(batch.column("target")).to_pylist(),
-            }
+        wanted = ["role", "split", "input", "target"] if with_split else ["input", "target"]
+        for batch in pq.ParquetFile(Path(directory) / f"{ROLE_PATHS[role]}.parquet").iter_batches(BATCH_ROWS, columns=wanted):
+            lengths = {"role": pa.array([role] * batch.num_rows, pa.string())}
+            if with_split:
+                lengths["split"] = batch.column("split")
+            lengths |= {"input_chars": pc.utf8_length(batch.column("input")).cast(pa.int64()),
+                        "target_chars": pc.utf8_length(batch.column("target")).cast(pa.int64())}
             if loaded is not None:
-                lengths["input_tokens"] = _token_counts(loaded, batch.column("input").to_pylist())
-                lengths["target_tokens"] = _token_counts(loaded, batch.column("target").to_pylist())
-            frames.append(pl.DataFrame(lengths, schema_overrides={k: pl.Int64 for k in lengths if k.endswith(("_chars", "_tokens"))}))
-    if not frames:
-        schema = {"role": pl.String, "split": pl.String, "input_chars": pl.Int64, "target_chars": pl.Int64}
-        if loaded is not None:
-            schema |= {"input_tokens": pl.Int64, "target_tokens": pl.Int64}
+                lengths["input_tokens"] = pa.array(_token_counts(loaded, batch.column("input").to_pylist()), pa.int64())
+                lengths["target_tokens"] = pa.array(_token_counts(loaded, batch.column("target").to_pylist()), pa.int64())
+            for name, values in lengths.items():
+                columns.setdefault(name, []).append(values)
+    schema = {"role": pl.String, "split": pl.String, "input_chars": pl.Int64, "target_chars": pl.Int64}
+    if loaded is not None:
+        schema |= {"input_tokens": pl.Int64, "target_tokens": pl.Int64}
+    if not with_split:
+        schema = {name: (pl.Enum(EXAMPLE_ROLES) if name == "role" else kind) for name, kind in schema.items() if name != "split"}
+    if not columns:
         return pl.DataFrame(schema=schema)
-    return pl.concat(frames)
+    return pl.DataFrame({name: pl.Series(name, pa.chunked_array(chunks)).cast(schema[name]) for name, chunks in columns.items()})
 
 
 def _load_tokenizer(path: str | Path) -> Any:
