@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 README = Path(__file__).resolve().parents[1] / "README.md"
-SUBCOMMANDS = {"umi_data": "build validate schemas export query card synth demo".split()}
+SUBCOMMANDS = {"umi_data": "build merge validate schemas export query card synth demo".split()}
 
 
 def commands() -> list[tuple[str, ...]]:

@@ -129,9 +129,27 @@ def finish_corpus(config: BuildConfig, writer: CorpusWriter, exclusions: list, o
             manifest["files"][name] = file_entry(out / name, rows=manifest["examples"][role]["total"])
     for name, rows in writer.official_rows().items():
         manifest["files"][f"{ALPHA_UMI_DIR}/{name}.json"] = file_entry(out / ALPHA_UMI_DIR / f"{name}.json", rows=rows)
+    release_memory()  # the card's statistics start from a small heap, not the writers' high-water mark
     manifest["files"].update(write_card(out, manifest))
     write_json(out / MANIFEST, manifest)
     return manifest
+
+
+def release_memory() -> None:
+    """Hand freed memory back to the system: Arrow's pool keeps freed buffers, and glibc keeps
+    freed heap pages, unless asked (which makes a long build's peak RSS that of its buffers,
+    plus the card's, never their sum)."""
+    import ctypes
+    import gc
+
+    import pyarrow as pa
+
+    gc.collect()
+    pa.default_memory_pool().release_unused()
+    try:
+        ctypes.CDLL("libc.so.6").malloc_trim(0)
+    except (OSError, AttributeError):  # not glibc: nothing to trim
+        pass
 
 
 def rewrite_card(directory: Path) -> list[Path]:

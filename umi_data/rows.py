@@ -95,28 +95,40 @@ def trajectory_to_row(trajectory: Trajectory) -> dict[str, Any]:
 
 def rows_to_table(rows: list[dict[str, Any]]) -> pa.Table:
     """Rows from `trajectory_to_row` as a table of exactly `TRAJECTORY_SCHEMA`."""
-    columns = {}
-    for field in TRAJECTORY_SCHEMA:
-        values = [row[field.name] for row in rows]
-        columns[field.name] = _build_array(values, field.type)
-    return pa.Table.from_pydict(columns, schema=TRAJECTORY_SCHEMA)
+    # pyarrow cannot convert Python values straight into extension types: convert into the
+    # storage types in one native pass, then wrap the JSON columns.
+    storage = pa.Table.from_pylist(rows, schema=_STORAGE_SCHEMA)
+    columns = [_as_type(storage.column(i).combine_chunks(), field.type) for i, field in enumerate(TRAJECTORY_SCHEMA)]
+    return pa.Table.from_arrays(columns, schema=TRAJECTORY_SCHEMA)
 
 
-def _build_array(values: list[Any], arrow_type: pa.DataType) -> pa.Array:
-    """pyarrow cannot convert Python values straight into extension types, so build storage
-    arrays and wrap them, recursing through lists and structs."""
-    if isinstance(arrow_type, pa.ExtensionType):
-        return pa.ExtensionArray.from_storage(arrow_type, _build_array(values, arrow_type.storage_type))
+def _storage_type(arrow_type: pa.DataType) -> pa.DataType:
+    """`arrow_type` with every extension type replaced by its storage type."""
+    if isinstance(arrow_type, pa.BaseExtensionType):
+        return arrow_type.storage_type
     if pa.types.is_list(arrow_type):
-        offsets, flat = [0], []
-        for value in values:
-            flat.extend(value)
-            offsets.append(len(flat))
-        return pa.ListArray.from_arrays(pa.array(offsets, pa.int32()), _build_array(flat, arrow_type.value_type))
+        return pa.list_(pa.field(arrow_type.value_field.name, _storage_type(arrow_type.value_type)))
     if pa.types.is_struct(arrow_type):
-        children = [_build_array([v.get(f.name) for v in values], f.type) for f in arrow_type]
-        return pa.StructArray.from_arrays(children, fields=list(arrow_type))
-    return pa.array(values, type=arrow_type)
+        return pa.struct([pa.field(f.name, _storage_type(f.type), f.nullable) for f in arrow_type])
+    return arrow_type
+
+
+def _as_type(array: pa.Array, arrow_type: pa.DataType) -> pa.Array:
+    """A storage-typed `array` wrapped into `arrow_type` (same buffers, extension types added)."""
+    if array.type == arrow_type:
+        return array
+    if isinstance(arrow_type, pa.BaseExtensionType):
+        return pa.ExtensionArray.from_storage(arrow_type, array)
+    if pa.types.is_list(arrow_type):
+        values = _as_type(array.values, arrow_type.value_type)
+        return pa.ListArray.from_arrays(array.offsets, values, type=pa.list_(arrow_type.value_field), mask=array.is_null())
+    if pa.types.is_struct(arrow_type):
+        children = [_as_type(array.field(i), f.type) for i, f in enumerate(arrow_type)]
+        return pa.StructArray.from_arrays(children, fields=list(arrow_type), mask=array.is_null())
+    raise TypeError(f"cannot wrap {array.type} as {arrow_type}")
+
+
+_STORAGE_SCHEMA = pa.schema([pa.field(f.name, _storage_type(f.type), f.nullable) for f in TRAJECTORY_SCHEMA])
 
 
 def row_to_document(row: dict[str, Any]) -> dict[str, Any]:

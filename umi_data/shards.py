@@ -136,7 +136,7 @@ def _tables(path: Path) -> Iterator[Any]:
     import pyarrow as pa
     import pyarrow.parquet as pq
 
-    for batch in pq.ParquetFile(path).iter_batches(batch_size=ROW_GROUP_ROWS):
+    for batch in pq.ParquetFile(path).iter_batches(batch_size=ROW_GROUP_ROWS, use_threads=False):
         yield pa.Table.from_batches([batch])
 
 
