@@ -18,7 +18,7 @@ from pydantic import BaseModel, ConfigDict, Field
 import umi_data
 from umi_data.card import write_card
 from umi_data.core import Reject
-from umi_data.corpus import ALPHA_UMI_DIR, MANIFEST, require_corpus
+from umi_data.corpus import ALPHA_UMI_DIR, MANIFEST, CorpusNotFoundError, require_corpus
 from umi_data.build_fields import BUILD_FIELDS, DEFAULT_SPLIT_RATIO, DEFAULT_SPLIT_SEED
 from umi_data.examples import EXAMPLE_ROLES, ROLE_PATHS
 from umi_data.parts import INPUTS, REJECTS, TRAJECTORIES, BuildStats, CorpusWriter, PartTask, batched, run_parts
@@ -156,6 +156,8 @@ def rewrite_card(directory: Path) -> list[Path]:
     """Write the data card of an existing corpus again and update the manifest's file entries."""
     manifest_path = require_corpus(directory) / MANIFEST
     manifest = orjson.loads(manifest_path.read_bytes())
+    if not isinstance(manifest.get("inputs"), dict):
+        raise CorpusNotFoundError(f"{directory}: built by an older umi (input hashes in the manifest, no inputs.jsonl); build it again")
     entries = write_card(directory, manifest)
     manifest["files"].update(entries)
     write_json(manifest_path, manifest)

@@ -16,8 +16,6 @@ from pathlib import Path
 from typing import IO, Any, Iterator
 
 import orjson
-import pyarrow as pa
-import pyarrow.parquet as pq
 
 PARQUET_OPTIONS = {"compression": "zstd", "write_statistics": True}
 
@@ -71,33 +69,6 @@ class JsonlWriter:
     def write(self, value: Any) -> None:
         self.handle.write(orjson.dumps(value) + b"\n")
         self.rows += 1
-
-
-class ParquetBatchWriter:
-    """Buffers rows and writes them as row groups of a fixed schema, so memory stays bounded by
-    `batch_rows` whatever the input size. `to_table` turns a list of rows into a table."""
-
-    def __init__(self, path: Path, schema: pa.Schema, to_table: Any, batch_rows: int = 2048) -> None:
-        self._writer = pq.ParquetWriter(path, schema, **PARQUET_OPTIONS)
-        self._to_table = to_table
-        self._buffer: list[dict[str, Any]] = []
-        self._batch_rows = batch_rows
-        self.rows = 0
-
-    def write(self, row: dict[str, Any]) -> None:
-        self._buffer.append(row)
-        if len(self._buffer) >= self._batch_rows:
-            self.flush()
-
-    def flush(self) -> None:
-        if self._buffer:
-            self._writer.write_table(self._to_table(self._buffer))
-            self.rows += len(self._buffer)
-            self._buffer = []
-
-    def close(self) -> None:
-        self.flush()
-        self._writer.close()
 
 
 class JsonArrayWriter:
