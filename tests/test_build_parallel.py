@@ -57,13 +57,14 @@ def test_shard_and_merge_commands(inputs: list[str], tmp_path: Path) -> None:
     def umi(*args: str) -> subprocess.CompletedProcess:
         return subprocess.run([sys.executable, "-m", "umi_data", *args], capture_output=True, text=True, cwd=REPO)
 
+    inputs = inputs[1:]  # the sample, broken and give-up-first files: the commands' plumbing, quickly
     for index in range(2):
         done = umi("build", "toolbench", *inputs, "--out", str(tmp_path / f"s{index}"), "--shard", f"{index}/2", "--no-progress")
         assert done.returncode == 0, done.stderr
     assert umi("build", "toolbench", *inputs, "--out", str(tmp_path / "whole"), "--workers", "2", "--no-progress").returncode == 0
     done = umi("merge", str(tmp_path / "s0"), str(tmp_path / "s1"), "--out", str(tmp_path / "merged"))
     assert done.returncode == 0, done.stderr
-    assert done.stdout.startswith("read 1210, accepted 1206")
+    assert done.stdout.startswith("read 10, accepted 6")
     assert tree_bytes(tmp_path / "merged") == tree_bytes(tmp_path / "whole")
 
     missing = umi("merge", str(tmp_path / "s1"), "--out", str(tmp_path / "bad"))
