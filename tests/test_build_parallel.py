@@ -87,3 +87,16 @@ def test_help_imports_no_heavy_library(argv: list[str]) -> None:
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=REPO)
     assert "usage: python -m umi_data" in done.stdout
     assert "HEAVY []" in done.stderr, done.stderr
+
+
+def test_streamed_file_list_is_sorted_by_relative_path(tmp_path: Path) -> None:
+    # Walking level by level must give the order of sorting whole relative paths: "a-b.json" and
+    # "a.json" sort before "a/…" ("-" and "." are below "/"), "a0.json" after it.
+    from umi_data.sources.base import discover_files, iter_files
+
+    names = ["a/x.json", "a-b.json", "a.json", "a0.json", "a/b/c.json", "a/b-c/d.json", "B.json", ".hidden.json", "a/y.txt"]
+    for name in names:
+        (tmp_path / name).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / name).write_text("{}")
+    expected = sorted(n for n in names if n.endswith(".json") and not n.rsplit("/", 1)[-1].startswith("."))
+    assert [f.name for f in iter_files([tmp_path])] == expected == [f.name for f in discover_files([tmp_path])]
