@@ -32,7 +32,7 @@ def tasks(world: Path) -> list[dict]:
 
 def comparable(trajectory: umi_data.Trajectory) -> list[dict]:
     """Turns as data; `raw` texts and ToolBench's Finish argument string are source details."""
-    return [turn.model_dump(exclude={"raw"} | ({"raw_arguments"} if turn.role == "conclusion" else set())) for turn in trajectory.turns]
+    return [turn.model_dump(exclude={"raw"} | ({"raw_arguments"} if turn.role in ("conclusion", "planner") else set())) for turn in trajectory.turns]
 
 
 @pytest.mark.parametrize("agent_kind", ["multi", "single"])
@@ -97,7 +97,7 @@ def test_long_observations_are_cut_and_flagged() -> None:
 
 
 def test_parsers() -> None:
-    assert parse_plan("I should call it.\n Next: caller. and more").model_dump() == {"role": "planner", "thought": "I should call it.", "next": "caller"}
+    assert parse_plan("I should call it.\n Next: caller. and more").model_dump(include={"role", "thought", "next"}) == {"role": "planner", "thought": "I should call it.", "next": "caller"}
     assert parse_plan(" Next: give up.").next == "give_up" and parse_plan("no marker").next is None
     assert parse_call('Action: a_for_b\nAction Input: {"x": 1}</s>junk') == ("a_for_b", '{"x": 1}')
     assert parse_call("nothing useful") == ("", "")

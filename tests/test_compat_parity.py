@@ -189,7 +189,8 @@ def test_handmade_training_skips(handmade: list[Trajectory]) -> None:
     assert {name: len(rows) for name, rows in files.items()} == {"backbone": 3, "planner": 2, "caller": 1, "summarizer": 0}
     assert files["planner"][0]["target"] == "Use the real tool.\n Next: caller."
     caller = files["caller"][0]
-    assert [t["from"] for t in caller["history"]] == ["user", "assistant", "observation", "assistant"]
+    # the official file keeps the hallucinated call in `history`, but leaves it out of the prompt
+    assert [t["from"] for t in caller["history"]] == ["user", "assistant", "caller", "observation", "assistant"]
     assert HALLUCINATED_NAME not in caller["input"] and "observation: assistant" in caller["input"]
     assert files["backbone"][2]["target"] == "Done.\nconclusion: none"
 

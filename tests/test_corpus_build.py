@@ -73,8 +73,9 @@ def test_compat_build_is_deterministic(train_example: Path, tmp_path: Path) -> N
 
 def test_compat_build_survives_unusual_chains(tmp_path: Path) -> None:
     """A plain-text (non-envelope) observation and a stage-1 chain without a system message
-    must not crash a compat build: the observation passes through verbatim, and no stage-1 file
-    is written for a chain that cannot be rebuilt."""
+    must not crash a compat build. As in the official stage 2, the chain's first two messages
+    (here the user's and the first call) are skipped and the observation, which holds no
+    `"response":`, is ""; no stage-1 file is written for a chain that cannot be rebuilt."""
     record = {
         "tools": [{"Name": "echo_for_t", "function": "echo", "input": {"text": "string, what to echo"}}],
         "instruction": "Echo hi",
@@ -90,10 +91,16 @@ def test_compat_build_survives_unusual_chains(tmp_path: Path) -> None:
     path.write_text(json.dumps([record]))
     build_compat("alpha-umi-stage1", path, tmp_path / "c")
     stage2 = json.loads((tmp_path / "c" / "alpha_umi" / "raw_data_stage_2.json").read_text())
-    assert [t["value"] for t in stage2[0]["conversations"] if t["from"] == "observation"] == ["plain hi"]
+    assert stage2[0]["conversations"] == [
+        {"from": "user", "value": "Echo hi"},
+        {"from": "observation", "value": ""},
+        {"from": "assistant", "value": " Next: conclusion."},
+        {"from": "conclusion", "value": "hi"},
+    ]
     assert not (tmp_path / "c" / "alpha_umi" / "raw_data_stage_1.json").exists()
-    caller = json.loads((tmp_path / "c" / "alpha_umi" / "train_caller.json").read_text())
-    assert [r["target"] for r in caller] == ['Action: echo_for_t\nAction Input: {"text": "hi"}']
+    assert json.loads((tmp_path / "c" / "alpha_umi" / "train_caller.json").read_text()) == []
+    summarizer = json.loads((tmp_path / "c" / "alpha_umi" / "train_summarizer.json").read_text())
+    assert [r["target"] for r in summarizer] == ["hi"]
 
 
 SAMPLE = Path(__file__).resolve().parents[1] / "umi_data" / "samples" / "toolbench" / "answer"

@@ -25,7 +25,7 @@ from umi_data.parts import INPUTS, REJECTS, TRAJECTORIES, BuildStats, CorpusWrit
 from umi_data.render import STALE_INPUT
 from umi_data.shards import SHARD_MANIFEST, shard_files, write_shard_manifest
 from umi_data.sources import discover_files, get_source
-from umi_data.sources.base import InputPathError, check_input_paths, iter_files, load_json
+from umi_data.sources.base import InputPathError, check_input_paths, iter_files, load_json, text_name
 from umi_data.write import file_entry, write_json
 
 #: Input files converted together (a worker's unit of work): big enough to amortise sending
@@ -89,8 +89,9 @@ def build_corpus(
     out.mkdir(parents=True, exist_ok=True)
     for marker in (MANIFEST, SHARD_MANIFEST):  # the directory is incomplete until the new one lands
         (out / marker).unlink(missing_ok=True)
-    options = {"exclude_query_ids": excluded}
+    options: dict[str, Any] = {"exclude_query_ids": excluded}
     if config.compat == "alpha-umi":
+        options["compat"] = config.compat
         options["exclude_ids_any_group"] = frozenset(query_id for _, query_id in excluded)
     files = shard_files(config.inputs, source.suffixes, *shard) if shard else iter_files(config.inputs, source.suffixes)
     tasks = (PartTask(config.source, chunk, options, config.compat == "alpha-umi", config.split_seed, config.split_ratio)
@@ -106,12 +107,20 @@ def build_corpus(
     return BuildResult(out, manifest, writer.first_rejects)
 
 
+def storable_config(config: BuildConfig) -> dict[str, Any]:
+    """The config for a manifest, with paths that are not UTF-8 written `\\xNN` (`text_name`)."""
+    dumped = config.model_dump()
+    for key in ("inputs", "exclude_test_ids"):
+        dumped[key] = [text_name(path) for path in dumped[key]]
+    return dumped
+
+
 def finish_corpus(config: BuildConfig, writer: CorpusWriter, exclusions: list, out: Path) -> dict[str, Any]:
     """The manifest of a corpus whose files `writer` wrote, then the card, then the manifest on disk."""
     manifest = {
         "kind": "umi-corpus",
         "umi_version": umi_data.__version__,
-        "config": config.model_dump(),
+        "config": storable_config(config),
         "counts": writer.stats.as_dict(),
         # Per-file hashes live in inputs.jsonl: the manifest of millions of inputs stays small.
         "inputs": {"files": writer.inputs, "bytes": writer.input_bytes, "sha256": writer.combined_input_hash, "list": INPUTS},

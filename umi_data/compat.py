@@ -1,21 +1,27 @@
 """The official α-UMi preprocessing (stage 1 and stage 2), reproduced from umi `Trajectory`s.
 
-umi stores every source as trajectories; compat mode must still produce the official
-intermediate files byte for byte (../shared/FORMATS.md §2-§3), quirks included, so that the
-official training files (`umi_data.compat_train`) and the published models line up. The
-sources keep what this needs: raw argument strings, `""` for null thoughts, the verbatim
-observation text (`raw`) where the envelope cannot be rebuilt, `meta.system_prompt`, the
-`Finish` argument string (`conclusion.raw_arguments`) and the diversity-prompt flag.
+umi stores every source as trajectories; compat mode must still produce what the official
+scripts write, JSON-equal record for record, quirks included, on every input they accept
+(../shared/FORMATS.md §2-§4, §7), so that the official training files (`umi_data.compat_train`)
+and the published models line up. The core keeps what this needs: raw argument strings
+(calls, and Finish for answers and give-ups), how an empty thought was written (null, `""` or
+no key), the verbatim observation text (`raw`) where the envelope cannot be rebuilt,
+`meta.system_prompt` and the diversity-prompt flag.
+
+Where the official scripts read text, this reads it as they do (Python's json, then their text
+fallbacks): a Finish is decided and answered from its argument string (`official_finish`), an
+observation from its content (`official_observation`). Where an official script would raise on
+a record, this raises `OfficialWouldFail` naming the script and the cause (`official_failure`,
+and `stage2_record` itself); compat builds reject such records (`official_would_fail`).
 
 Rules measured on the shipped files (train-example stage 1 → stage 2, and the 15 ToolBench
-answer files), not taken from the reference code:
+answer files):
 
-- a give-up `Finish` is always written `{"return_type": "give_up_and_restart"}` indented by
-  two spaces (`GIVE_UP_ARGUMENTS`); umi keeps no argument string for give-ups, so stage 1
-  writes that text back;
+- ToolBench writes a give-up's `Finish` arguments as `GIVE_UP_ARGUMENTS`; umi keeps each
+  give-up's own string and writes that constant only for give-ups read without one;
 - an observation whose text is not valid JSON (ToolBench's cut at 1024 characters) becomes, in
   stage 2, everything after the first `"response":` verbatim: a leading space, the opening
-  quote, the JSON escapes and the trailing `...` all stay;
+  quote, the JSON escapes and the trailing `...` all stay (`""` when there is no such key);
 - a give_answer whose parsed arguments lack `final_answer` gives the answer `"none"`.
 """
 
@@ -23,6 +29,8 @@ from __future__ import annotations
 
 import json
 from typing import Any, Callable
+
+import orjson
 
 from umi_data.core import (
     CallerTurn,
@@ -34,7 +42,7 @@ from umi_data.core import (
     UserTurn,
 )
 from umi_data.prompts import NEXT_SUFFIXES
-from umi_data.sources.toolbench import FINISH, parse_finish, parse_json_object
+from umi_data.sources.toolbench import FINISH
 
 #: Short-form limits of the official stage-1 script (FORMATS §2).
 NAME_CHARS = 64
@@ -47,10 +55,13 @@ GIVE_UP_ARGUMENTS = '{\n  "return_type": "give_up_and_restart"\n}'
 MISSING_ANSWER = "none"
 #: The key after which stage 2 cuts an observation that is not valid JSON.
 RESPONSE_KEY = '"response":'
+#: The text after which stage 2 reads the answer of Finish arguments that are not a JSON object.
+FINAL_ANSWER_KEY = '"final_answer": '
 
 __all__ = [
     "GIVE_UP_ARGUMENTS", "MISSING_ANSWER", "short_form_tools", "short_form_tool",
-    "stage1_record", "stage2_record", "planner_value", "caller_value", "conversation_value", "SPEAKER", "official_final_answer", "official_observation",
+    "stage1_record", "stage2_record", "planner_value", "caller_value", "conversation_value", "SPEAKER", "official_finish",
+    "official_observation", "official_failure", "OfficialWouldFail",
 ]
 
 
@@ -141,11 +152,16 @@ def _user_message(turn: UserTurn, instruction: str, first: bool) -> dict[str, An
 
 
 def _assistant_message(turn: PlannerTurn) -> dict[str, Any]:
-    # ToolBench writes null, never "", for a missing thought (32 of 50 in the example files).
-    message: dict[str, Any] = {"role": "assistant", "content": turn.thought or None}
+    message: dict[str, Any] = {"role": "assistant"}
+    if turn.thought or turn.empty_thought != "absent":
+        message["content"] = turn.thought or _EMPTY_CONTENT[turn.empty_thought]
     if turn.next == "give_up":
-        message["function_call"] = {"name": FINISH, "arguments": GIVE_UP_ARGUMENTS}
+        message["function_call"] = {"name": FINISH, "arguments": turn.raw_arguments or GIVE_UP_ARGUMENTS}
     return message
+
+
+#: The `content` of an assistant message whose thought is empty, by `PlannerTurn.empty_thought`.
+_EMPTY_CONTENT = {"null": None, "empty_string": ""}
 
 
 def _finish_arguments(trajectory: Trajectory, turn: ConclusionTurn) -> str:
@@ -169,14 +185,20 @@ SPEAKER = {
 }
 
 
+class OfficialWouldFail(ValueError):
+    """An official α-UMi script raises on this record (compat mode rejects it, reason
+    `official_would_fail`); the message names the script and the cause."""
+
+
 def stage2_record(trajectory: Trajectory) -> dict[str, Any]:
-    """The official stage-2 record `{tools, instruction, conversations}`.
+    """The official stage-2 record `{tools, instruction, conversations}`; raises
+    `OfficialWouldFail` where the official stage 2 would raise.
 
     For a trajectory read from a stage-2 file this is the original record. Otherwise it is
     what the official stage-2 script writes from the stage-1 record: the instruction as the
     first user turn, assistant messages without a call dropped with their thought (official
-    quirk), observations cut down to their `response`, Finish answers re-parsed from their
-    argument strings (`"none"` when missing).
+    quirk), observations cut down to their `response` (`official_observation`), Finish calls
+    decided and answered again from their argument strings (`official_finish`).
 
     Not yet exact for the static test set's stage-2 variant (`"thought. Next: caller."`, no
     newline): `PlannerTurn` does not keep which separator preceded `Next:`, and this writes
@@ -185,52 +207,170 @@ def stage2_record(trajectory: Trajectory) -> dict[str, Any]:
     first = trajectory.turns[0]
     opening = first.content if from_stage2 and isinstance(first, UserTurn) else trajectory.instruction
     conversations = [{"from": "user", "value": opening}]
-    for turn in trajectory.turns[1:]:
-        if isinstance(turn, PlannerTurn) and turn.next is None and not from_stage2:
-            continue
-        conversations.append({"from": SPEAKER[turn.role], "value": conversation_value(turn)})
+    turns = trajectory.turns
+    for index in range(_first_stage2_turn(trajectory), len(turns)):
+        turn = turns[index]
+        if from_stage2:
+            conversations.append({"from": SPEAKER[turn.role], "value": conversation_value(turn)})
+        elif isinstance(turn, PlannerTurn):
+            if turn.empty_thought == "absent":
+                raise OfficialWouldFail(f"prepro_raw_stage_2.py raises KeyError: turn {index} is an assistant message without a content key")
+            following = turns[index + 1] if index + 1 < len(turns) else None
+            conversations.extend(_official_plan(turn, following))
+        elif not isinstance(turn, ConclusionTurn):  # a conclusion is written with its plan
+            conversations.append({"from": SPEAKER[turn.role], "value": conversation_value(turn)})
     return {"tools": short_form_tools(trajectory), "instruction": trajectory.instruction, "conversations": conversations}
 
 
+def _first_stage2_turn(trajectory: Trajectory) -> int:
+    """The official stage 2 skips the chain's first two messages, system prompt and first user
+    message; in a chain read without a system message (the sources then record
+    `meta.system_prompt` None) that is the first user message and the one after it (with the
+    call or answer it carries)."""
+    if "system_prompt" not in trajectory.meta or trajectory.meta["system_prompt"] is not None:
+        return 1
+    second = trajectory.turns[1]
+    return 3 if isinstance(second, PlannerTurn) and second.next in ("caller", "conclusion") else 2
+
+
+def _official_plan(turn: PlannerTurn, following: Any) -> list[dict[str, Any]]:
+    """What stage 2 writes for one assistant message: nothing without a call (official quirk),
+    else the assistant value and, for an answer, the conclusion. A Finish is decided again
+    from its argument string, as the official script does, which may differ from umi's reading."""
+    if turn.next is None:
+        return []
+    if turn.next == "caller":
+        return [{"from": "assistant", "value": planner_value(turn)}]
+    conclusion = following if isinstance(following, ConclusionTurn) else None
+    raw = conclusion.raw_arguments if conclusion is not None else turn.raw_arguments
+    if raw is None:  # not read from a ToolBench Finish (e.g. ToolAlpaca): umi's reading is all there is
+        decision, answer = turn.next, conclusion.answer if conclusion is not None else None
+    else:
+        content = None if turn.empty_thought == "null" and not turn.thought else turn.thought
+        decision, answer = official_finish(raw, content)
+    plan = {"from": "assistant", "value": planner_value(turn.model_copy(update={"next": decision}))}
+    return [plan] if decision == "give_up" else [plan, {"from": "conclusion", "value": answer}]
+
+
 def planner_value(turn: PlannerTurn) -> str:
-    """`thought + "\\n"` (nothing for an empty thought) + `" Next: X."`; a thought that decides
-    nothing (only in stage-2 files, e.g. the static test sets) is written bare."""
+    """`thought + "\\n"` + `" Next: X."`, where the thought is empty: `"\\n"` after an empty
+    string (official stage 2 tests `content is not None`), nothing after a null thought. A
+    thought that decides nothing (only in stage-2 files, e.g. the static test sets) is written
+    bare."""
     if turn.next is None:
         return turn.thought
-    prefix = f"{turn.thought}\n" if turn.thought else ""
+    prefix = f"{turn.thought}\n" if turn.thought or turn.empty_thought == "empty_string" else ""
     return prefix + NEXT_SUFFIXES[turn.next.replace("_", " ")]
 
 
+#: What stage 2 writes for an observation that is not JSON and holds no `"response":`.
+NO_RESPONSE = ""
+
+
 def official_observation(turn: ObservationTurn) -> Any:
-    """The stage-2 observation: the envelope's `response` (its JSON value, whatever its type),
-    or, when the text is not valid JSON, everything after `"response":` verbatim."""
+    """The stage-2 observation, as the official script reads the function message's content
+    with Python's json: the envelope's `response` (its JSON value, whatever its type); for
+    text that is not JSON, everything after the first `"response":` verbatim, or `""` without
+    one; a JSON string is read like text. Raises `OfficialWouldFail` for other JSON values (the
+    script calls `.find` on them)."""
     if turn.raw is None:
         return turn.response
-    parsed = parse_json_object(turn.raw)
-    if parsed is not None and "response" in parsed:
-        return parsed["response"]
-    _, key, rest = turn.raw.partition(RESPONSE_KEY)
-    # Text that is no envelope at all (not seen in the shipped data) is passed on verbatim.
-    return rest if key else turn.response
+    value = python_json(turn.raw)
+    if value is _NOT_JSON:
+        return _after_response_key(turn.raw)
+    if isinstance(value, dict) and "response" in value:
+        return value["response"]
+    if isinstance(value, str):
+        return _after_response_key(value)
+    raise OfficialWouldFail(
+        f"prepro_raw_stage_2.py raises AttributeError: a function message's content is JSON {_json_kind(value)} "
+        "without a response key"
+    )
 
 
-def official_final_answer(turn: ConclusionTurn) -> Any:
-    """The stage-2 conclusion: `final_answer` of the parsed Finish arguments, `"none"` when they
-    lack it. Arguments that do not parse as JSON fall back to umi's lenient scan (never seen in
-    the shipped data, so the official fallback's exact output is not verified)."""
-    if turn.raw_arguments is None:
-        return turn.answer
-    parsed = parse_json_object(turn.raw_arguments)
-    if parsed is not None:
-        return parsed.get("final_answer", MISSING_ANSWER)
-    _, answer = parse_finish(turn.raw_arguments)
-    return answer or MISSING_ANSWER
+def _after_response_key(text: str) -> str:
+    _, key, rest = text.partition(RESPONSE_KEY)
+    return rest if key else NO_RESPONSE
+
+
+def official_finish(raw: str, content: str | None) -> tuple[str, Any]:
+    """(decision, answer) of a Finish call as the official stage 2 reads it: `"give_up"`, or
+    `"conclusion"` with the answer. Arguments that Python's json reads as an object with a
+    `return_type` decide by it (answer: `final_answer`, any JSON value, else `"none"`);
+    anything else falls back to text: `give_up_and_restart` anywhere gives up; else the raw
+    text after `"final_answer": `, stripped of whitespace, then `}`, then `"` at both ends
+    (escapes stay as written); else the thought (`content`), or `"none"` when it was null."""
+    value = python_json(raw)
+    if isinstance(value, dict) and "return_type" in value:
+        if value["return_type"] == "give_up_and_restart":
+            return "give_up", None
+        return "conclusion", value.get("final_answer", MISSING_ANSWER)
+    if "give_up_and_restart" in raw:
+        return "give_up", None
+    _, key, rest = raw.partition(FINAL_ANSWER_KEY)
+    if key:
+        return "conclusion", rest.strip().strip("}").strip('"')
+    return "conclusion", MISSING_ANSWER if content is None else content
+
+
+_NOT_JSON = object()
+
+
+def python_json(text: str) -> Any:
+    """`text` read as Python's json reads it (NaN, Infinity and lone surrogates allowed), as
+    the official scripts do; `_NOT_JSON` when it does not parse."""
+    try:
+        return orjson.loads(text)  # the same value where both parse, much faster
+    except orjson.JSONDecodeError:
+        pass
+    try:
+        return json.loads(text)
+    except (ValueError, RecursionError):
+        return _NOT_JSON
+
+
+def _json_kind(value: Any) -> str:
+    names = {dict: "an object", list: "an array", str: "a string", bool: "a boolean", int: "a number", float: "a number"}
+    return names.get(type(value), "null")
+
+
+def official_failure(conversations: list[dict[str, Any]], backbone_input_known: bool = True) -> str | None:
+    """Why the official role scripts (prepro_{backbone,planner,caller,summarizer}.py) would raise
+    on a stage-2 conversation, or None: they concatenate every value as text (TypeError on
+    anything else); the backbone and planner look at the turn after an assistant turn that is
+    not a give-up (IndexError when there is none); and the backbone's give-up reuses the input
+    of an earlier step, which does not exist (`backbone_input_known` False) before the first
+    call or conclusion step of the whole run (TypeError: it is Python's builtin `input`)."""
+    if not backbone_input_known and _gives_up_before_any_step(conversations):
+        return "prepro_backbone.py raises TypeError: a give-up comes before any call or conclusion step of the run, so its reused input is undefined"
+    for index, turn in enumerate(conversations):
+        if not isinstance(turn["value"], str):
+            return (
+                f"the role scripts (prepro_backbone/planner/caller/summarizer.py) raise TypeError: the {turn['from']} "
+                f"value of conversation turn {index} is {_json_kind(turn['value'])}, not text"
+            )
+    last = conversations[-1]
+    if last["from"] == "assistant" and "Next: give up." not in last["value"]:
+        return "prepro_backbone.py and prepro_planner.py raise IndexError: the conversation ends in an assistant turn that does not give up"
+    return None
+
+
+def _gives_up_before_any_step(conversations: list[dict[str, Any]]) -> bool:
+    for index, turn in enumerate(conversations):
+        if turn["from"] != "assistant":
+            continue
+        if "Next: give up." in turn["value"]:
+            return True
+        following = conversations[index + 1]["from"] if index + 1 < len(conversations) else None
+        if following in ("caller", "conclusion"):
+            return False
+    return False
 
 
 def conversation_value(
     turn: Any,
     observation: Callable[[ObservationTurn], Any] = official_observation,
-    conclusion: Callable[[ConclusionTurn], Any] = official_final_answer,
+    conclusion: Callable[[ConclusionTurn], Any] = lambda turn: turn.answer,
 ) -> Any:
     """A turn's stage-2 `value`. Compat and umi's default mode write every role the same way
     except observations and conclusions: pass their renderings (default: the official ones)."""

@@ -8,12 +8,14 @@ exactly these inputs:
   (the official loop never recomputes it for give-ups). The shipped files only show give-ups
   after another assistant turn of the same record; `training_files` carries the stale input
   across records like a plain loop variable would, and for a give-up with nothing before it
-  at all the fresh input is used (unobserved: the official script would crash there).
+  at all the fresh input is used (the official script raises there; compat builds reject such
+  a record, see `umi_data.compat.official_failure`).
 - planner: one record per assistant turn, except steps whose caller turn names
   `invalid_hallucination_function_name` (those stay in the history).
-- caller: one record per caller turn except hallucinated ones, which are also left out of the
-  history (their observations stay).
-- summarizer: one record per conclusion whose answer is not `"none"`.
+- caller: one record per caller turn except hallucinated ones; its prompt leaves hallucinated
+  calls out of the history text (their observations stay), its `history` field keeps them.
+- summarizer: one record per conclusion whose answer is not `"none"`; its prompt leaves those
+  `none` conclusions out of the history text, its `history` field keeps them.
 """
 
 from __future__ import annotations

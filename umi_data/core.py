@@ -8,11 +8,13 @@ user may want; renderers decide what to show a model, the core never throws it a
 from __future__ import annotations
 
 import hashlib
+import math
 import re
 import unicodedata
 from enum import StrEnum
 from typing import Annotated, Any, Literal, Union
 
+import orjson
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 ID_HEX_CHARS = 16
@@ -20,6 +22,7 @@ SOURCES = ("toolbench", "toolalpaca", "alpha_umi", "synthetic", "agent_run")
 Source = Literal["toolbench", "toolalpaca", "alpha_umi", "synthetic", "agent_run"]
 Next = Literal["caller", "conclusion", "give_up"]
 Outcome = Literal["answer", "give_up", "unfinished"]
+EmptyThought = Literal["null", "empty_string", "absent"]
 
 #: The name ToolBench's simulator writes in place of a call to a tool that does not exist.
 HALLUCINATED_NAME = "invalid_hallucination_function_name"
@@ -58,15 +61,30 @@ class UserTurn(_Model):
 class PlannerTurn(_Model):
     """A planner decision: free-text thought, then what happens next.
 
-    `thought` is "" where the source had none (ToolBench's null assistant content).
+    `thought` is "" where the source had none. `empty_thought` says how the source wrote an
+    empty thought, because the official α-UMi scripts treat the three differently (stage 2
+    writes `"\n Next: X."` after an empty string, `" Next: X."` after null, and raises on a
+    missing key): "null" (ToolBench's null content, and every source that does not say),
+    "empty_string" (`content: ""`) or "absent" (no `content` key). A non-empty thought is
+    always "null" here, the default, since it needs no such record.
     `next` is None for a thought that decides nothing: ToolBench assistant messages without a
     function call, and the assistant turns of the alpha-UMi test set that carry no `Next:`.
     They are history, not decisions, and the official scripts drop some of them; umi keeps them.
+    `raw_arguments` is the `Finish` argument string of a ToolBench give-up, verbatim (an answer
+    keeps its own in `ConclusionTurn.raw_arguments`); None for other sources and decisions.
     """
 
     role: Literal["planner"] = "planner"
     thought: str = ""
     next: Next | None = None
+    empty_thought: EmptyThought = "null"
+    raw_arguments: str | None = None
+
+    @model_validator(mode="after")
+    def _check(self) -> "PlannerTurn":
+        if self.thought and self.empty_thought != "null":
+            raise ValueError(f"empty_thought is {self.empty_thought!r} but the thought is not empty")
+        return self
 
 
 class CallerTurn(_Model):
@@ -174,6 +192,82 @@ def outcome_of(turns: list[Any]) -> Outcome:
     return "unfinished"
 
 
+#: Python's json (which the sources use for lenient decoding) lets these through; UTF-8 cannot
+#: encode them, so no writer can store a string holding one.
+_LONE_SURROGATE = re.compile("[\ud800-\udfff]")
+#: The integers orjson (and so every umi file) can write.
+INT_RANGE = (-(2**63), 2**64 - 1)
+
+
+class UnstorableValueError(ValueError):
+    """A value no umi file can hold: a lone surrogate in a string (`text` True), or a number
+    JSON cannot write exactly (NaN, an infinity, an integer beyond 64 bits). `path` is the JSON
+    path of the value."""
+
+    def __init__(self, path: str, problem: str, text: bool) -> None:
+        super().__init__(f"{path}: {problem}")
+        self.path, self.problem, self.text = path, problem, text
+
+
+def _path_text(node: tuple | None) -> str:
+    parts: list[str] = []
+    while node is not None:
+        node, key = node
+        parts.append(f"[{key}]" if isinstance(key, int) else f".{key}")
+    return "".join(reversed(parts))
+
+
+def _problem(value: Any) -> tuple[str, bool] | None:
+    if isinstance(value, str):
+        found = None if value.isascii() else _LONE_SURROGATE.search(value)
+        return (f"a lone surrogate (U+{ord(found.group()):04X}) at character {found.start()}", True) if found else None
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        return None
+    if isinstance(value, int):
+        return None if INT_RANGE[0] <= value <= INT_RANGE[1] else ("an integer beyond 64 bits", False)
+    return None if math.isfinite(value) else (f"{value} is not a JSON number", False)
+
+
+def find_unstorable(value: Any, root: str = "$") -> UnstorableValueError | None:
+    """The first value under `value` (plain JSON values and umi models) that no umi file can
+    store, or None. Iterative, so any nesting depth is safe."""
+    stack: list[tuple[Any, tuple | None]] = [(value, None)]
+    while stack:
+        item, where = stack.pop()
+        if isinstance(item, BaseModel):
+            item = item.__dict__
+        if isinstance(item, dict):
+            for key, child in item.items():
+                found = _problem(key)
+                if found:
+                    return UnstorableValueError(f"{root}{_path_text(where)} (key {key!r})", *found)
+                stack.append((child, (where, key)))
+        elif isinstance(item, (list, tuple)):
+            stack.extend((child, (where, index)) for index, child in enumerate(item))
+        elif (found := _problem(item)) is not None:
+            return UnstorableValueError(root + _path_text(where), *found)
+    return None
+
+
+def _fields(model: BaseModel) -> dict[str, Any]:
+    return model.__dict__
+
+
+def check_storable(trajectory: "Trajectory") -> None:
+    """Raise `UnstorableValueError` when a string of the trajectory holds a lone surrogate or
+    an integer is beyond 64 bits: every accepted trajectory must be writable (Parquet, JSONL,
+    the official files). orjson's serialiser checks both at C speed; only a failure pays for
+    the walk that says where. (NaN and infinities, which orjson would write as null, come only
+    from Python's json, which no source uses unchecked.)"""
+    try:
+        orjson.dumps(trajectory, default=_fields)
+    except TypeError:
+        problem = find_unstorable(trajectory)
+        if problem is not None:
+            raise problem from None
+        # else nesting deeper than orjson writes: the builder rejects it when it writes the row
+
+
 class Trajectory(_Model):
     """One task attempt, from the user's instruction to an answer, a give-up or neither.
 
@@ -197,6 +291,7 @@ class Trajectory(_Model):
         expected = outcome_of(self.turns)
         if self.outcome != expected:
             raise ValueError(f"outcome is {self.outcome!r} but the turns end in {expected!r}")
+        check_storable(self)
         return self
 
     @property
@@ -221,6 +316,8 @@ class RejectReason(StrEnum):
     RUN_ERROR = "run_error"  # the source stored a failed run (an exception, a parse failure) instead of a trajectory
     NO_TOOL_CALL = "no_tool_call"  # the run answered without calling any tool (ToolAlpaca: empty intermediate_steps)
     INVENTED_DIALOGUE = "invented_dialogue"  # the model wrote turns not its own (user turns, observations) that cannot be cut off
+    INVALID_TEXT = "invalid_text"  # a string holds a lone surrogate (UTF-8 cannot store it)
+    OFFICIAL_WOULD_FAIL = "official_would_fail"  # compat mode: an official alpha-UMi script raises on this record
 
 
 class Reject(_Model):

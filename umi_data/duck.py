@@ -24,7 +24,7 @@ from umi_data.corpus import CorpusNotFoundError, require_corpus
 from umi_data.examples import ROLE_PATHS
 
 TURN_FIELDS = (
-    "role", "content", "diversity_prompt", "thought", "next", "name", "arguments", "raw_arguments",
+    "role", "content", "diversity_prompt", "thought", "next", "empty_thought", "name", "arguments", "raw_arguments",
     "hallucinated", "response", "error", "truncated", "raw", "answer",
 )
 REJECT_COLUMNS = "{'source_file': 'VARCHAR', 'locator': 'VARCHAR', 'reason': 'VARCHAR', 'detail': 'VARCHAR'}"

@@ -23,10 +23,11 @@ import orjson
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from umi_data.core import Reject, Trajectory
+from umi_data.compat import OfficialWouldFail
+from umi_data.core import Reject, RejectReason, Trajectory, UnstorableValueError
 from umi_data.corpus import ALPHA_UMI_DIR
 from umi_data.examples import EXAMPLE_ROLES, EXAMPLE_SCHEMA, ROLE_PATHS, assign_split, example_id
-from umi_data.render import STALE_INPUT, AlphaUmiCompatRenderer, DefaultRenderer
+from umi_data.render import STALE_INPUT, AlphaUmiCompatRenderer, DefaultRenderer, Rendered, RenderFn
 from umi_data.rows import TRAJECTORY_SCHEMA, rows_to_table, trajectory_to_row
 from umi_data.sources import get_source, read_source
 from umi_data.sources.base import InputFile, RecordContext, too_deep
@@ -125,6 +126,8 @@ def convert_part(task: PartTask) -> Part:
 
     for item in read_source(get_source(task.source), task.files, task.options, on_file):
         row, item = _storable(item)
+        if row is not None:
+            item, output = _rendered(render, item)
         part.stats.add(item)
         if isinstance(item, Reject):
             if len(part.first_rejects) < MAX_REJECTS_KEPT:
@@ -133,7 +136,7 @@ def convert_part(task: PartTask) -> Part:
             continue
         rows.append(row)
         split = assign_split(item.instruction_id, task.split_seed, task.split_ratio)
-        rendered, official = render(item)
+        rendered, official = output
         _add_examples(examples, part.splits, item, split, rendered)
         for name, records in official.items():
             part.official.setdefault(name, []).extend(orjson.dumps(record) for record in records)
@@ -169,9 +172,24 @@ def _storable(item: Trajectory | Reject) -> tuple[dict[str, Any] | None, Traject
     try:
         return trajectory_to_row(item), item
     except TypeError:  # orjson: "Recursion limit reached"
-        meta = item.meta
-        ctx = RecordContext(InputFile(Path(meta.get("file", "")), meta.get("file", "")), meta.get("locator", "$"), "")
-        return None, too_deep(ctx)
+        return None, too_deep(_context(item))
+
+
+def _rendered(render: RenderFn, trajectory: Trajectory) -> tuple[Trajectory | Reject, Rendered | None]:
+    """The trajectory and its rendering; in compat mode, the reject of a trajectory an official
+    script would raise on (or whose official text cannot be stored), before anything is kept."""
+    try:
+        return trajectory, render(trajectory)
+    except OfficialWouldFail as exc:
+        return _context(trajectory).reject(RejectReason.OFFICIAL_WOULD_FAIL, str(exc)), None
+    except UnstorableValueError as exc:
+        return _context(trajectory).reject(RejectReason.INVALID_TEXT if exc.text else RejectReason.INVALID_JSON, str(exc)), None
+
+
+def _context(trajectory: Trajectory) -> RecordContext:
+    """Where a trajectory came from, to locate a reject found after conversion."""
+    meta = trajectory.meta
+    return RecordContext(InputFile(Path(meta.get("file", "")), meta.get("file", "")), meta.get("locator", "$"), "")
 
 
 def batched(items: Iterable[Any], size: int) -> Iterator[list[Any]]:

@@ -23,8 +23,12 @@ from umi_data.core import (
     ObservationTurn,
     PlannerTurn,
     Trajectory,
+    find_unstorable,
 )
-from umi_data.compat import SPEAKER, can_rebuild_stage1, conversation_value, short_form_tools, stage1_record, stage2_record
+from umi_data.compat import (
+    SPEAKER, OfficialWouldFail, can_rebuild_stage1, conversation_value, official_failure, short_form_tools, stage1_record,
+    stage2_record,
+)
 from umi_data.prompts import ToolText, fill_rendered, serialise_backbone_history, serialise_history, split_plan
 
 ROLES = ("backbone", "planner", "caller", "summarizer")
@@ -56,9 +60,11 @@ class RenderPolicy:
     #: Official: only the literal "none" means "no answer". Fixed: blank text too, and the
     #: backbone no longer trains on `conclusion: none`.
     strict_answers: bool
+    #: Official: the summarizer's prompt shows only the conclusions it trains on (not `none`).
+    summarizer_hides_no_answer: bool = False
 
 
-OFFICIAL = RenderPolicy(stale_give_up_input=True, hallucinated_steps="official", strict_answers=False)
+OFFICIAL = RenderPolicy(stale_give_up_input=True, hallucinated_steps="official", strict_answers=False, summarizer_hides_no_answer=True)
 FIXED = RenderPolicy(stale_give_up_input=False, hallucinated_steps="skip-step", strict_answers=True)
 
 
@@ -94,8 +100,9 @@ def role_records(
             following = conversations[index + 1] if index + 1 < len(conversations) else None
             call_hallucinated = following is not None and following["from"] == "caller" and is_hallucinated(index + 1)
             _, decision = split_plan(turn["value"])
-            if decision is None or (call_hallucinated and policy.hallucinated_steps == "skip-step"):
-                continue
+            dangling = decision in ("caller", "conclusion") and (following is None or following["from"] != decision)
+            if decision is None or dangling or (call_hallucinated and policy.hallucinated_steps == "skip-step"):
+                continue  # history, not an example (a decision cut off before its call or answer)
             if decision != GIVE_UP or backbone_input is None or not policy.stale_give_up_input:
                 backbone_input = fill_rendered("backbone", family, text, history_text=serialise_backbone_history(history))
             if not (policy.strict_answers and decision == "conclusion" and _no_answer(following, policy)):
@@ -104,12 +111,13 @@ def role_records(
                 planner_input = fill_rendered("planner", family, text, history_text=serialise_history(history))
                 out["planner"].append(_record(tools, history, planner_input, turn["value"]))
         elif speaker == "caller" and not is_hallucinated(index):
-            visible = history
+            shown = history
             if policy.hallucinated_steps == "official":
-                visible = [t for i, t in enumerate(history) if not (t["from"] == "caller" and is_hallucinated(i))]
-            out["caller"].append(_caller_record(tools, text, visible, turn, family))
+                shown = [t for i, t in enumerate(history) if not (t["from"] == "caller" and is_hallucinated(i))]
+            out["caller"].append(_caller_record(tools, text, history, shown, turn, family))
         elif speaker == "conclusion" and not _no_answer(turn, policy):
-            summary_input = fill_rendered("summarizer", family, text, history_text=serialise_history(history))
+            shown = [t for t in history if not _no_answer(t, policy)] if policy.summarizer_hides_no_answer else history
+            summary_input = fill_rendered("summarizer", family, text, history_text=serialise_history(shown))
             out["summarizer"].append(_record(tools, history, summary_input, turn["value"]))
     return out
 
@@ -132,10 +140,14 @@ def backbone_target(assistant: TurnDict, following: TurnDict | None) -> str:
     return f"{thought}\nconclusion: {following['value']}"
 
 
-def _caller_record(tools: Any, text: ToolText, history: list[TurnDict], turn: TurnDict, family: str) -> dict[str, Any]:
+def _caller_record(
+    tools: Any, text: ToolText, history: list[TurnDict], shown: list[TurnDict], turn: TurnDict, family: str
+) -> dict[str, Any]:
+    """A caller example: its prompt serialises `shown` (official: the history without
+    hallucinated calls), its `history` field is the whole history (as the official file keeps it)."""
     # The caller's thought is the assistant value just before it, suffix and all.
     thought = history[-1]["value"]
-    prompt = fill_rendered("caller", family, text, history_text=serialise_history(history), thought=thought)
+    prompt = fill_rendered("caller", family, text, history_text=serialise_history(shown), thought=thought)
     return _record(tools, history, prompt, turn["value"])
 
 
@@ -233,10 +245,19 @@ class AlphaUmiCompatRenderer:
         return None if self._last_backbone_input == STALE_INPUT else self._last_backbone_input
 
     def __call__(self, trajectory: Trajectory) -> Rendered:
+        """Raises `OfficialWouldFail` where an official script would raise on this trajectory
+        (given the ones rendered before it), and `UnstorableValueError` where the official
+        reading of its text holds a lone surrogate; the renderer's state is then unchanged."""
         official: dict[str, list[dict[str, Any]]] = {}
         if can_rebuild_stage1(trajectory):
             official["raw_data_stage_1"] = [stage1_record(trajectory)]
         stage2 = stage2_record(trajectory)
+        failure = official_failure(stage2["conversations"], backbone_input_known=self._last_backbone_input is not None)
+        if failure is not None:
+            raise OfficialWouldFail(failure)
+        unstorable = find_unstorable(stage2["conversations"], "$.alpha_umi.raw_data_stage_2.conversations")
+        if unstorable is not None:
+            raise unstorable
         official["raw_data_stage_2"] = [stage2]
         records = role_records(
             stage2["conversations"], stage2["tools"], family_for(trajectory),

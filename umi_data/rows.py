@@ -143,7 +143,8 @@ def row_to_document(row: dict[str, Any]) -> dict[str, Any]:
 
 def _turn_document(turn: dict[str, Any]) -> dict[str, Any]:
     model = TURN_MODELS[turn["role"]]
-    out = {name: turn[name] for name in model.model_fields}
+    # A field missing from an older file's turns takes the model's default.
+    out = {name: turn[name] for name in model.model_fields if name in turn}
     for name in _JSON_TURN_FIELDS:
         if name in out and out[name] is not None:
             out[name] = orjson.loads(out[name])

@@ -10,9 +10,9 @@ from importlib import resources
 from pathlib import Path
 from typing import Any, Sequence
 
-from umi_data.core import Reject, Trajectory
-from umi_data.sources import get_source
-from umi_data.sources.base import SCHEMA_PACKAGE, discover_files, load_json, schema_errors
+from umi_data.core import Reject, RejectReason, Trajectory, find_unstorable
+from umi_data.sources import get_source, read_source
+from umi_data.sources.base import SCHEMA_PACKAGE, discover_files, load_json, schema_errors, text_name
 from umi_data.write import atomic_open
 
 SCHEMA_DIALECT = "https://json-schema.org/draft/2020-12/schema"
@@ -62,14 +62,29 @@ class FileProblem:
 
 def validate_files(source_name: str, paths: Sequence[str]) -> tuple[int, list[FileProblem]]:
     """(files checked, every problem) for raw files of a source: unreadable or non-JSON files,
-    and each schema violation with its JSON path."""
+    each schema violation with its JSON path, and values no umi file can store (a lone
+    surrogate, NaN), in the file or in the text its records hold (observations, arguments)."""
     source = get_source(source_name)
     files = discover_files(paths, source.suffixes)
     problems = []
     for file in files:
         loaded = load_json(file)
+        shown = text_name(file.path)
         if loaded.reject is not None:
-            problems.append(FileProblem(str(file.path), "$", f"{loaded.reject.reason.value}: {loaded.reject.detail}"))
+            problems.append(FileProblem(shown, "$", f"{loaded.reject.reason.value}: {loaded.reject.detail}"))
             continue
-        problems.extend(FileProblem(str(file.path), e.path, e.message) for e in schema_errors(loaded.value, source.schema))
+        if not loaded.checked:  # read by Python's json: strings may hold lone surrogates
+            problem = find_unstorable(loaded.value)
+            if problem is not None:
+                reason = RejectReason.INVALID_TEXT if problem.text else RejectReason.INVALID_JSON
+                problems.append(FileProblem(shown, problem.path, f"{reason.value}: {problem.problem}"))
+                continue  # schema messages would quote the bad text
+        errors = schema_errors(loaded.value, source.schema)
+        problems.extend(FileProblem(shown, e.path, e.message) for e in errors)
+        if not errors:  # text decoded inside the records (observations, arguments) must be storable too
+            unstorable = [r for r in read_source(source, [file]) if isinstance(r, Reject) and r.reason in _UNSTORABLE]
+            problems.extend(FileProblem(shown, r.locator, f"{r.reason.value}: {r.detail}") for r in unstorable)
     return len(files), problems
+
+
+_UNSTORABLE = (RejectReason.INVALID_TEXT, RejectReason.INVALID_JSON)

@@ -56,11 +56,12 @@ def shard_files(paths: Sequence[str], suffixes: tuple[str, ...], index: int, cou
 def write_shard_manifest(config: "BuildConfig", writer: CorpusWriter, exclusions: list, out: Path,
                          shard: tuple[int, int]) -> dict[str, Any]:
     import umi_data
+    from umi_data.build import storable_config
 
     manifest = {
         "kind": "umi-corpus-shard",
         "umi_version": umi_data.__version__,
-        "config": config.model_dump(),
+        "config": storable_config(config),
         "shard": list(shard),
         "counts": writer.stats.as_dict(),
         "examples": {role: dict(sorted(counts.items())) for role, counts in writer.splits.items()},

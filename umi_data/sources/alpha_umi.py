@@ -61,7 +61,7 @@ def convert_stage1(record: dict[str, Any], ctx: RecordContext) -> Converted:
     tools = [tool_from_short_form(t) for t in record["tools"]]
     turns, system_prompt = messages_to_turns(record["chains"], record["instruction"], {t.name for t in tools})
     result = _trajectory(record, ctx, tools, turns, "stage1")
-    if isinstance(result, Trajectory) and system_prompt is not None:
+    if isinstance(result, Trajectory):  # None: the chain has no system message
         result = result.model_copy(update={"meta": {**result.meta, "system_prompt": system_prompt}})
     return result
 
@@ -102,7 +102,10 @@ def split_plan(value: str) -> PlannerTurn:
     if match is None:
         return PlannerTurn(thought=value, next=None)
     decision = match.group(1).replace(" ", "_")
-    return PlannerTurn(thought=value[: match.start()], next=decision)
+    thought = value[: match.start()]
+    # `"\n Next: X."` alone is what stage 2 writes for an empty-string thought, `" Next: X."` for a null one.
+    empty = "empty_string" if not thought and value.startswith("\n") else "null"
+    return PlannerTurn(thought=thought, next=decision, empty_thought=empty)
 
 
 STAGE1 = Source(

@@ -28,7 +28,7 @@ import jsonschema
 import orjson
 from pydantic import ValidationError
 
-from umi_data.core import Reject, RejectReason, Trajectory, TurnOrderError
+from umi_data.core import Reject, RejectReason, Trajectory, TurnOrderError, UnstorableValueError, find_unstorable
 
 MAX_ERRORS_IN_DETAIL = 5
 UTF8_BOM = b"\xef\xbb\xbf"
@@ -84,6 +84,9 @@ class Source:
     records_per_file: str
     convert: Callable[[Any, RecordContext], Converted | Iterable[Converted]]
     suffixes: tuple[str, ...] = (".json",)
+    #: A check that comes before the schema check (a record the source itself marks invalid is
+    #: `invalid_data`, whatever else is wrong with it): a reject, or None to go on.
+    precheck: Callable[[Any, RecordContext], Reject | None] | None = None
 
     @property
     def description(self) -> str:
@@ -111,7 +114,7 @@ def iter_files(paths: Sequence[str | Path], suffixes: tuple[str, ...] = (".json"
             if not found:
                 raise InputPathError(f"{raw}: directory holds no {'/'.join(suffixes)} file")
         elif root.exists():
-            yield InputFile(root, root.name)
+            yield InputFile(root, text_name(root.name))
         else:
             raise InputPathError(f"{raw}: no such file or directory")
 
@@ -140,16 +143,26 @@ def _walk(directory: Path, prefix: str, suffixes: tuple[str, ...]) -> Iterator[I
         if key.endswith("/"):
             yield from _walk(Path(path), prefix + key, suffixes)
         else:
-            yield InputFile(Path(path), prefix + key)
+            yield InputFile(Path(path), text_name(prefix + key))
+
+
+def text_name(name: str | Path) -> str:
+    """A file name as storable text. Python reads a name that is not UTF-8 with its bytes as
+    lone surrogates (surrogateescape), which no UTF-8 writer accepts; those bytes are written
+    `\\xNN` instead, so the file is still read and its rejects, ids and manifest entry name it."""
+    return os.fsencode(str(name)).decode("utf-8", "backslashreplace")
 
 
 @dataclass
 class Loaded:
-    """A file's bytes and, if they parse, its JSON value; else the reject that says why."""
+    """A file's bytes and, if they parse, its JSON value; else the reject that says why.
+    `checked` is False when the value came from Python's json, which lets lone surrogates
+    through: each record must then be checked (`unstorable_reject`) before it is used."""
 
     data: bytes = b""
     value: Any = None
     reject: Reject | None = None
+    checked: bool = True
 
 
 def load_json(file: InputFile) -> Loaded:
@@ -174,7 +187,7 @@ def load_json(file: InputFile) -> Loaded:
     try:
         return Loaded(data=data, value=orjson.loads(text))
     except orjson.JSONDecodeError:
-        return _classify_json_error(text, fail)
+        return _classify_json_error(text, data, fail)
 
 
 # What a JSON document cut inside its last token ends with: a literal, number or escape begun.
@@ -194,10 +207,14 @@ def _is_truncation(text: str, error: json.JSONDecodeError) -> bool:
     return error.pos >= len(body) - len(last_token) and _CUT_TOKEN.fullmatch(last_token) is not None
 
 
-def _classify_json_error(text: str, fail: Callable[[RejectReason, str], Loaded]) -> Loaded:
+def _refuse_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not JSON")
+
+
+def _classify_json_error(text: str, data: bytes, fail: Callable[[RejectReason, str], Loaded]) -> Loaded:
     # orjson is fast but its messages are terse; the stdlib parser says where and why.
     try:
-        json.loads(text)
+        value = json.loads(text, parse_constant=_refuse_constant)
     except json.JSONDecodeError as exc:
         where = f"line {exc.lineno} column {exc.colno} (char {exc.pos})"
         if _is_truncation(text, exc):
@@ -205,8 +222,22 @@ def _classify_json_error(text: str, fail: Callable[[RejectReason, str], Loaded])
         return fail(RejectReason.INVALID_JSON, f"not valid JSON: {exc.msg} at {where}")
     except RecursionError:
         return fail(RejectReason.INVALID_JSON, "not valid JSON: nested too deeply")
-    # orjson rejects a few things the stdlib accepts.
-    return fail(RejectReason.INVALID_JSON, "not strict JSON (NaN, Infinity, an out-of-range number or a lone surrogate escape)")
+    except ValueError as exc:  # NaN, Infinity, -Infinity
+        return fail(RejectReason.INVALID_JSON, f"not valid JSON: {exc}")
+    # What orjson refuses and the stdlib reads: lone surrogate escapes, numbers beyond a double.
+    # Those are judged record by record, so one bad record of a list file rejects only itself.
+    return Loaded(data=data, value=value, checked=False)
+
+
+def unstorable_reject(value: Any, ctx: "RecordContext") -> Reject | None:
+    """The reject of a value holding something no umi file can store (a lone surrogate:
+    `invalid_text`; NaN, an infinity or an integer beyond 64 bits: `invalid_json`), naming
+    its JSON path; None when the value is fine."""
+    problem = find_unstorable(value, ctx.locator)
+    if problem is None:
+        return None
+    reason = RejectReason.INVALID_TEXT if problem.text else RejectReason.INVALID_JSON
+    return ctx.reject(reason, str(problem))
 
 
 # --- raw-format schemas -------------------------------------------------------------------
@@ -352,7 +383,8 @@ def _read_records(source: Source, file: InputFile, loaded: Loaded, options: dict
     value = loaded.value
     if source.records_per_file == "one":
         ctx = RecordContext(file, "$", hashlib.sha256(loaded.data).hexdigest(), options)
-        yield from convert_record(source, value, ctx)
+        unstorable = None if loaded.checked else unstorable_reject(value, ctx)
+        yield from [unstorable] if unstorable else convert_record(source, value, ctx)
         return
     if not isinstance(value, list):
         yield Reject(
@@ -362,6 +394,10 @@ def _read_records(source: Source, file: InputFile, loaded: Loaded, options: dict
         return
     for index, record in enumerate(value):
         ctx = RecordContext(file, f"$[{index}]", "", options)
+        unstorable = None if loaded.checked else unstorable_reject(record, ctx)
+        if unstorable is not None:
+            yield unstorable
+            continue
         try:
             digest = hashlib.sha256(orjson.dumps(record)).hexdigest()
         except TypeError:  # orjson: "Recursion limit reached"
@@ -377,6 +413,10 @@ def too_deep(ctx: RecordContext) -> Reject:
 def convert_record(source: Source, record: Any, ctx: RecordContext) -> Iterator[Converted]:
     """Schema-check one record, then convert it into its trajectories and rejects (one for most
     sources, one per nested attempt for the others)."""
+    early = source.precheck(record, ctx) if source.precheck is not None else None
+    if early is not None:
+        yield early
+        return
     errors = schema_errors(record, source.schema, "record", ctx.locator)
     if errors:
         yield errors_to_reject(errors, ctx)
@@ -390,11 +430,14 @@ def convert_record(source: Source, record: Any, ctx: RecordContext) -> Iterator[
 
 def convert_guarded(convert: Callable[[Any, RecordContext], Any], value: Any, ctx: RecordContext) -> Any:
     """`convert(value, ctx)`, with a converted trajectory that fails validation turned into a
-    reject at `ctx.locator`: `bad_turn_order` naming the turn, else `wrong_type`."""
+    reject at `ctx.locator`: `bad_turn_order` naming the turn, `invalid_text` for a lone
+    surrogate, else `wrong_type`."""
     try:
         return convert(value, ctx)
     except ValidationError as exc:
         return _validation_reject(exc, ctx)
+    except UnstorableValueError as exc:  # text a source decoded (call arguments) holds a lone surrogate
+        return ctx.reject(RejectReason.INVALID_TEXT if exc.text else RejectReason.INVALID_JSON, f"{ctx.locator}: {exc}")
 
 
 def _validation_reject(exc: ValidationError, ctx: RecordContext) -> Reject:
@@ -402,5 +445,10 @@ def _validation_reject(exc: ValidationError, ctx: RecordContext) -> Reject:
     cause = first.get("ctx", {}).get("error")
     if isinstance(cause, TurnOrderError):
         return ctx.reject(RejectReason.BAD_TURN_ORDER, f"converted {cause}")
+    if isinstance(cause, UnstorableValueError):
+        # A value decoded from text inside the record (an observation envelope, Finish or
+        # call arguments): the path is in the converted trajectory.
+        reason = RejectReason.INVALID_TEXT if cause.text else RejectReason.INVALID_JSON
+        return ctx.reject(reason, f"converted record, {cause} (decoded from text in {ctx.locator})")
     where = ".".join(str(part) for part in first["loc"])
     return ctx.reject(RejectReason.WRONG_TYPE, f"converted record is invalid at {where}: {first['msg']}")

@@ -22,7 +22,10 @@ A clean run becomes
   `invalid JSON action input`, `not a valid action`, `action input is a list`, else "";
   `truncated` when the text is exactly the executor's 3,000-character cut).
 - planner(thought = `Final Thought`, "" when absent; next="conclusion") + conclusion(`output`).
-ToolAlpaca has no give-up, so every accepted trajectory ends in an answer.
+ToolAlpaca has no give-up: an accepted trajectory ends in an answer, or, when the agent framework
+stopped the run (`output` is one of LangChain's `AGENT_STOP_MESSAGES`, "Agent stopped due to iteration
+limit or time limit."), after its last observation: outcome `unfinished`, no conclusion, no
+summarizer example (a non-empty `Final Thought` is kept in `meta.removed.final_thought`).
 
 The real runs (`data/toolalpaca/instances/`, 328 instances) are messy. Decisions, with what was
 measured (chatgpt-3.5-turbo_real / llama2-7b-real / toolalpaca-7b-sim):
@@ -89,12 +92,19 @@ from umi_data.core import (
 )
 from umi_data.sources.base import Converted, RecordContext, Source, convert_guarded, errors_to_reject, schema_errors
 from umi_data.sources.toolalpaca_tools import ToolDocError, api_tools
-from umi_data.sources.toolbench import caller_turn
+from umi_data.sources.toolbench import caller_turn, parse_json_object, refuse_lone_surrogates
 
 SCHEMA = "toolalpaca.schema.json"
 #: ToolAlpaca's executor cuts longer tool messages to this many characters.
 EXECUTOR_MAX_OUTPUT = 3000
 PARSE_FAILURE = "Could not parse LLM output:"
+#: The `output` LangChain's AgentExecutor writes when it stops a run that gave no final answer
+#: (`early_stopping_method="force"` at `max_iterations` or `max_execution_time`): the current
+#: wording, and the one of the LangChain versions ToolAlpaca's forks ran (and of LangChain.js).
+AGENT_STOP_MESSAGES = frozenset({
+    "Agent stopped due to iteration limit or time limit.",
+    "Agent stopped due to max iterations.",
+})
 
 # Turns the model may not write itself: with the evaluation prompt's `ASSISTANT ` prefix anywhere,
 # or a training-format keyword at a line start. `Response` / `Final Answer` end a turn with an
@@ -238,6 +248,9 @@ def _turns(instance: dict[str, Any], api: Api, locator: str) -> tuple[list[Any],
             call = call.model_copy(update={"arguments": extracted})
             repairs.add("arguments_extracted")
         turns += [PlannerTurn(thought=thought, next="caller"), call, observation_turn(observation)]
+    if instance["output"].strip() in AGENT_STOP_MESSAGES:  # the framework ended the run: no answer
+        final_thought = instance.get("Final Thought", "")
+        return turns, sorted(repairs), {"final_thought": final_thought} if final_thought.strip() else {}
     end = final_answer(instance.get("Final Thought", ""), instance["output"], locator)
     turns += [PlannerTurn(thought=end.thought, next="conclusion"), ConclusionTurn(answer=end.answer)]
     return turns, sorted(repairs | set(end.repairs)), end.removed
@@ -302,16 +315,17 @@ def _answer_from_final_thought(final_thought: str, output: str, match: re.Match[
 def extract_arguments(raw: str) -> dict[str, Any] | None:
     """What ToolAlpaca's executor (`parse_json_string`) reads from an action input: the JSON
     between the first `{` or `[` and the last `}` or `]`; None unless that is an object (the
-    executor refuses a list too)."""
+    executor refuses a list too) and strict JSON umi can store (no NaN, no integer beyond 64
+    bits); raises `UnstorableValueError` when it decodes to a lone surrogate."""
     starts = [i for i in (raw.find("{"), raw.find("[")) if i >= 0]
     ends = [i for i in (raw.rfind("}"), raw.rfind("]")) if i >= 0]
     if not starts or not ends or max(ends) < min(starts):
         return None
-    try:
-        value = json.loads(raw[min(starts) : max(ends) + 1])
-    except (ValueError, RecursionError):
-        return None
-    return value if isinstance(value, dict) else None
+    inner = raw[min(starts) : max(ends) + 1]
+    arguments = parse_json_object(inner)
+    if arguments is None:
+        refuse_lone_surrogates(inner, "the JSON in the action input")
+    return arguments
 
 
 def observation_turn(observation: str | dict[str, Any]) -> ObservationTurn:

@@ -7,7 +7,8 @@ onto the core turns as follows (../shared/FORMATS.md §1):
 - first `user`: the instruction; ToolBench's wrapper `"\\n{query}\\nBegin!\\n"` is removed when
   the message is exactly that, else the text is kept verbatim.
 - later `user` messages (`valid: false`): the DFS diversity prompts, kept and flagged.
-- `assistant`: a planner turn with the thought (`""` for null content); with a tool call it is
+- `assistant`: a planner turn with the thought (`""` for null, empty or absent content, which
+  `empty_thought` tells apart); with a tool call it is
   followed by a caller turn; with a `Finish` call it decides `conclusion` (followed by the
   answer) or `give_up`; without any call it is a thought that decides nothing (`next=None`).
 - `function`: an observation; the `{"error", "response"}` envelope is opened, and truncated
@@ -29,10 +30,13 @@ from umi_data.core import (
     ConclusionTurn,
     ObservationTurn,
     PlannerTurn,
+    Reject,
     RejectReason,
     ToolSpec,
     Trajectory,
+    INT_RANGE,
     UserTurn,
+    find_unstorable,
     make_instruction_id,
     make_trajectory_id,
     outcome_of,
@@ -54,17 +58,35 @@ def query_key(file_name: str) -> tuple[str | None, str, str]:
     return (match.group(1) if match else None), query_id, method
 
 
-def convert(record: dict[str, Any], ctx: RecordContext) -> Converted:
-    generation = record["answer_generation"]
-    if not generation["valid_data"]:
+def precheck(record: Any, ctx: RecordContext) -> Reject | None:
+    """Before the shape check: a file ToolBench marks invalid (`valid_data: false`, written with
+    `train_messages: []` or none when its search failed) is `invalid_data` whatever else is wrong
+    with it; in compat mode an empty `train_messages` is where the official stage 1 raises."""
+    generation = record.get("answer_generation") if isinstance(record, dict) else None
+    if not isinstance(generation, dict):
+        return None
+    if generation.get("valid_data") is False:
         return ctx.reject(
             RejectReason.INVALID_DATA,
             "answer_generation.valid_data is false: ToolBench kept no trajectory (train_messages) for this search",
         )
+    if ctx.options.get("compat") and generation.get("train_messages") == []:
+        return ctx.reject(
+            RejectReason.OFFICIAL_WOULD_FAIL,
+            "prepro_raw_stage_1.py raises IndexError: answer_generation.train_messages is [] (it reads train_messages[-1])",
+        )
+    return None
+
+
+def convert(record: dict[str, Any], ctx: RecordContext) -> Converted:
+    generation = record["answer_generation"]
     group, query_id, method = query_key(ctx.file.name)
     excluded_by = _exclusion(group, query_id, ctx.options)
     if excluded_by is not None:
         return ctx.reject(RejectReason.EXCLUDED_TEST_QUERY, f"query {query_id} of {group} {excluded_by}")
+    failure = official_stage1_failure(generation["function"]) if ctx.options.get("compat") else None
+    if failure is not None:
+        return ctx.reject(RejectReason.OFFICIAL_WOULD_FAIL, f"prepro_raw_stage_1.py raises {failure}")
     messages = generation["train_messages"][-1]
     tools = [tool_from_function(f) for f in generation["function"] if f["name"] != FINISH]
     turns, system_prompt = messages_to_turns(messages, generation["query"], {t.name for t in tools})
@@ -95,6 +117,27 @@ def convert(record: dict[str, Any], ctx: RecordContext) -> Converted:
     )
 
 
+def official_stage1_failure(functions: list[dict[str, Any]]) -> str | None:
+    """Why the official stage 1 would raise on this tool list, or None: it reads each tool's
+    `description` and `parameters.properties`, and each argument's `type`, without a guard, and
+    joins type and description as text when there is a description."""
+    for index, function in enumerate(functions):
+        if function["name"] == FINISH:
+            continue
+        where = f"on answer_generation.function[{index}]"
+        parameters = function.get("parameters")
+        if "description" not in function or not isinstance(parameters, dict) or "properties" not in parameters:
+            return f"KeyError {where}: a tool needs description and parameters.properties"
+        if not isinstance(function["description"], str):
+            return f"TypeError {where}: the description is not text"
+        for arg, spec in parameters["properties"].items():
+            if "type" not in spec:
+                return f"KeyError {where}: argument {arg!r} has no type"
+            if "description" in spec and not (isinstance(spec["type"], str) and isinstance(spec["description"], str)):
+                return f"TypeError {where}: argument {arg!r} joins a type and a description that are not both text"
+    return None
+
+
 def _exclusion(group: str | None, query_id: str, options: dict[str, Any]) -> str | None:
     """Why this query is excluded as a test query, or None.
 
@@ -119,13 +162,13 @@ def messages_to_turns(messages: list[dict[str, Any]], query: str, tool_names: se
     system_prompt = None
     for message in messages:
         role = message["role"]
-        content = message.get("content") or ""
+        content = message.get("content")  # null or absent only for assistant messages (the schema says so)
         if role == "system":
             system_prompt = content
         elif role == "user":
             turns.append(_user_turn(content, query, first=not turns, flagged=message.get("valid") is False))
         elif role == "assistant":
-            turns.extend(_assistant_turns(content, message.get("function_call"), tool_names))
+            turns.extend(_assistant_turns(message, tool_names))
         else:
             turns.append(parse_observation(content))
     return turns, system_prompt
@@ -137,31 +180,95 @@ def _user_turn(content: str, query: str, first: bool, flagged: bool) -> UserTurn
     return UserTurn(content=content, diversity_prompt=flagged or not first)
 
 
-def _assistant_turns(thought: str, call: dict[str, str] | None, tool_names: set[str]) -> list[Any]:
+def _assistant_turns(message: dict[str, Any], tool_names: set[str]) -> list[Any]:
+    content = message.get("content")
+    plan = {"thought": content or "", "empty_thought": thought_form(message)}
+    call = message.get("function_call")
     if call is None:
-        return [PlannerTurn(thought=thought, next=None)]
+        return [PlannerTurn(**plan, next=None)]
     name, raw = call["name"], call["arguments"]
     if name == FINISH:
         kind, answer = parse_finish(raw)
         if kind == "give_up":
-            return [PlannerTurn(thought=thought, next="give_up")]
-        return [PlannerTurn(thought=thought, next="conclusion"), ConclusionTurn(answer=answer, raw_arguments=raw)]
-    return [PlannerTurn(thought=thought, next="caller"), caller_turn(name, raw, tool_names)]
+            return [PlannerTurn(**plan, next="give_up", raw_arguments=raw)]
+        return [PlannerTurn(**plan, next="conclusion"), ConclusionTurn(answer=answer, raw_arguments=raw)]
+    return [PlannerTurn(**plan, next="caller"), caller_turn(name, raw, tool_names)]
+
+
+def thought_form(message: dict[str, Any]) -> str:
+    """`PlannerTurn.empty_thought` of an assistant message: how it wrote a missing thought."""
+    if "content" not in message:
+        return "absent"
+    return "empty_string" if message["content"] == "" else "null"
 
 
 def caller_turn(name: str, raw: str, tool_names: set[str]) -> CallerTurn:
     """A call with its raw argument string, parsed arguments (None unless a JSON object), and
-    whether the name is outside the tool list."""
+    whether the name is outside the tool list. Raises `UnstorableValueError` when the arguments
+    decode to a lone surrogate (the record is then rejected `invalid_text`)."""
     hallucinated = name not in tool_names or name == HALLUCINATED_NAME
-    return CallerTurn(name=name, arguments=parse_json_object(raw), raw_arguments=raw, hallucinated=hallucinated)
+    arguments = parse_json_object(raw)
+    if arguments is None:
+        refuse_lone_surrogates(raw, f"the arguments of the call to {name[:64]!r}")
+    return CallerTurn(name=name, arguments=arguments, raw_arguments=raw, hallucinated=hallucinated)
 
 
 def parse_json_object(text: str) -> dict[str, Any] | None:
+    """`text` parsed when it is a JSON object umi can store exactly, else None (see `json_value`)."""
+    value = json_value(text)
+    return value if isinstance(value, dict) else None
+
+
+#: Not JSON, or not JSON that umi can store exactly.
+NOT_JSON = object()
+# An integer beyond 64 bits has at least 19 digits; orjson would read it as an inexact float.
+_LONG_DIGITS = re.compile(r"\d{19}")
+_SURROGATE_ESCAPE = re.compile(r"\\u[dD][89a-fA-F][0-9a-fA-F]{2}")
+
+
+class _WideInteger(Exception):
+    pass
+
+
+def _narrow_int(digits: str) -> int:
+    if len(digits.lstrip("-")) > 20:
+        raise _WideInteger
+    value = int(digits)
+    if not INT_RANGE[0] <= value <= INT_RANGE[1]:
+        raise _WideInteger
+    return value
+
+
+def json_value(text: str) -> Any:
+    """`text` as strict JSON (RFC 8259 with 64-bit integers): `NOT_JSON` for a syntax error,
+    NaN or Infinity, a lone surrogate escape, or an integer beyond 64 bits, which umi could
+    only store changed. The raw text is always kept beside the parse."""
     try:
         value = orjson.loads(text)
     except orjson.JSONDecodeError:
-        return None
-    return value if isinstance(value, dict) else None
+        return NOT_JSON
+    if _LONG_DIGITS.search(text):
+        try:
+            json.loads(text, parse_int=_narrow_int)
+        except _WideInteger:
+            return NOT_JSON
+        except (ValueError, RecursionError):
+            pass
+    return value
+
+
+def refuse_lone_surrogates(text: str, what: str) -> None:
+    """Raise `UnstorableValueError` when Python's json (which ToolBench and ToolAlpaca ran on
+    this text) reads a lone surrogate from `text`: no UTF-8 file can hold what it meant."""
+    if not _SURROGATE_ESCAPE.search(text):
+        return
+    try:
+        value = json.loads(text)
+    except (ValueError, RecursionError):
+        return
+    problem = find_unstorable(value, what)
+    if problem is not None and problem.text:
+        raise problem
 
 
 _RETURN_TYPE = re.compile(r'"return_type"\s*:\s*"(\w+)"')
@@ -238,4 +345,5 @@ SOURCE = Source(
     schema="toolbench_answer.schema.json",
     records_per_file="one",
     convert=convert,
+    precheck=precheck,
 )
