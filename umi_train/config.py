@@ -113,6 +113,9 @@ def _argument(parser: argparse.ArgumentParser, name: str, field: Any) -> None:
     if kind is bool:
         parser.add_argument(flag, action="store_true", help=description)
         return
+    if (field.json_schema_extra or {}).get("positional"):
+        parser.add_argument(name, metavar=name.upper(), help=description)
+        return
     help_text = description + ("" if field.is_required() or field.default is None else f" (default: {field.default})")
     options: dict[str, Any] = {"help": help_text, "required": field.is_required(), "default": None if field.is_required() else field.default}
     if typing.get_origin(kind) is Literal:

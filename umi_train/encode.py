@@ -26,10 +26,12 @@ def _text_ids(tokenizer: Any, text: str) -> list[int]:
 
 
 def _bos_ids(tokenizer: Any) -> list[int]:
-    """Llama-style tokenizers start every sequence with BOS; tokenizers whose BOS is their EOS
-    (GPT-2) or that have none (Qwen2) do not."""
-    bos, eos = tokenizer.bos_token_id, tokenizer.eos_token_id
-    return [bos] if bos is not None and bos != eos else []
+    """The special tokens the tokenizer itself puts before a text: Llama's and Gemma's BOS; none
+    for GPT-2, Qwen2 or SmolLM2 (whose `bos_token` is a chat-template marker, not a sequence start).
+    Training sequences then start the way the model's pretraining sequences did."""
+    plain, full = _text_ids(tokenizer, "a"), list(tokenizer("a")["input_ids"])
+    start = next((i for i in range(len(full) - len(plain) + 1) if full[i:i + len(plain)] == plain), 0)
+    return full[:start]
 
 
 def _target_ids(tokenizer: Any, target: str, compat: str | None, example_id: str) -> list[int]:

