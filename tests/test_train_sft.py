@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import shutil
+from dataclasses import replace
 import subprocess
 import sys
 from pathlib import Path
@@ -114,22 +115,29 @@ def test_module_entry_point_reports_without_traceback(tmp_path) -> None:
         assert help_text.returncode == 0 and expected in help_text.stdout, help_text.stderr
 
 
-def test_trainer_groups_batches_by_length_and_pads_dynamically(model, corpus, tmp_path) -> None:
+def test_trainer_groups_batches_by_length_and_packs_or_pads(model, corpus, tmp_path) -> None:
     from transformers.trainer_pt_utils import LengthGroupedSampler
 
-    from umi_train.collate import PaddingCollator
+    from umi_train.collate import PackingCollator, PaddingCollator
     from umi_train.config import SFTConfig
 
     config = SFTConfig(model=model, corpus=corpus, role="backbone", out=tmp_path / "r", **FAST_OPTIONS)
-    tokenizer, lora_model, train, _, _ = sft.prepare(config)
-    trainer = sft.build_trainer(config, lora_model, tokenizer, train, None)
+    prepared = sft.prepare(config)
+    assert prepared.padding == "packed" and prepared.max_length == 1024
+    trainer = sft.build_trainer(config, prepared)
     sampler = trainer._get_train_sampler()
-    assert isinstance(sampler, LengthGroupedSampler) and sampler.lengths == train["length"]
-    assert isinstance(trainer.data_collator, PaddingCollator) and trainer.data_collator.max_length is None
+    assert isinstance(sampler, LengthGroupedSampler) and sampler.lengths == prepared.train["length"]
+    assert isinstance(trainer.data_collator, PackingCollator)
     batch = next(iter(trainer.get_train_dataloader()))
+    assert "attention_mask" not in batch and batch["input_ids"].shape[0] == 1
+    starts = (batch["position_ids"][0] == 0).nonzero().flatten().tolist()  # one example begins at each 0
+    assert len(starts) == config.batch_size and starts[0] == 0 and (batch["labels"][0, starts] == -100).all()
+    dynamic = sft.build_trainer(config, replace(prepared, padding="dynamic"))
+    assert isinstance(dynamic.data_collator, PaddingCollator) and dynamic.data_collator.max_length is None
+    batch = next(iter(dynamic.get_train_dataloader()))
     assert batch["input_ids"].shape[1] == int(batch["attention_mask"].sum(1).max())
-    baseline = sft.build_trainer(config.model_copy(update={"padding": "max-length"}), lora_model, tokenizer, train, None)
-    assert next(iter(baseline.get_train_dataloader()))["input_ids"].shape[1] == config.max_length
+    baseline = sft.build_trainer(config, replace(prepared, padding="max-length"))
+    assert next(iter(baseline.get_train_dataloader()))["input_ids"].shape[1] == prepared.max_length
 
 
 LOSS_GOLDEN = Path(__file__).parent / "golden" / "train_loss" / "sft_backbone_tiny.json"
@@ -156,9 +164,9 @@ def test_loss_curve_matches_golden_in_its_pinned_environment(model, corpus, tmp_
     assert losses[-1] < losses[0]
 
 
-def test_activation_checkpointing_trains_the_same_and_long_targets_are_reported(model, corpus, tmp_path, capsys) -> None:
+def test_gradient_checkpointing_trains_the_same_and_long_targets_are_reported(model, corpus, tmp_path, capsys) -> None:
     histories = []
-    for name, extra in (("plain", {}), ("checkpointed", {"activation_checkpointing": True})):
+    for name, extra in (("plain", {}), ("checkpointed", {"gradient_checkpointing": True})):
         assert sft.main(sft_args(model, corpus, tmp_path / name, role="caller", max_steps=2, eval_fraction=0, **extra)) == 0
         histories.append(json.loads((tmp_path / name / "run.json").read_text())["training"]["loss_history"])
     plain, checkpointed = ([entry["loss"] for entry in history] for history in histories)

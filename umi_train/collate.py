@@ -1,10 +1,16 @@
-"""Batching encoded examples: dynamic padding (umi's default) or padding to a fixed length.
+"""Batching encoded examples: packed without padding (umi's default), dynamic padding, or
+padding to a fixed length.
 
 The official α-UMi trainer pads every example to `model_max_length` (4096): most of each batch
-is then padding, and attention over padding still costs compute. umi pads a batch only to its
-longest example and, through the Trainer's length-grouped sampler (`length` column), puts
-examples of similar length together so that little padding remains. Both are one collator:
-`max_length=None` pads to the longest, an integer pads to that length (the baseline).
+is then padding, and attention over padding still costs compute. Padding each batch only to
+its longest example, with the Trainer's length-grouped sampler (`length` column) putting
+examples of similar length together, still leaves about a fifth of the positions as padding.
+Packing leaves none: the batch's examples are laid end to end in one row, with position ids
+that restart at 0 for each example, and no attention mask; transformers then builds a
+block-diagonal causal mask from the position ids (and flash-attention uses them as sequence
+boundaries), so no example attends to another and each example's loss is what it is alone.
+Whether the loaded model really keeps packed examples apart is checked, not assumed
+(`keeps_packed_examples_apart`): where it does not, batches are padded instead.
 """
 
 from __future__ import annotations
@@ -56,11 +62,56 @@ def pad_token_id(tokenizer: Any) -> int:
     return 0
 
 
-def make_collator(tokenizer: Any, padding: str, max_length: int) -> PaddingCollator:
-    """The collator of a `--padding` choice: `dynamic` or `max-length`."""
+@dataclass(frozen=True)
+class PackingCollator:
+    """The batch's examples in one row: `input_ids`, `labels` and `position_ids` of shape
+    (1, total tokens). Each example's first label is -100, so the last token of one example is
+    never trained to predict the first of the next (alone, nothing predicts it either)."""
+
+    def __call__(self, examples: Sequence[dict[str, Any]]) -> dict[str, Any]:
+        import torch
+
+        input_ids, labels, positions = [], [], []
+        for example in examples:
+            size = len(example["input_ids"])
+            input_ids += example["input_ids"]
+            labels += [IGNORE_INDEX, *example["labels"][1:]]
+            positions += range(size)
+        as_row = {"dtype": torch.long}
+        return {"input_ids": torch.tensor([input_ids], **as_row), "labels": torch.tensor([labels], **as_row),
+                "position_ids": torch.tensor([positions], **as_row)}
+
+
+def keeps_packed_examples_apart(model: Any, lengths: tuple[int, ...] = (7, 5, 9)) -> bool:
+    """Whether `model`, with the attention implementation it was loaded with, gives each of a few
+    packed examples the logits it gets alone: a block-diagonal mask built from the position ids
+    (sdpa, eager, flex on transformers 5) or varlen flash-attention does; an implementation that
+    ignores the position ids lets later examples attend to earlier ones and fails."""
+    import torch
+
+    generator = torch.Generator().manual_seed(0)
+    examples = [torch.randint(0, model.config.vocab_size, (size,), generator=generator).tolist() for size in lengths]
+    batch = PackingCollator()([{"input_ids": ids, "labels": ids} for ids in examples])
+    device = next(model.parameters()).device
+    was_training = model.training
+    model.eval()
+    with torch.no_grad():
+        packed = model(input_ids=batch["input_ids"].to(device), position_ids=batch["position_ids"].to(device), use_cache=False).logits[0]
+        alone = torch.cat([model(input_ids=torch.tensor([ids], device=device), use_cache=False).logits[0] for ids in examples])
+    model.train(was_training)
+    scale = alone.abs().max().clamp(min=1.0)
+    tolerance = 1e-4 if alone.dtype == torch.float32 else 2e-2
+    return bool(((packed.float() - alone.float()).abs().max() / scale).item() <= tolerance)
+
+
+def make_collator(tokenizer: Any, padding: str, max_length: int) -> PaddingCollator | PackingCollator:
+    """The collator of a `--padding` choice: `packed`, `dynamic` or `max-length` (the caller has
+    checked that the model keeps packed examples apart)."""
+    if padding == "packed":
+        return PackingCollator()
     if padding == "dynamic":
         return PaddingCollator(pad_token_id(tokenizer))
     if padding == "max-length":
         return PaddingCollator(pad_token_id(tokenizer), max_length=max_length)
-    raise ValueError(f"unknown padding {padding!r}; expected dynamic or max-length")
+    raise ValueError(f"unknown padding {padding!r}; expected packed, dynamic or max-length")
 

@@ -15,7 +15,7 @@ import typing
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from umi_data.examples import EXAMPLE_ROLES
 from umi_data.variants import VARIANTS
@@ -41,14 +41,17 @@ class TrainOptions(BaseModel):
     lr_scheduler: Literal["constant", "linear", "cosine"] = Field(default="cosine", description="learning-rate schedule after warmup")
     warmup_steps: int = Field(default=0, ge=0, description="linear warmup steps")
     weight_decay: float = Field(default=0.0, ge=0, description="AdamW weight decay")
-    max_length: int = Field(default=4096, ge=8, description="longest training sequence in tokens (inputs are truncated from the left)")
+    max_length: int | None = Field(default=None, ge=8, description="longest training sequence in tokens (inputs are truncated from the left); default and upper bound: the smaller of 4096 and the model's position limit")
     compat: Literal["alpha-umi"] | None = Field(default=None, description="alpha-umi: the official recipe ('system: ' + input, target + literal '</s>')")
-    padding: Literal["dynamic", "max-length"] = Field(default="dynamic", description="dynamic: pad each batch to its longest example and group batches by length; max-length: pad every example to --max-length (the official recipe)")
-    activation_checkpointing: bool = Field(default=False, description="recompute activations in the backward pass (less memory for long sequences, ~30% more compute)")
+    padding: Literal["packed", "dynamic", "max-length"] = Field(default="packed", description="packed: each batch as one padding-free row, position ids restarting per example (used when the model's attention keeps packed examples apart, else dynamic); dynamic: pad each batch to its longest example; max-length: pad every example to --max-length (the official recipe). Batches are grouped by length except with max-length")
+    gradient_checkpointing: bool = Field(default=False, description="recompute activations in the backward pass (less memory for long sequences, ~30% more compute)")
+    bf16: bool = Field(default=False, description="bfloat16 mixed precision (default: on a GPU that supports it; on CPU only when asked)")
+    fp16: bool = Field(default=False, description="float16 mixed precision (needs a CUDA GPU)")
+    attn_implementation: Literal["eager", "sdpa", "flex_attention", "flash_attention_2", "flash_attention_3"] | None = Field(default=None, description="attention kernel passed to transformers (default: its choice, sdpa for most models); flash_attention_* need CUDA and the flash-attn package")
     lora_r: int = Field(default=8, ge=1, description="LoRA rank")
     lora_alpha: int = Field(default=16, ge=1, description="LoRA alpha (scaling = alpha / r)")
-    lora_dropout: float = Field(default=0.05, ge=0, lt=1, description="dropout on the LoRA input")
-    target_modules: tuple[str, ...] | None = Field(default=None, description="module names LoRA adapts; default: chosen from the model's architecture")
+    lora_dropout: float | None = Field(default=None, ge=0, lt=1, description="dropout on the LoRA input; default 0.05, or 0 on MoE models whose experts are fused parameters (peft adapts those only without dropout)")
+    target_modules: tuple[str, ...] | None = Field(default=None, description="module names LoRA adapts; default: every linear layer but the output head (peft's all-linear) and the fused expert weights of MoE models")
     eval_fraction: float = Field(default=0.1, ge=0, lt=1, description="share of instructions held out for the eval loss (at least one when there are two or more)")
     eval_steps: int | None = Field(default=None, ge=1, description="evaluate every N steps (default: --save-steps); the eval loss is always computed at the end")
     save_steps: int = Field(default=50, ge=1, description="write a resumable checkpoint every N steps")
@@ -56,6 +59,12 @@ class TrainOptions(BaseModel):
     logging_steps: int = Field(default=1, ge=1, description="record the training loss every N steps")
     seed: int = Field(default=0, description="seed of initialisation, data order and dropout")
     quiet: bool = Field(default=False, description="no progress bar")
+
+    @model_validator(mode="after")
+    def _one_precision(self) -> "TrainOptions":
+        if self.bf16 and self.fp16:
+            raise ValueError("--bf16 and --fp16 exclude each other; give one")
+        return self
 
     @field_validator("target_modules")
     @classmethod

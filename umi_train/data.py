@@ -17,6 +17,7 @@ from umi_train.config import UsageError
 from umi_train.encode import encode
 
 MANIFEST = "manifest.json"
+DEFAULT_MAX_LENGTH = 4096
 EVAL_SALT = "umi-train-eval"
 
 
@@ -81,14 +82,32 @@ def split_eval(rows: list[dict[str, Any]], fraction: float) -> Selection:
 
 
 def encode_rows(rows: list[dict[str, Any]], tokenizer: Any, max_length: int, compat: str | None) -> Any:
-    """A `datasets.Dataset` of input_ids, labels, length (for length grouping) and example_id."""
+    """A `datasets.Dataset` of input_ids, labels, length (for length grouping), truncated (input
+    tokens cut to fit) and example_id."""
     import datasets
 
-    columns: dict[str, list[Any]] = {"input_ids": [], "labels": [], "length": [], "example_id": []}
+    columns: dict[str, list[Any]] = {"input_ids": [], "labels": [], "length": [], "truncated": [], "example_id": []}
     for row in rows:
         encoded = encode(row["input"], row["target"], tokenizer, max_length, compat=compat, example_id=row["example_id"])
-        columns["input_ids"].append(encoded["input_ids"])
-        columns["labels"].append(encoded["labels"])
+        for name in ("input_ids", "labels", "truncated"):
+            columns[name].append(encoded[name])
         columns["length"].append(len(encoded["input_ids"]))
         columns["example_id"].append(row["example_id"])
     return datasets.Dataset.from_dict(columns)
+
+
+def position_limit(model_dir: Path) -> int | None:
+    """The longest sequence the model accepts (`max_position_embeddings`, GPT-2's `n_positions`)."""
+    from transformers import AutoConfig
+
+    return getattr(AutoConfig.from_pretrained(model_dir), "max_position_embeddings", None)
+
+
+def resolve_max_length(requested: int | None, limit: int | None) -> tuple[int, str | None]:
+    """`--max-length` bounded by the model's positions (learned position embeddings index out of
+    range past them), and the one-line note when the bound changed it."""
+    wanted = requested or DEFAULT_MAX_LENGTH
+    if limit is None or wanted <= limit:
+        return wanted, None
+    given = f"--max-length {requested}" if requested else f"the default max length {DEFAULT_MAX_LENGTH}"
+    return limit, f"{given} is more than the model's {limit} positions; training on at most {limit} tokens per example"

@@ -1,4 +1,5 @@
-"""Process-group helpers so one code path runs under plain `python -m` and under `torchrun`.
+"""Process-group and device helpers so one code path runs under plain `python -m` and under
+`torchrun` / `accelerate launch`, on CPU or GPU.
 
 Only rank 0 writes run files; the other ranks wait at barriers so that every rank sees the
 same completed stages. Rank and world size come from the environment torchrun and
@@ -62,3 +63,30 @@ def gather(value: Any) -> list[Any]:
         distributed.all_gather_object(values, value)
         return values
     return [value]
+
+
+def precision(bf16: bool, fp16: bool) -> dict[str, bool]:
+    """The Trainer's `bf16`/`fp16`: as asked where this machine can do it (a usage error where it
+    cannot); by default bf16 on a GPU that supports it, full precision otherwise."""
+    import torch
+
+    from umi_train.config import UsageError
+
+    cuda = torch.cuda.is_available()
+    if fp16 and not cuda:
+        raise UsageError("--fp16: float16 mixed precision needs a CUDA GPU (on CPU use --bf16, or neither)")
+    if bf16 and cuda and not torch.cuda.is_bf16_supported():
+        raise UsageError("--bf16: this GPU has no bfloat16 support; use --fp16")
+    if bf16 or fp16:
+        return {"bf16": bf16, "fp16": fp16}
+    return {"bf16": cuda and torch.cuda.is_bf16_supported(), "fp16": False}
+
+
+def check_attention(implementation: str | None) -> None:
+    """Refuse, in one line, an attention kernel this machine cannot run before any model is loaded."""
+    import torch
+
+    from umi_train.config import UsageError
+
+    if implementation and implementation.startswith("flash_attention") and not torch.cuda.is_available():
+        raise UsageError(f"--attn-implementation {implementation}: flash-attention needs a CUDA GPU (and the flash-attn package); use sdpa or eager here")

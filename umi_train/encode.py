@@ -79,8 +79,9 @@ def encode(
     *,
     compat: Literal["alpha-umi"] | None = None,
     example_id: str = "<example>",
-) -> dict[str, list[int]]:
-    """`input_ids` and `labels` (-100 except on the target and its EOS) of one example."""
+) -> dict[str, Any]:
+    """`input_ids` and `labels` (-100 except on the target and its EOS) of one example, and
+    `truncated`: how many input tokens were cut from the start to fit `max_length`."""
     if compat not in (None, "alpha-umi"):
         raise ValueError(f"unknown compat mode {compat!r}; expected None or 'alpha-umi'")
     bos, target_ids = _bos_ids(tokenizer), _target_ids(tokenizer, target, compat, example_id)
@@ -91,11 +92,11 @@ def encode(
             f"more than max_length {max_length}; raise --max-length or drop the example"
         )
     input_ids = encode_prompt(input, tokenizer, compat=compat)[len(bos):]
-    input_ids = input_ids[len(input_ids) - room:] if len(input_ids) > room else input_ids
-    prefix = bos + input_ids
+    truncated = max(0, len(input_ids) - room)
+    prefix = bos + input_ids[truncated:]
     encoded = {"input_ids": prefix + target_ids, "labels": [IGNORE_INDEX] * len(prefix) + target_ids}
     check_labels(encoded, tokenizer.eos_token_id, example_id)
-    return encoded
+    return {**encoded, "truncated": truncated}
 
 
 def check_labels(encoded: dict[str, list[int]], eos_token_id: int, example_id: str) -> None:

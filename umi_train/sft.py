@@ -15,6 +15,7 @@ from __future__ import annotations
 import os
 import shutil
 import sys
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -22,8 +23,8 @@ from umi_data.variants import VARIANTS
 from umi_data.write import write_json
 from umi_train import dist
 from umi_train.config import SFTConfig, TrainOptions, UsageError, parse_config, run_cli
-from umi_train.data import Selection, check_corpus, encode_rows, select_examples, split_eval
-from umi_train.lora import adapter_state, attach_lora, load_base
+from umi_train.data import Selection, check_corpus, encode_rows, position_limit, resolve_max_length, select_examples, split_eval
+from umi_train.lora import adapter_state, attach_lora, describe, load_base, lora_report
 from umi_train.provenance import RUN_FILE, corpus_identity, model_identity, read_json, tensors_sha256, versions, write_run
 
 PROG = "python -m umi_train.sft"
@@ -69,7 +70,27 @@ def check_run_dir(config: SFTConfig) -> dict[str, Any] | None:
     return None
 
 
-def training_arguments(config: SFTConfig, has_eval: bool) -> Any:
+@dataclass(frozen=True)
+class Prepared:
+    """Everything a run trains with, and what was decided from the model rather than the options
+    (`config.json` keeps the options as given, run.json records these)."""
+
+    tokenizer: Any
+    model: Any
+    train: Any
+    eval: Any | None
+    selection: Selection
+    max_length: int
+    padding: str  # --padding, or `dynamic` where the model does not keep packed examples apart
+    notes: tuple[str, ...]  # the one-line notes printed at the start
+
+    @property
+    def truncated(self) -> int:
+        """Examples whose input lost tokens from its start to fit `max_length`."""
+        return sum(1 for data in (self.train, self.eval) if data is not None for cut in data["truncated"] if cut)
+
+
+def training_arguments(config: SFTConfig, prepared: Prepared) -> Any:
     from transformers import TrainingArguments
 
     cpu = dist.use_cpu()
@@ -80,54 +101,67 @@ def training_arguments(config: SFTConfig, has_eval: bool) -> Any:
         lr_scheduler_type=config.lr_scheduler, warmup_steps=config.warmup_steps, weight_decay=config.weight_decay,
         max_steps=config.max_steps or -1, num_train_epochs=config.epochs,
         logging_steps=config.logging_steps, save_strategy="steps", save_steps=config.save_steps,
-        save_total_limit=config.save_total_limit, eval_strategy="steps" if has_eval else "no",
+        save_total_limit=config.save_total_limit, eval_strategy="steps" if prepared.eval is not None else "no",
         eval_steps=config.eval_steps or config.save_steps, report_to="none", disable_tqdm=config.quiet,
         remove_unused_columns=False, label_names=["labels"], length_column_name="length",
-        train_sampling_strategy="group_by_length" if config.padding == "dynamic" else "random",
-        include_num_input_tokens_seen="non_padding", use_cpu=cpu, ddp_backend="gloo" if cpu and dist.world_size() > 1 else None,
-        activation_checkpointing=config.activation_checkpointing, bf16=not cpu and _bf16_supported(), dataloader_num_workers=0, ddp_find_unused_parameters=False,
+        train_sampling_strategy="random" if prepared.padding == "max-length" else "group_by_length",
+        include_num_input_tokens_seen="all" if prepared.padding == "packed" else "non_padding",
+        use_cpu=cpu, ddp_backend="gloo" if cpu and dist.world_size() > 1 else None,
+        activation_checkpointing=config.gradient_checkpointing, **dist.precision(config.bf16, config.fp16),
+        dataloader_num_workers=0, ddp_find_unused_parameters=False,
     )
 
 
-def _bf16_supported() -> bool:
-    import torch
-
-    return torch.cuda.is_available() and torch.cuda.is_bf16_supported()
-
-
-def build_trainer(config: SFTConfig, model: Any, tokenizer: Any, train: Any, eval_dataset: Any | None) -> Any:
-    """A `Trainer` with umi's collation (or the pad-to-max baseline, per `--padding`)."""
+def build_trainer(config: SFTConfig, prepared: Prepared) -> Any:
+    """A `Trainer` with umi's collation (packed, or padded per `--padding`)."""
     from transformers import Trainer
 
     from umi_train.collate import make_collator
 
     return Trainer(
-        model=model, args=training_arguments(config, eval_dataset is not None), train_dataset=train,
-        eval_dataset=eval_dataset, data_collator=make_collator(tokenizer, config.padding, config.max_length),
-        processing_class=tokenizer,
+        model=prepared.model, args=training_arguments(config, prepared), train_dataset=prepared.train,
+        eval_dataset=prepared.eval, data_collator=make_collator(prepared.tokenizer, prepared.padding, prepared.max_length),
+        processing_class=prepared.tokenizer,
     )
 
 
-def prepare(config: SFTConfig) -> tuple[Any, Any, Any, Any, Selection]:
+def choose_padding(config: SFTConfig, model: Any) -> tuple[str, str | None]:
+    """`--padding`, except packed on a model whose attention mixes packed examples: dynamic, with a note."""
+    from umi_train.collate import keeps_packed_examples_apart
+
+    if config.padding != "packed" or keeps_packed_examples_apart(model):
+        return config.padding, None
+    return "dynamic", (f"{model.config.model_type} with {model.config._attn_implementation} attention lets packed examples see "
+                       "each other; padding batches instead (--padding dynamic)")
+
+
+def prepare(config: SFTConfig) -> Prepared:
     """Tokenizer, LoRA model, encoded train/eval datasets (user errors raised before any training)."""
     from transformers import AutoTokenizer, set_seed
 
+    dist.check_attention(config.attn_implementation)
+    dist.precision(config.bf16, config.fp16)
+    max_length, length_note = resolve_max_length(config.max_length, position_limit(config.model))
     rows = select_examples(config.corpus, roles_of(config.role), None if config.split == "all" else config.split)
     selection = split_eval(rows, config.eval_fraction)
     tokenizer = AutoTokenizer.from_pretrained(config.model)
-    train = encode_rows(selection.train, tokenizer, config.max_length, config.compat)
-    eval_dataset = encode_rows(selection.eval, tokenizer, config.max_length, config.compat) if selection.eval else None
+    train = encode_rows(selection.train, tokenizer, max_length, config.compat)
+    eval_dataset = encode_rows(selection.eval, tokenizer, max_length, config.compat) if selection.eval else None
     set_seed(config.seed)
-    model = attach_lora(load_base(config.model), config)
-    return tokenizer, model, train, eval_dataset, selection
+    base = load_base(config.model, config.attn_implementation)
+    padding, padding_note = choose_padding(config, base)
+    base.config.use_cache = False  # a cache in training would also hide packed examples' boundaries from the mask
+    model = attach_lora(base, config)
+    notes = tuple(note for note in (length_note, padding_note, describe(lora_report(model))) if note)
+    return Prepared(tokenizer, model, train, eval_dataset, selection, max_length, padding, notes)
 
 
 def history(log_history: list[dict[str, Any]], key: str) -> list[dict[str, float]]:
     return [{"step": entry["step"], key: entry[key]} for entry in log_history if key in entry]
 
 
-def run_record(config: SFTConfig, trainer: Any, selection: Selection, digests: list[str], resumed: Path | None) -> dict[str, Any]:
-    state, args = trainer.state, trainer.args
+def run_record(config: SFTConfig, trainer: Any, prepared: Prepared, digests: list[str], resumed: Path | None) -> dict[str, Any]:
+    state, args, selection = trainer.state, trainer.args, prepared.selection
     eval_losses = history(state.log_history, "eval_loss")
     return {
         "kind": "umi-sft-run",
@@ -136,14 +170,18 @@ def run_record(config: SFTConfig, trainer: Any, selection: Selection, digests: l
         "base_model": model_identity(config.model),
         "versions": versions(),
         "data": {"roles": list(roles_of(config.role)), "split": config.split, "train_examples": len(selection.train),
-                 "eval_examples": len(selection.eval), "eval_instructions": sorted(selection.eval_instructions)},
+                 "eval_examples": len(selection.eval), "eval_instructions": sorted(selection.eval_instructions),
+                 "max_length": prepared.max_length, "truncated_examples": prepared.truncated},
         "training": {
             "world_size": args.world_size, "global_batch_size": args.train_batch_size * args.gradient_accumulation_steps * args.world_size,
             "steps": state.global_step, "epochs": state.epoch, "tokens_seen": state.num_input_tokens_seen,
+            "padding": prepared.padding, "precision": "bf16" if args.bf16 else "fp16" if args.fp16 else "fp32",
+            "attn_implementation": prepared.model.config._attn_implementation,
             "resumed_from": resumed.name if resumed else None,
             "loss_history": history(state.log_history, "loss"), "eval_history": eval_losses,
             "final_eval_loss": eval_losses[-1]["eval_loss"] if eval_losses else None,
         },
+        "lora": lora_report(prepared.model),
         "adapter": {"path": ADAPTER, "sha256": digests[0], "sha256_per_rank": digests},
     }
 
@@ -158,11 +196,14 @@ def save_adapter(model: Any, tokenizer: Any, run_dir: Path) -> None:
     os.replace(tmp, run_dir / ADAPTER)
 
 
-def _announce(config: SFTConfig, selection: Selection, resumed: Path | None) -> None:
+def _announce(config: SFTConfig, prepared: Prepared, resumed: Path | None) -> None:
     if dist.is_main():
-        start = f", resuming from {resumed.name}" if resumed else ""
+        selection, start = prepared.selection, f", resuming from {resumed.name}" if resumed else ""
+        for note in prepared.notes:
+            print(f"{PROG}: {note}", flush=True)
         print(f"{PROG}: {config.role} (split {config.split}): {len(selection.train)} train / {len(selection.eval)} eval examples "
-              f"({len(selection.eval_instructions)} held-out instructions), world size {dist.world_size()}{start} -> {config.out}", flush=True)
+              f"({len(selection.eval_instructions)} held-out instructions; {prepared.truncated} cut to {prepared.max_length} tokens), "
+              f"{prepared.padding} batches, world size {dist.world_size()}{start} -> {config.out}", flush=True)
 
 
 def train_adapter(config: SFTConfig) -> dict[str, Any]:
@@ -175,21 +216,21 @@ def train_adapter(config: SFTConfig) -> dict[str, Any]:
         if dist.is_main():
             print(f"{PROG}: {config.out} is complete; nothing to do", flush=True)
         return done
-    tokenizer, model, train, eval_dataset, selection = prepare(config)
+    prepared = prepare(config)
     if dist.is_main():
         config.out.mkdir(parents=True, exist_ok=True)
         write_json(config.out / CONFIG_FILE, comparable(config))
     resumed = last_checkpoint(config.out) if config.resume else None
-    _announce(config, selection, resumed)
-    trainer = build_trainer(config, model, tokenizer, train, eval_dataset)
+    _announce(config, prepared, resumed)
+    trainer = build_trainer(config, prepared)
     trainer.train(resume_from_checkpoint=str(resumed) if resumed else None)
     evaluated = history(trainer.state.log_history, "eval_loss")
-    if eval_dataset is not None and (not evaluated or evaluated[-1]["step"] != trainer.state.global_step):
+    if prepared.eval is not None and (not evaluated or evaluated[-1]["step"] != trainer.state.global_step):
         trainer.evaluate()
-    digests = dist.gather(tensors_sha256(adapter_state(model)))
-    record = run_record(config, trainer, selection, digests, resumed)
+    digests = dist.gather(tensors_sha256(adapter_state(prepared.model)))
+    record = run_record(config, trainer, prepared, digests, resumed)
     if dist.is_main():
-        save_adapter(model, tokenizer, config.out)
+        save_adapter(prepared.model, prepared.tokenizer, config.out)
         write_run(config.out, record)
     dist.barrier()
     return record

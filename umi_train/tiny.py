@@ -1,4 +1,5 @@
-"""`python -m umi_train.tiny`: a tiny Llama-family model and a tokenizer trained on a corpus.
+"""`python -m umi_train.tiny`: a tiny random-weight model (Llama by default, or any causal LM
+architecture transformers knows, `--architecture mixtral`) and a tokenizer trained on a corpus.
 
 Tests and the offline demo need a real causal LM that trains in seconds on CPU and downloads
 nothing. The tokenizer is a byte-level BPE trained with `tokenizers` on the corpus's inputs and
@@ -34,11 +35,14 @@ class TinyConfig(BaseModel):
 
     corpus: Path = Field(description="corpus directory whose inputs and targets train the tokenizer")
     out: Path = Field(description="model directory to write")
+    tokenizer: Path | None = Field(default=None, description="reuse the tokenizer of this model directory instead of training one on the corpus")
+    architecture: str = Field(default="llama", description="transformers model type (llama, qwen3_moe, gpt2, gemma3_text...): the sizes below are set on its config wherever it has the field")
     vocab_size: int = Field(default=2048, ge=300, description="BPE vocabulary size, special tokens included (at least the 256 bytes + specials)")
     hidden_size: int = Field(default=64, ge=8, description="model width")
     num_layers: int = Field(default=2, ge=1, description="decoder layers")
     num_heads: int = Field(default=4, ge=1, description="attention heads")
-    intermediate_size: int = Field(default=192, ge=8, description="MLP width")
+    intermediate_size: int = Field(default=192, ge=8, description="MLP width (each expert's, for MoE architectures)")
+    num_experts: int = Field(default=4, ge=2, description="experts per MoE layer (MoE architectures only), 2 of them active per token")
     max_position_embeddings: int = Field(default=4096, ge=64, description="longest sequence the model accepts")
     init_std: float = Field(default=0.1, gt=0, description="standard deviation of the initial weights (larger than the usual 0.02 so that a LoRA on the frozen random model can move its logits within a few steps)")
     seed: int = Field(default=0, description="seed of the weight initialisation")
@@ -74,19 +78,37 @@ def train_tokenizer(texts: Iterator[str], vocab_size: int, model_max_length: int
     )
 
 
-def build_model(config: TinyConfig, tokenizer: Any) -> Any:
-    """A randomly initialised `LlamaForCausalLM` sized by `config`, seeded."""
-    import torch
-    from transformers import LlamaConfig, LlamaForCausalLM
+def model_config(config: TinyConfig, tokenizer: Any) -> Any:
+    """The architecture's config with umi's sizes, each set under whichever name the architecture
+    uses (`n_embd`, `ffn_dim`, `num_local_experts`...) and only where it has one."""
+    from transformers import AutoConfig
 
-    model_config = LlamaConfig(
-        vocab_size=len(tokenizer), hidden_size=config.hidden_size, intermediate_size=config.intermediate_size,
-        num_hidden_layers=config.num_layers, num_attention_heads=config.num_heads, num_key_value_heads=config.num_heads,
-        max_position_embeddings=config.max_position_embeddings, tie_word_embeddings=False, initializer_range=config.init_std,
-        bos_token_id=tokenizer.bos_token_id, eos_token_id=tokenizer.eos_token_id, pad_token_id=tokenizer.pad_token_id,
-    )
+    heads, hidden, inner = config.num_heads, config.hidden_size, config.intermediate_size
+    sizes = {
+        "vocab_size": len(tokenizer), "hidden_size": hidden, "num_hidden_layers": config.num_layers, "num_attention_heads": heads,
+        "num_key_value_heads": heads, "head_dim": hidden // heads, "intermediate_size": inner, "ffn_dim": inner, "n_inner": inner,
+        "ffn_hidden_size": inner, "moe_intermediate_size": inner, "num_local_experts": config.num_experts, "num_experts": config.num_experts,
+        "num_experts_per_tok": 2, "word_embed_proj_dim": hidden, "max_position_embeddings": config.max_position_embeddings,
+        "tie_word_embeddings": False, "initializer_range": config.init_std, "bos_token_id": tokenizer.bos_token_id,
+        "eos_token_id": tokenizer.eos_token_id, "pad_token_id": tokenizer.pad_token_id,
+    }
+    try:
+        default = AutoConfig.for_model(config.architecture)
+    except ValueError:
+        from umi_train.config import UsageError
+
+        raise UsageError(f"--architecture {config.architecture!r}: not a model type this transformers knows") from None
+    known = set(default.to_dict()) | set(default.attribute_map)
+    return AutoConfig.for_model(config.architecture, **{name: value for name, value in sizes.items() if name in known})
+
+
+def build_model(config: TinyConfig, tokenizer: Any) -> Any:
+    """A randomly initialised causal LM of `config.architecture` sized by `config`, seeded."""
+    import torch
+    from transformers import AutoModelForCausalLM
+
     torch.manual_seed(config.seed)
-    model = LlamaForCausalLM(model_config)
+    model = AutoModelForCausalLM.from_config(model_config(config, tokenizer))
     model.generation_config.pad_token_id = tokenizer.pad_token_id
     return model
 
@@ -95,7 +117,12 @@ def build_tiny(config: TinyConfig) -> Path:
     """Write the tokenizer and model into `config.out` (atomically: a temporary directory beside
     it, renamed into place once `umi_model.json` is written)."""
     check_corpus(config.corpus)
-    tokenizer = train_tokenizer(corpus_texts(config.corpus), config.vocab_size, config.max_position_embeddings)
+    if config.tokenizer is not None:
+        from transformers import AutoTokenizer
+
+        tokenizer = AutoTokenizer.from_pretrained(config.tokenizer, model_max_length=config.max_position_embeddings)
+    else:
+        tokenizer = train_tokenizer(corpus_texts(config.corpus), config.vocab_size, config.max_position_embeddings)
     model = build_model(config, tokenizer)
     tmp = config.out.with_name(f".{config.out.name}.tmp-{os.getpid()}")
     shutil.rmtree(tmp, ignore_errors=True)
@@ -110,7 +137,7 @@ def build_tiny(config: TinyConfig) -> Path:
 
 
 def main(argv: list[str] | None = None) -> int:
-    config = parse_config(TinyConfig, argv, PROG, "Build a tiny Llama model and a BPE tokenizer trained on a corpus.")
+    config = parse_config(TinyConfig, argv, PROG, "Build a tiny random-weight causal LM and a BPE tokenizer trained on a corpus.")
 
     def command() -> int:
         out = build_tiny(config)
