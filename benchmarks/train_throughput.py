@@ -1,11 +1,14 @@
 """Trained (non-padding) tokens per second: umi's collation against the official recipe's.
 
-The official α-UMi trainer pads every example to `model_max_length` (4096); umi pads each batch
-to its longest example and orders examples with the Trainer's length-grouped sampler (what
-`python -m umi_train.sft` does). Both are timed in one run, with the same model (two identical
-LoRA copies), corpus, examples and batch size, one pass over the examples each. The two passes
-are interleaved step by step, so that load from other processes on the machine falls on both
-alike. The last line printed is `ratio: X.XX`.
+The official α-UMi trainer pads every example to `model_max_length` (4096). umi packs each
+batch into one padding-free row (position ids restarting per example), on models whose
+attention keeps packed examples apart (checked as `python -m umi_train.sft` does; the others
+get dynamic padding); batches are grouped by length. Dynamic padding (each batch padded to its
+longest example) is timed too, for its padding share. All are timed in one run, with the same
+model (identical LoRA copies), corpus, examples and batch size, one pass over the examples
+each, interleaved step by step so that load from other processes on the machine falls on all
+alike. Each line gives the share of positions that are padding; the last line printed is
+`ratio: X.XX` (umi's collation over pad-to-max-length).
 
     python benchmarks/train_throughput.py                       # ToolBench example corpus, tiny model
     python benchmarks/train_throughput.py --model DIR --corpus DIR --role planner --batch-size 8
@@ -70,7 +73,7 @@ def encoded_examples(args: argparse.Namespace, corpus: Path, tokenizer: Any) -> 
 
 def batch_orders(lengths: list[int], batch_size: int) -> dict[str, list[list[int]]]:
     """Example indices per step: a seeded random order (baseline) and the Trainer's
-    length-grouped order (umi), both cut into batches of `batch_size`."""
+    length-grouped order (dynamic and packed), cut into batches of `batch_size`."""
     import torch
     from transformers.trainer_pt_utils import get_length_grouped_indices
 
@@ -78,22 +81,27 @@ def batch_orders(lengths: list[int], batch_size: int) -> dict[str, list[list[int
         return [order[start:start + batch_size] for start in range(0, len(order), batch_size)]
 
     random_order = torch.randperm(len(lengths), generator=torch.Generator().manual_seed(0)).tolist()
-    grouped = get_length_grouped_indices(lengths, batch_size, generator=torch.Generator().manual_seed(0))
-    return {"max-length": cut(random_order), "dynamic": cut(list(grouped))}
+    grouped = cut(list(get_length_grouped_indices(lengths, batch_size, generator=torch.Generator().manual_seed(0))))
+    return {"max-length": cut(random_order), "dynamic": grouped, "packed": grouped}
 
 
-def lora_copy(model_dir: Path) -> tuple[Any, Any]:
-    """The base model with a fresh LoRA (same seed, so both copies are identical) and its optimizer."""
+def lora_copy(model_dir: Path) -> tuple[Any, Any, bool]:
+    """The base model with a fresh LoRA (same seed, so all copies are identical), its optimizer,
+    and whether the model keeps packed examples apart."""
     import torch
     from transformers import set_seed
 
+    from umi_train.collate import keeps_packed_examples_apart
     from umi_train.config import TrainOptions
     from umi_train.lora import attach_lora, load_base
 
     set_seed(0)
-    model = attach_lora(load_base(model_dir), TrainOptions(lora_dropout=0.0))
+    base = load_base(model_dir)
+    packable = keeps_packed_examples_apart(base)
+    base.config.use_cache = False
+    model = attach_lora(base, TrainOptions(lora_dropout=0.0))
     model.train()
-    return model, torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=1e-4)
+    return model, torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=1e-4), packable
 
 
 def train_step(model: Any, optimizer: Any, batch: dict[str, Any]) -> float:
@@ -106,7 +114,8 @@ def train_step(model: Any, optimizer: Any, batch: dict[str, Any]) -> float:
 
 
 def measure(args: argparse.Namespace, model_dir: Path, corpus: Path) -> tuple[dict[str, dict[str, Any]], list[int]]:
-    """Both collations over the same examples, one step of each in turn (after one untimed warm-up step each)."""
+    """Every collation over the same examples, one step of each in turn (after one untimed
+    warm-up step each); packed only where the model keeps packed examples apart."""
     from transformers import AutoTokenizer
 
     from umi_train.collate import make_collator
@@ -118,8 +127,11 @@ def measure(args: argparse.Namespace, model_dir: Path, corpus: Path) -> tuple[di
     steps = min(len(orders["dynamic"]), args.max_steps or len(orders["dynamic"]))
     runs = {}
     for padding, order in orders.items():
+        model, optimizer, packable = lora_copy(model_dir)
+        if padding == "packed" and not packable:
+            print(f"note: {model_dir} lets packed examples see each other; umi pads its batches (dynamic) instead")
+            continue
         collate = make_collator(tokenizer, padding, args.max_length)
-        model, optimizer = lora_copy(model_dir)
         batches = [collate([examples[i] for i in indices]) for indices in order[:steps]]
         train_step(model, optimizer, batches[0])  # warm-up: allocator and kernel set-up are not throughput
         runs[padding] = {"model": model, "optimizer": optimizer, "batches": batches, "seconds": 0.0}
@@ -127,15 +139,21 @@ def measure(args: argparse.Namespace, model_dir: Path, corpus: Path) -> tuple[di
         for run in runs.values():
             run["seconds"] += train_step(run["model"], run["optimizer"], run["batches"][step])
     for run in runs.values():
-        run["tokens"] = sum(int(batch["attention_mask"].sum()) for batch in run["batches"])
+        run["tokens"] = sum(real_tokens(batch) for batch in run["batches"])
         run["positions"] = sum(batch["input_ids"].numel() for batch in run["batches"])
         run["steps"] = steps
     return runs, lengths
 
 
+def real_tokens(batch: dict[str, Any]) -> int:
+    """Positions holding a token of an example (a packed row has no padding and no attention mask)."""
+    return int(batch["attention_mask"].sum()) if "attention_mask" in batch else batch["input_ids"].numel()
+
+
 def report(name: str, run: dict[str, Any]) -> float:
     rate = run["tokens"] / run["seconds"]
-    print(f"{name}: {run['tokens']} trained tokens ({run['tokens'] / run['positions']:.0%} of {run['positions']} positions) "
+    padding = 1 - run["tokens"] / run["positions"]
+    print(f"{name}: {run['tokens']} trained tokens, padding {padding:.1%} of {run['positions']} positions, "
           f"in {run['steps']} steps, {run['seconds']:.1f} s -> {rate:.1f} tokens/s")
     return rate
 
@@ -158,7 +176,8 @@ def main(argv: list[str] | None = None) -> int:
     print(f"{args.role}: {len(lengths)} examples, mean {sum(lengths) / len(lengths):.0f} tokens, max {max(lengths)}; "
           f"batch size {args.batch_size}, model_max_length {args.max_length}, {args.threads or 'default'} CPU thread(s)")
     slow = report(f"pad to model_max_length ({args.max_length})", runs["max-length"])
-    fast = report("umi (dynamic padding, length-grouped batches)", runs["dynamic"])
+    dynamic = report("dynamic padding, length-grouped batches", runs["dynamic"])
+    fast = report("umi (packed, no padding, length-grouped batches)", runs["packed"]) if "packed" in runs else dynamic
     print(f"ratio: {fast / slow:.2f}")
     return 0
 

@@ -173,3 +173,38 @@ def test_gradient_checkpointing_trains_the_same_and_long_targets_are_reported(mo
     assert checkpointed == pytest.approx(plain, abs=1e-5)
     assert sft.main(sft_args(model, corpus, tmp_path / "short", role="caller", max_length=12)) == 2
     assert "the target alone is" in capsys.readouterr().err
+
+
+def test_max_length_is_bounded_by_the_model_positions_and_truncations_counted(corpus, tmp_path, capsys) -> None:
+    """GPT-2-style learned positions (128 here): the default 4096 would index past the position
+    table (IndexError); it is bounded, said in one line, and every cut example is counted."""
+    gpt2 = tiny_model(tmp_path / "gpt2", corpus, architecture="gpt2", max_position_embeddings=128)
+    options = {key: value for key, value in FAST_OPTIONS.items() if key != "max_length"}
+    for given, expected in ((None, "the default max length 4096"), (2000, "--max-length 2000")):
+        out = tmp_path / f"run-{given}"
+        assert sft.main(sft_args(gpt2, corpus, out, role="caller", max_steps=1, max_length=given, **options)) == 0
+        assert f"{expected} is more than the model's 128 positions" in capsys.readouterr().out
+        data = json.loads((out / "run.json").read_text())["data"]
+        assert data["max_length"] == 128 and data["truncated_examples"] == data["train_examples"] + data["eval_examples"] == 5
+    assert sft.main(sft_args(gpt2, corpus, tmp_path / "short", role="caller", max_steps=1, max_length=100, **options)) == 0
+    assert "positions" not in capsys.readouterr().out
+
+
+def test_precision_and_attention_options_pass_through_or_are_refused_in_one_line(model, corpus, tmp_path, capsys) -> None:
+    import torch
+
+    if torch.cuda.is_available():
+        pytest.skip("checks the CPU refusals; a CUDA GPU is visible")
+    for flags, message in ((["--fp16"], "--fp16: float16 mixed precision needs a CUDA GPU"),
+                           (["--attn-implementation", "flash_attention_2"], "--attn-implementation flash_attention_2: flash-attention needs a CUDA GPU")):
+        assert sft.main([*sft_args(model, corpus, tmp_path / "refused", role="caller", max_steps=1), *flags]) == 2
+        error = capsys.readouterr().err.strip()
+        assert error.startswith(f"python -m umi_train.sft: error: {message}") and "\n" not in error
+    assert not (tmp_path / "refused").exists()  # refused before anything was written
+    with pytest.raises(SystemExit):
+        sft.main([*sft_args(model, corpus, tmp_path / "both", role="caller"), "--bf16", "--fp16"])
+    assert "--bf16 and --fp16 exclude each other" in capsys.readouterr().err
+    out = tmp_path / "bf16-eager"
+    assert sft.main([*sft_args(model, corpus, out, role="caller", max_steps=1, eval_fraction=0), "--bf16", "--attn-implementation", "eager"]) == 0
+    training = json.loads((out / "run.json").read_text())["training"]
+    assert training["precision"] == "bf16" and training["attn_implementation"] == "eager" and training["loss_history"][0]["loss"] > 0

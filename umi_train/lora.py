@@ -161,8 +161,15 @@ def merged_model(model_dir: Path, adapter_dir: Path) -> Any:
     return load_with_adapter(model_dir, adapter_dir).merge_and_unload()
 
 
-def adapter_state(model: Any) -> dict[str, Any]:
-    """The adapter's trainable tensors of a `PeftModel`."""
+def lora_tensors(model: Any) -> dict[str, Any]:
+    """The LoRA entries of a `PeftModel`'s state dict, whole. Under FSDP2 each rank holds shards
+    (DTensors), gathered here: a collective, so every rank calls it, in the same order."""
+    return {name: tensor.full_tensor() if hasattr(tensor, "full_tensor") else tensor
+            for name, tensor in model.state_dict().items() if ".lora_" in name}
+
+
+def adapter_state(model: Any, tensors: dict[str, Any] | None = None) -> dict[str, Any]:
+    """The adapter's tensors as saved (`lora_tensors(model)` unless given)."""
     from peft import get_peft_model_state_dict
 
-    return get_peft_model_state_dict(model)
+    return get_peft_model_state_dict(model, state_dict=lora_tensors(model) if tensors is None else tensors)

@@ -24,7 +24,7 @@ from umi_data.write import write_json
 from umi_train import dist
 from umi_train.config import SFTConfig, TrainOptions, UsageError, parse_config, run_cli
 from umi_train.data import Selection, check_corpus, encode_rows, position_limit, resolve_max_length, select_examples, split_eval
-from umi_train.lora import adapter_state, attach_lora, describe, load_base, lora_report
+from umi_train.lora import adapter_state, attach_lora, describe, load_base, lora_report, lora_tensors
 from umi_train.provenance import RUN_FILE, corpus_identity, model_identity, read_json, tensors_sha256, versions, write_run
 
 PROG = "python -m umi_train.sft"
@@ -186,11 +186,12 @@ def run_record(config: SFTConfig, trainer: Any, prepared: Prepared, digests: lis
     }
 
 
-def save_adapter(model: Any, tokenizer: Any, run_dir: Path) -> None:
-    """The adapter and tokenizer into RUN/adapter, atomically (a temporary directory renamed)."""
+def save_adapter(model: Any, tokenizer: Any, run_dir: Path, tensors: dict[str, Any] | None = None) -> None:
+    """The adapter (`tensors`: its whole LoRA tensors, gathered by every rank when sharded) and
+    the tokenizer into RUN/adapter, atomically (a temporary directory renamed)."""
     tmp = run_dir / f".{ADAPTER}.tmp-{os.getpid()}"
     shutil.rmtree(tmp, ignore_errors=True)
-    model.save_pretrained(tmp)
+    model.save_pretrained(tmp, state_dict=tensors)
     tokenizer.save_pretrained(tmp)
     shutil.rmtree(run_dir / ADAPTER, ignore_errors=True)
     os.replace(tmp, run_dir / ADAPTER)
@@ -227,10 +228,11 @@ def train_adapter(config: SFTConfig) -> dict[str, Any]:
     evaluated = history(trainer.state.log_history, "eval_loss")
     if prepared.eval is not None and (not evaluated or evaluated[-1]["step"] != trainer.state.global_step):
         trainer.evaluate()
-    digests = dist.gather(tensors_sha256(adapter_state(prepared.model)))
+    tensors = lora_tensors(prepared.model)  # whole on every rank, also when FSDP shards them
+    digests = dist.gather(tensors_sha256(adapter_state(prepared.model, tensors)))
     record = run_record(config, trainer, prepared, digests, resumed)
     if dist.is_main():
-        save_adapter(prepared.model, prepared.tokenizer, config.out)
+        save_adapter(prepared.model, prepared.tokenizer, config.out, tensors)
         write_run(config.out, record)
     dist.barrier()
     return record
