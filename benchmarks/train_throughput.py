@@ -85,19 +85,20 @@ def batch_orders(lengths: list[int], batch_size: int) -> dict[str, list[list[int
     return {"max-length": cut(random_order), "dynamic": grouped, "packed": grouped}
 
 
-def lora_copy(model_dir: Path) -> tuple[Any, Any, bool]:
+def lora_copy(model_dir: Path, packed: bool) -> tuple[Any, Any, bool]:
     """The base model with a fresh LoRA (same seed, so all copies are identical), its optimizer,
-    and whether the model keeps packed examples apart."""
+    and, for packed batches, whether the model keeps packed examples apart (as in sft, with
+    per-example attention where it can)."""
     import torch
     from transformers import set_seed
 
-    from umi_train.collate import keeps_packed_examples_apart
+    from umi_train.attention import enable_packing
     from umi_train.config import TrainOptions
     from umi_train.lora import attach_lora, load_base
 
     set_seed(0)
     base = load_base(model_dir)
-    packable = keeps_packed_examples_apart(base)
+    packable = enable_packing(base) if packed else False
     base.config.use_cache = False
     model = attach_lora(base, TrainOptions(lora_dropout=0.0))
     model.train()
@@ -127,7 +128,7 @@ def measure(args: argparse.Namespace, model_dir: Path, corpus: Path) -> tuple[di
     steps = min(len(orders["dynamic"]), args.max_steps or len(orders["dynamic"]))
     runs = {}
     for padding, order in orders.items():
-        model, optimizer, packable = lora_copy(model_dir)
+        model, optimizer, packable = lora_copy(model_dir, padding == "packed")
         if padding == "packed" and not packable:
             print(f"note: {model_dir} lets packed examples see each other; umi pads its batches (dynamic) instead")
             continue

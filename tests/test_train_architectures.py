@@ -76,3 +76,30 @@ def test_glpft_reuse_on_each_architecture(architecture: str, corpus: Path, token
         with torch.no_grad():
             output = role_model.generate(torch.tensor([prompt]), max_new_tokens=4, do_sample=False)
         assert output.shape[1] > len(prompt), role
+
+
+@pytest.fixture(scope="module")
+def tiny_mixtral(corpus: Path, tokenizer_dir: Path):
+    from transformers import AutoTokenizer
+
+    from umi_train.tiny import TinyConfig, build_model
+
+    def build():
+        return build_model(TinyConfig(corpus=corpus, out=corpus, architecture="mixtral"), AutoTokenizer.from_pretrained(tokenizer_dir))
+    return build
+
+
+def test_fused_experts_need_no_dropout_and_overrides_replace_the_default(tiny_mixtral, monkeypatch) -> None:
+    from umi_train import lora
+    from umi_train.config import TrainOptions, UsageError
+
+    assert lora.fused_expert_parameters(tiny_mixtral()) == ("mlp.experts.down_proj", "mlp.experts.gate_up_proj")
+    with pytest.raises(UsageError, match=r"--lora-dropout 0.1: peft adapts the fused expert weights of mixtral only without dropout"):
+        lora.attach_lora(tiny_mixtral(), TrainOptions(lora_dropout=0.1))
+    report = lora.lora_report(lora.attach_lora(tiny_mixtral(), TrainOptions(target_modules=("q_proj", "v_proj"))))
+    assert report["modules"] == ["self_attn.q_proj", "self_attn.v_proj"] and report["parameters"] == [] and report["dropout"] == 0.05
+    assert {"mlp.experts.gate_up_proj", "mlp.experts.down_proj", "self_attn.k_proj.weight"} <= set(report["not_adapted"])
+    monkeypatch.setattr(lora, "peft_adapts_parameters", lambda: False)  # a peft before 0.17
+    targets = lora.choose_targets(tiny_mixtral(), TrainOptions())
+    assert targets.parameters == () and [name.split(" ")[0] for name in targets.left_out] == ["mlp.experts.down_proj", "mlp.experts.gate_up_proj"]
+    assert "has no target_parameters" in targets.left_out[0]

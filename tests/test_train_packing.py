@@ -1,7 +1,7 @@
 """Padding-free packing: each example's loss in a packed row is its loss alone (an unpadded
-batch of one), whatever the architecture's positions (rotary, learned) or MLP (dense, experts);
-a model whose attention mixes packed examples is detected and padded instead; and training
-packed gives the loss curve of training padded."""
+batch of one), whatever the architecture's positions (rotary, learned) or MLP (dense, experts),
+with attention computed per example; a model whose attention mixes packed examples is detected
+and padded instead; and training packed gives the loss curve of training padded."""
 
 from __future__ import annotations
 
@@ -10,9 +10,12 @@ from pathlib import Path
 
 import pytest
 
+from umi_train import attention
 from umi_train.collate import PackingCollator, PaddingCollator, keeps_packed_examples_apart
 from umi_train.encode import IGNORE_INDEX, encode
 from umi_train.testing import FAST_OPTIONS, cli_args, sample_corpus, single_thread, tiny_model
+
+SPANS = attention.example_spans
 
 
 @pytest.fixture(scope="module")
@@ -50,7 +53,7 @@ def per_example_losses(logits, labels, starts: list[int], sizes: list[int]) -> l
 
 
 @pytest.mark.parametrize("architecture", ["llama", "gpt2", "qwen3_moe"])
-def test_packed_loss_per_example_equals_unpadded_single_example(architecture, corpus, model, examples, tmp_path) -> None:
+def test_packed_loss_per_example_equals_unpadded_single_example(architecture, corpus, model, examples, tmp_path, monkeypatch) -> None:
     import torch
     from transformers import AutoModelForCausalLM
 
@@ -58,6 +61,9 @@ def test_packed_loss_per_example_equals_unpadded_single_example(architecture, co
     network = AutoModelForCausalLM.from_pretrained(directory).eval()
     sizes = [len(example["input_ids"]) for example in examples]
     starts = [sum(sizes[:index]) for index in range(len(sizes))]
+    spans = []
+    monkeypatch.setattr(attention, "example_spans", lambda mask, length: spans.append(found := SPANS(mask, length)) or found)
+    assert attention.enable_packing(network) and network.config._attn_implementation == "umi_packed_sdpa"
     packed, padded = PackingCollator()(examples), PaddingCollator(pad_token_id=0)(examples)
     assert packed["input_ids"].shape == (1, sum(sizes)) and padded["input_ids"].numel() > sum(sizes)  # packing has no padding
     with torch.no_grad():
@@ -66,6 +72,9 @@ def test_packed_loss_per_example_equals_unpadded_single_example(architecture, co
                  for example in examples]
         batch_loss = network(**packed, use_cache=False).loss.item()
     assert per_example_losses(packed_logits, packed["labels"][0], starts, sizes) == pytest.approx(alone, abs=1e-5)
+    assert [start for start, _ in spans[0]] == [0, 7, 12]  # the check of enable_packing
+    assert [[start for start, _ in found] for found in spans if found and len(found) == len(starts)] == [starts] * 2 * network.config.num_hidden_layers
+    # the two packed forwards ran attention per example in every layer, not over the whole row
     supervised = [sum(label != IGNORE_INDEX for label in example["labels"][1:]) for example in examples]
     assert batch_loss == pytest.approx(sum(n * loss for n, loss in zip(supervised, alone)) / sum(supervised), abs=1e-5)
 
@@ -77,6 +86,7 @@ def test_attention_that_mixes_packed_examples_is_detected(corpus, tmp_path) -> N
 
     opt = AutoModelForCausalLM.from_pretrained(tiny_model(tmp_path / "opt", corpus, architecture="opt"))
     assert not keeps_packed_examples_apart(opt)
+    assert not attention.enable_packing(opt) and opt.config._attn_implementation == "sdpa"  # left as it was
     llama = AutoModelForCausalLM.from_pretrained(tiny_model(tmp_path / "llama", corpus), attn_implementation="eager")
     assert keeps_packed_examples_apart(llama)
 

@@ -207,4 +207,4 @@ def test_precision_and_attention_options_pass_through_or_are_refused_in_one_line
     out = tmp_path / "bf16-eager"
     assert sft.main([*sft_args(model, corpus, out, role="caller", max_steps=1, eval_fraction=0), "--bf16", "--attn-implementation", "eager"]) == 0
     training = json.loads((out / "run.json").read_text())["training"]
-    assert training["precision"] == "bf16" and training["attn_implementation"] == "eager" and training["loss_history"][0]["loss"] > 0
+    assert training["precision"] == "bf16" and training["attn_implementation"] == "umi_packed_eager" and training["loss_history"][0]["loss"] > 0

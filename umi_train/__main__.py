@@ -5,7 +5,8 @@ from __future__ import annotations
 import sys
 
 COMMANDS = {
-    "tiny": "build a tiny Llama model and a BPE tokenizer trained on a corpus",
+    "tiny": "build a tiny random-weight model (Llama, or --architecture) and a BPE tokenizer trained on a corpus",
+    "import": "a GGUF checkpoint as a standard Hugging Face model directory",
     "sft": "train one LoRA adapter on one role corpus",
     "glpft": "train one of the alpha-UMi setups (stage 1 backbone -> merge -> stage 2 roles)",
     "serve": "launch lines (vLLM multi-LoRA, transformers serve) and merged role models for a run",

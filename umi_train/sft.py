@@ -127,9 +127,9 @@ def build_trainer(config: SFTConfig, prepared: Prepared) -> Any:
 
 def choose_padding(config: SFTConfig, model: Any) -> tuple[str, str | None]:
     """`--padding`, except packed on a model whose attention mixes packed examples: dynamic, with a note."""
-    from umi_train.collate import keeps_packed_examples_apart
+    from umi_train.attention import enable_packing
 
-    if config.padding != "packed" or keeps_packed_examples_apart(model):
+    if config.padding != "packed" or enable_packing(model):
         return config.padding, None
     return "dynamic", (f"{model.config.model_type} with {model.config._attn_implementation} attention lets packed examples see "
                        "each other; padding batches instead (--padding dynamic)")
