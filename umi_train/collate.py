@@ -8,9 +8,10 @@ examples of similar length together, still leaves about a fifth of the positions
 Packing leaves none: the batch's examples are laid end to end in one row, with position ids
 that restart at 0 for each example, and no attention mask; transformers then builds a
 block-diagonal causal mask from the position ids (and flash-attention uses them as sequence
-boundaries), so no example attends to another and each example's loss is what it is alone.
-Whether the loaded model really keeps packed examples apart is checked, not assumed
-(`keeps_packed_examples_apart`): where it does not, batches are padded instead.
+boundaries), so no example attends to another and each example's loss is what it is alone;
+`umi_train.attention` computes sdpa/eager attention per example, so the row costs the sum of
+its examples. Whether the loaded model really keeps packed examples apart is checked, not
+assumed (`keeps_packed_examples_apart`): where it does not, batches are padded instead.
 """
 
 from __future__ import annotations
