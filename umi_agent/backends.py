@@ -121,25 +121,66 @@ class TransformersModel:
         record = glpft_record(run) if (Path(run) / GLPFT_FILE).is_file() else {}  # sft runs have none
         return cls(model, tokenizer, compat=record.get("config", {}).get("compat"), **kwargs)
 
-    def generate(self, prompt: str) -> str:
-        import torch
-
+    def encode(self, prompt: str) -> list[int]:
+        """The prompt's token ids as in training, cut from the left to leave room for the output."""
         from umi_train import encode_prompt
 
-        ids = encode_prompt(self.format.text(prompt, self.max_new_tokens), self.tokenizer)
-        with torch.no_grad():
-            output = self.model.generate(
-                input_ids=torch.tensor([ids]), attention_mask=torch.ones(1, len(ids), dtype=torch.long),
-                max_new_tokens=self.max_new_tokens, do_sample=False,
-                eos_token_id=self.tokenizer.eos_token_id,
-                pad_token_id=self.tokenizer.pad_token_id if self.tokenizer.pad_token_id is not None else self.tokenizer.eos_token_id,
-            )
-        text = self.tokenizer.decode(output[0, len(ids):], skip_special_tokens=True)
-        return text.split(END)[0]
+        return encode_prompt(self.format.text(prompt, self.max_new_tokens), self.tokenizer)
+
+    def decode(self, new_ids: Sequence[int]) -> str:
+        """The text of generated ids up to the first EOS (in a batch, a row that stopped early
+        goes on with padding), without special tokens, as OpenAI-compatible servers decode it."""
+        eos, ids = self.tokenizer.eos_token_id, list(new_ids)
+        if eos is not None and eos in ids:
+            ids = ids[: ids.index(eos)]
+        return self.tokenizer.decode(ids, skip_special_tokens=True).split(END)[0]
+
+    @property
+    def _pad_id(self) -> int:
+        pad = self.tokenizer.pad_token_id
+        return pad if pad is not None else self.tokenizer.eos_token_id
+
+    def generate(self, prompt: str) -> str:
+        return self.generate_batch([prompt])[0]
 
     def generate_batch(self, prompts: Sequence[str]) -> list[str]:
-        """One prompt after the other: a local model is one copy in this process."""
-        return [self.generate(prompt) for prompt in prompts]
+        """Greedy continuations of several prompts in one `generate` call.
+
+        Prompts are padded on the left (masked), so every prompt ends where generation starts;
+        each output is cut at its own first EOS. With float32 weights this gives the same text
+        as one prompt at a time (tests/test_reproduce.py checks it on the tiny model); the
+        forward passes are shared, which is what makes static evaluation affordable on CPU."""
+        import torch
+
+        if not prompts:
+            return []
+        encoded = [self.encode(prompt) for prompt in prompts]
+        width = max(len(ids) for ids in encoded)
+        input_ids = torch.tensor([[self._pad_id] * (width - len(ids)) + ids for ids in encoded])
+        mask = torch.tensor([[0] * (width - len(ids)) + [1] * len(ids) for ids in encoded])
+        with torch.no_grad():
+            output = self.model.generate(
+                input_ids=input_ids, attention_mask=mask, max_new_tokens=self.max_new_tokens, do_sample=False,
+                eos_token_id=self.tokenizer.eos_token_id, pad_token_id=self._pad_id,
+            )
+        return [self.decode(row[width:].tolist()) for row in output]
+
+
+def generate_all(model: Any, prompts: Sequence[str], batch_size: int = 1, label: str | None = None) -> list[str]:
+    """Outputs of `model` for every prompt, in order, `batch_size` prompts per `generate_batch`
+    call (a local model: one padded forward pass; a served one: that many requests in flight),
+    prompts of similar length together. With `label`, a progress line after each batch."""
+    batch = getattr(model, "generate_batch", None) or (lambda chunk: [model.generate(prompt) for prompt in chunk])
+    order = sorted(range(len(prompts)), key=lambda i: len(prompts[i]))  # little padding per batch
+    outputs: list[str] = [""] * len(prompts)
+    size = max(batch_size, 1)
+    for start in range(0, len(order), size):
+        chosen = order[start:start + size]
+        for index, text in zip(chosen, batch([prompts[i] for i in chosen])):
+            outputs[index] = text
+        if label:
+            print(f"{label}: {min(start + size, len(order))}/{len(order)} prompts", flush=True)
+    return outputs
 
 
 GLPFT_FILE = "glpft.json"
@@ -167,4 +208,4 @@ def role_models(run: str | Path, **kwargs: Any) -> dict[str, TransformersModel]:
     return {role: TransformersModel.from_run(run, role, **kwargs) for role in agent_roles(glpft_record(run)["variant"])}
 
 
-__all__ = ["PromptFormat", "RunNotFoundError", "ordered_map", "glpft_record", "role_models", "ReplayMiss", "ReplayModel", "ScriptedModel", "TransformersModel"]
+__all__ = ["PromptFormat", "RunNotFoundError", "generate_all", "ordered_map", "glpft_record", "role_models", "ReplayMiss", "ReplayModel", "ScriptedModel", "TransformersModel"]

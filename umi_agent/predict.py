@@ -17,21 +17,30 @@ import sys
 from pathlib import Path
 from typing import Any, Callable
 
-from umi_agent.backends import RunNotFoundError, ordered_map
+from umi_agent.backends import RunNotFoundError
 from umi_agent.jsonio import InputFileError
 from umi_agent.loop import parse_backbone
 from umi_agent.served import ServerError, add_server_arguments, served_models, server_requested
-from umi_agent.static import StaticSample, format_prediction, load_samples, predict_sample, prediction_record, write_predictions
+from umi_agent.static import RoleBatch, StaticSample, format_prediction, load_samples, predict_samples, prediction_record, write_predictions
 from umi_data.compat import caller_value
 from umi_data.prompts import NEXT_SUFFIXES, fill, serialise_backbone_history
 
 EXIT_USAGE = 2
+DEFAULT_BATCH = 8
 Generate = Callable[[str], str]
+
+
+def backbone_prompt(sample: StaticSample, family: str = "toolbench") -> str:
+    return fill("backbone", family, tools=sample.tools, history_text=serialise_backbone_history(sample.history))
 
 
 def predict_single(sample: StaticSample, backbone: Generate, family: str = "toolbench") -> dict[str, Any]:
     """One teacher-forced step of the Single-LLM baseline, in the α-UMi predictions shape."""
-    output = backbone(fill("backbone", family, tools=sample.tools, history_text=serialise_backbone_history(sample.history)))
+    return single_record(sample, backbone(backbone_prompt(sample, family)))
+
+
+def single_record(sample: StaticSample, output: str) -> dict[str, Any]:
+    """The predictions record of a Single-LLM backbone output: split into plan and action."""
     plan, action = parse_backbone(output)
     decision = (plan.next or "caller").replace("_", " ")  # an undecided turn is scored as a (wrong) call
     planner_output = (f"{plan.thought}\n" if plan.thought else "") + NEXT_SUFFIXES[decision]
@@ -43,13 +52,20 @@ def predict_single(sample: StaticSample, backbone: Generate, family: str = "tool
     return prediction_record(sample, text, backbone_output=output)
 
 
-def predict(models: dict[str, Any], samples: list[StaticSample], family: str = "toolbench", concurrency: int = 1) -> list[dict[str, Any]]:
-    """One predictions record per sample, in sample order, `concurrency` samples at once; models
-    by role as `run.agent_of` takes them (`backbone`: the Single-LLM path)."""
+def predict(models: dict[str, Any], samples: list[StaticSample], family: str = "toolbench", batch_size: int = DEFAULT_BATCH) -> list[dict[str, Any]]:
+    """One predictions record per sample, in sample order; models by role as `run.agent_of`
+    takes them (`backbone`: the Single-LLM path). Each role writes all its outputs through
+    `generate_all`, `batch_size` prompts at a time: one left-padded forward pass for a local
+    model (the same text as one prompt at a time), up to `--concurrency` requests for a served one."""
+    from umi_agent.backends import generate_all
+
+    def role(name: str) -> RoleBatch:
+        return lambda prompts: generate_all(models[name], prompts, batch_size, label=f"predict {name}")
+
     if "backbone" in models:
-        return ordered_map(lambda sample: predict_single(sample, models["backbone"].generate, family), samples, concurrency)
-    roles = [models[role].generate for role in ("planner", "caller", "summarizer")]
-    return ordered_map(lambda sample: predict_sample(sample, *roles, family), samples, concurrency)
+        outputs = role("backbone")([backbone_prompt(sample, family) for sample in samples])
+        return [single_record(sample, output) for sample, output in zip(samples, outputs)]
+    return predict_samples(samples, role("planner"), role("caller"), role("summarizer"), family)
 
 
 def role_models_of(args: argparse.Namespace) -> dict[str, Any]:
@@ -72,12 +88,14 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out", required=True, type=Path, help="predictions file to write (JSON array)")
     parser.add_argument("--limit", type=int, default=None, help="predict only the first N samples")
     parser.add_argument("--max-new-tokens", type=int, default=128, help="tokens a model may write per call (default 128)")
+    parser.add_argument("--batch-size", type=int, default=DEFAULT_BATCH, metavar="N",
+                        help=f"prompts generated together per role (default {DEFAULT_BATCH}; 1: one at a time)")
     parser.add_argument("--family", choices=["toolbench", "toolalpaca"], default="toolbench", help="prompt family (default toolbench)")
     add_server_arguments(parser)
     args = parser.parse_args(argv)
     try:
         samples = load_samples(args.test)[: args.limit]
-        records = predict(role_models_of(args), samples, args.family, args.concurrency if args.server else 1)
+        records = predict(role_models_of(args), samples, args.family, max(args.batch_size, args.concurrency if args.server else 1))
     except (InputFileError, RunNotFoundError, ServerError, FileNotFoundError) as exc:
         print(f"python -m umi_agent.predict: error: {exc}", file=sys.stderr)
         return EXIT_USAGE

