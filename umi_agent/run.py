@@ -57,13 +57,17 @@ def read_tasks(path: Path, limit: int | None = None) -> list[dict[str, Any]]:
 
 
 def play(agent: MultiAgent | SingleAgent, tasks: Iterable[dict[str, Any]], observation_chars: int = OBSERVATION_CHARS,
-         concurrency: int = 1) -> list[Episode]:
+         concurrency: int = 1, label: str | None = None) -> list[Episode]:
     """One episode per task, in task order; `concurrency` episodes at once (against a server:
-    each episode is deterministic, so the episodes are those of a sequential run)."""
+    each episode is deterministic, so the episodes are those of a sequential run). With `label`,
+    a progress line as each episode ends (a local episode takes seconds on CPU)."""
 
     def episode(task: dict[str, Any]) -> Episode:
         registry = synthetic_registry(task["tools"], observation_chars)
-        return run_episode(agent, task["instruction"], registry, episode_id=task["id"], meta={"task_id": task["id"]})
+        played = run_episode(agent, task["instruction"], registry, episode_id=task["id"], meta={"task_id": task["id"]})
+        if label:
+            print(f"{label}: episode {task['id']} {played.trajectory.outcome} in {played.steps} steps", flush=True)
+        return played
 
     return ordered_map(episode, tasks, concurrency)
 
@@ -161,7 +165,7 @@ def main(argv: list[str] | None = None) -> int:
             raise LiveRunError("give a run directory (--run RUN) or a served model (--server URL --model ...)")
         metrics = {}
         for name, where, make_agent, concurrency in agents:
-            episodes = play(make_agent(), tasks, concurrency=concurrency)
+            episodes = play(make_agent(), tasks, concurrency=concurrency, label=name)
             corpus = write_episodes(args.out / name, episodes)
             metrics[name] = {"run": where, "corpus": str(corpus), **episode_metrics(tasks, episodes)}
     except (LiveRunError, RunNotFoundError, ServerError, FileNotFoundError) as exc:
