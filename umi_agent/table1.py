@@ -66,7 +66,7 @@ def bar_chart(table: list[dict[str, Any]], path: Path, title: str) -> Path:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    figure, axes = plt.subplots(figsize=(10, 4.5))
+    figure, axes = plt.subplots(figsize=(10, 5))
     width = 0.8 / max(len(table), 1)
     for index, row in enumerate(table):
         heights = [100 * (row["values"][c] or 0.0) for c in CHART_COLUMNS]
@@ -76,7 +76,7 @@ def bar_chart(table: list[dict[str, Any]], path: Path, title: str) -> Path:
     axes.set_ylabel("%")
     axes.set_ylim(0, 100)
     axes.set_title(title)
-    axes.legend(fontsize="small", ncols=2)
+    axes.legend(fontsize="small", ncols=3, loc="upper center", bbox_to_anchor=(0.5, -0.08), frameon=False)
     figure.tight_layout()
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.tmp.png")
