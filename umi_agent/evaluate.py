@@ -43,6 +43,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
+from umi_data.cli import Parser
 from umi_agent.jsonio import InputFileError, json_type, read_json_list, write_json
 from umi_agent.metrics import (
     CALL,
@@ -310,11 +311,11 @@ def evaluate(rows: Sequence[PredictionRow], compat: str | None = None) -> dict[s
 
 
 def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="python -m umi_agent.evaluate", description=__doc__.split("\n\n")[0])
-    parser.add_argument("--predictions", type=Path, required=True, help="predictions JSON (an array of {reference, predictions, tools})")
+    parser = Parser(prog="python -m umi_agent.evaluate", description=__doc__.split("\n\n")[0])
+    parser.add_argument("--predictions", type=Path, required=True, metavar="FILE", help="predictions JSON (an array of {reference, predictions, tools})")
     parser.add_argument("--compat", choices=COMPAT_MODES, default=None, help="reproduce the official evaluator exactly (refuses inputs it crashes on)")
-    parser.add_argument("--out", type=Path, required=True, help="where to write metrics.json")
-    parser.add_argument("--cases", type=Path, default=None, help="default mode: also write the per-sample scores here (JSON array)")
+    parser.add_argument("--out", type=Path, required=True, metavar="FILE", help="where to write metrics.json")
+    parser.add_argument("--cases", type=Path, default=None, metavar="FILE", help="default mode: also write the per-sample scores here (JSON array)")
     return parser
 
 

@@ -22,10 +22,11 @@ from umi_agent.jsonio import InputFileError
 from umi_agent.loop import parse_backbone
 from umi_agent.served import ServerError, add_server_arguments, served_models, server_requested
 from umi_agent.static import StaticSample, format_prediction, load_samples, predict_sample, prediction_record, write_predictions
+from umi_data.cli import Parser, Progress, fail
 from umi_data.compat import caller_value
 from umi_data.prompts import NEXT_SUFFIXES, fill, serialise_backbone_history
 
-EXIT_USAGE = 2
+PROG = "python -m umi_agent.predict"
 Generate = Callable[[str], str]
 
 
@@ -43,13 +44,16 @@ def predict_single(sample: StaticSample, backbone: Generate, family: str = "tool
     return prediction_record(sample, text, backbone_output=output)
 
 
-def predict(models: dict[str, Any], samples: list[StaticSample], family: str = "toolbench", concurrency: int = 1) -> list[dict[str, Any]]:
+def predict(models: dict[str, Any], samples: list[StaticSample], family: str = "toolbench", concurrency: int = 1,
+            progress: Progress | None = None) -> list[dict[str, Any]]:
     """One predictions record per sample, in sample order, `concurrency` samples at once; models
     by role as `run.agent_of` takes them (`backbone`: the Single-LLM path)."""
     if "backbone" in models:
-        return ordered_map(lambda sample: predict_single(sample, models["backbone"].generate, family), samples, concurrency)
-    roles = [models[role].generate for role in ("planner", "caller", "summarizer")]
-    return ordered_map(lambda sample: predict_sample(sample, *roles, family), samples, concurrency)
+        step = lambda sample: predict_single(sample, models["backbone"].generate, family)  # noqa: E731
+    else:
+        roles = [models[role].generate for role in ("planner", "caller", "summarizer")]
+        step = lambda sample: predict_sample(sample, *roles, family)  # noqa: E731
+    return ordered_map(progress.wrap(step) if progress else step, samples, concurrency)
 
 
 def role_models_of(args: argparse.Namespace) -> dict[str, Any]:
@@ -66,21 +70,22 @@ def role_models_of(args: argparse.Namespace) -> dict[str, Any]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m umi_agent.predict", description=__doc__.split("\n\n")[0])
-    parser.add_argument("--run", type=Path, help="a umi_train.glpft run directory")
-    parser.add_argument("--test", required=True, type=Path, help="a stage-2 test file (e.g. out_of_domain.json)")
-    parser.add_argument("--out", required=True, type=Path, help="predictions file to write (JSON array)")
-    parser.add_argument("--limit", type=int, default=None, help="predict only the first N samples")
-    parser.add_argument("--max-new-tokens", type=int, default=128, help="tokens a model may write per call (default 128)")
-    parser.add_argument("--family", choices=["toolbench", "toolalpaca"], default="toolbench", help="prompt family (default toolbench)")
+    parts = __doc__.split("\n\n")
+    parser = Parser(prog=PROG, description=parts[0].rstrip(":") + ".\n\n" + parts[2])
+    parser.add_argument("--run", type=Path, metavar="RUN", help="a umi_train.glpft run directory")
+    parser.add_argument("--test", required=True, type=Path, metavar="FILE", help="a stage-2 test file (e.g. out_of_domain.json)")
+    parser.add_argument("--out", required=True, type=Path, metavar="FILE", help="predictions file to write (JSON array)")
+    parser.add_argument("--limit", type=int, default=None, metavar="N", help="predict only the first N samples")
+    parser.add_argument("--max-new-tokens", type=int, default=128, metavar="N", help="tokens a model may write per call")
+    parser.add_argument("--family", choices=["toolbench", "toolalpaca"], default="toolbench", help="prompt family")
     add_server_arguments(parser)
     args = parser.parse_args(argv)
     try:
         samples = load_samples(args.test)[: args.limit]
-        records = predict(role_models_of(args), samples, args.family, args.concurrency if args.server else 1)
+        progress = Progress(len(samples), "samples", prog=PROG, quiet=args.quiet)
+        records = predict(role_models_of(args), samples, args.family, args.concurrency if args.server else 1, progress)
     except (InputFileError, RunNotFoundError, ServerError, FileNotFoundError) as exc:
-        print(f"python -m umi_agent.predict: error: {exc}", file=sys.stderr)
-        return EXIT_USAGE
+        return fail(PROG, exc)
     write_predictions(args.out, records)
     print(f"{len(records)} predictions -> {args.out}")
     return 0

@@ -30,8 +30,9 @@ from umi_agent.backends import RunNotFoundError, ordered_map
 from umi_agent.loop import DEFAULT_MAX_STEPS, Episode, MultiAgent, SingleAgent, run_episode
 from umi_agent.served import SERVED_NAME, ServerError, add_server_arguments, server_requested, served_models
 from umi_agent.tools import OBSERVATION_CHARS, synthetic_registry
+from umi_data.cli import Parser, Progress, fail
 
-EXIT_USAGE = 2
+PROG = "python -m umi_agent.run"
 AgentFactory = Callable[[], MultiAgent | SingleAgent]
 
 
@@ -57,7 +58,7 @@ def read_tasks(path: Path, limit: int | None = None) -> list[dict[str, Any]]:
 
 
 def play(agent: MultiAgent | SingleAgent, tasks: Iterable[dict[str, Any]], observation_chars: int = OBSERVATION_CHARS,
-         concurrency: int = 1) -> list[Episode]:
+         concurrency: int = 1, progress: Progress | None = None) -> list[Episode]:
     """One episode per task, in task order; `concurrency` episodes at once (against a server:
     each episode is deterministic, so the episodes are those of a sequential run)."""
 
@@ -65,7 +66,7 @@ def play(agent: MultiAgent | SingleAgent, tasks: Iterable[dict[str, Any]], obser
         registry = synthetic_registry(task["tools"], observation_chars)
         return run_episode(agent, task["instruction"], registry, episode_id=task["id"], meta={"task_id": task["id"]})
 
-    return ordered_map(episode, tasks, concurrency)
+    return ordered_map(progress.wrap(episode) if progress else episode, tasks, concurrency)
 
 
 def episode_metrics(tasks: Sequence[dict[str, Any]], episodes: Sequence[Episode]) -> dict[str, Any]:
@@ -136,14 +137,14 @@ def side_by_side(metrics: dict[str, dict[str, Any]]) -> str:
 
 
 def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="python -m umi_agent.run", description=__doc__.split("\n\n")[0])
+    parser = Parser(prog=PROG, description=__doc__.split("\n\n")[0])
     parser.add_argument("--run", action="append", default=[], type=Path, metavar="RUN",
                         help="a umi_train.glpft run directory; repeat to compare runs (e.g. α-UMi and the Single-LLM baseline)")
-    parser.add_argument("--tasks", required=True, type=Path, help="tasks.jsonl written by `python -m umi_data synth`")
-    parser.add_argument("--out", required=True, type=Path, help="output directory")
-    parser.add_argument("--limit", type=int, default=None, help="play only the first N tasks")
-    parser.add_argument("--max-steps", type=int, default=DEFAULT_MAX_STEPS, help=f"planner decisions per episode (default {DEFAULT_MAX_STEPS})")
-    parser.add_argument("--max-new-tokens", type=int, default=128, help="tokens a model may write per call (default 128)")
+    parser.add_argument("--tasks", required=True, type=Path, metavar="FILE", help="tasks.jsonl written by `python -m umi_data synth`")
+    parser.add_argument("--out", required=True, type=Path, metavar="DIR", help="output directory")
+    parser.add_argument("--limit", type=int, default=None, metavar="N", help="play only the first N tasks")
+    parser.add_argument("--max-steps", type=int, default=DEFAULT_MAX_STEPS, metavar="N", help="planner decisions per episode")
+    parser.add_argument("--max-new-tokens", type=int, default=128, metavar="N", help="tokens a model may write per call")
     add_server_arguments(parser)
     return parser
 
@@ -161,12 +162,12 @@ def main(argv: list[str] | None = None) -> int:
             raise LiveRunError("give a run directory (--run RUN) or a served model (--server URL --model ...)")
         metrics = {}
         for name, where, make_agent, concurrency in agents:
-            episodes = play(make_agent(), tasks, concurrency=concurrency)
+            progress = Progress(len(tasks), f"episodes of {name}", prog=PROG, quiet=args.quiet)
+            episodes = play(make_agent(), tasks, concurrency=concurrency, progress=progress)
             corpus = write_episodes(args.out / name, episodes)
             metrics[name] = {"run": where, "corpus": str(corpus), **episode_metrics(tasks, episodes)}
     except (LiveRunError, RunNotFoundError, ServerError, FileNotFoundError) as exc:
-        print(f"python -m umi_agent.run: error: {exc}", file=sys.stderr)
-        return EXIT_USAGE
+        return fail(PROG, exc)
     from umi_data.write import write_json
 
     write_json(args.out / "metrics.json", metrics)

@@ -19,7 +19,6 @@ tokenizer's EOS, where the local backend stops. Reruns skip merged models alread
 
 from __future__ import annotations
 
-import argparse
 import os
 import shlex
 import shutil
@@ -27,6 +26,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from umi_data.cli import Parser, fail
 from umi_data.write import write_json
 from umi_train.load import agent_roles, resolve_role
 from umi_train.provenance import MODEL_FILE, read_json, write_model_card
@@ -148,19 +148,18 @@ def prepare(run: Path, out: Path, host: str = "127.0.0.1", port: int = 8000, mer
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog=PROG, description=__doc__.split("\n\n")[0])
-    parser.add_argument("run", type=Path, help="a finished `python -m umi_train.glpft` run directory")
-    parser.add_argument("--out", type=Path, help="where to write the merged models and serve.json (default: RUN/serve)")
-    parser.add_argument("--host", default="127.0.0.1", help="address the printed servers listen on (default 127.0.0.1)")
-    parser.add_argument("--port", type=int, default=8000, help="port of the printed servers (default 8000)")
+    parser = Parser(prog=PROG, description="Serve a GLPFT run's agent with a real server.\n\n" + __doc__.split("\n\n", 1)[1])
+    parser.add_argument("run", type=Path, metavar="RUN", help="a finished `python -m umi_train.glpft` run directory")
+    parser.add_argument("--out", type=Path, metavar="DIR", help="where to write the merged models and serve.json (default: RUN/serve)")
+    parser.add_argument("--host", default="127.0.0.1", metavar="NAME", help="address the printed servers listen on")
+    parser.add_argument("--port", type=int, default=8000, metavar="N", help="port of the printed servers")
     parser.add_argument("--no-merged", dest="merged", action="store_false",
                         help="skip the merged models (vLLM needs only the adapters; transformers serve needs them)")
     args = parser.parse_args(argv)
     try:
         serving = prepare(args.run, args.out or args.run / "serve", args.host, args.port, args.merged)
     except (ServeError, FileNotFoundError) as exc:
-        print(f"{PROG}: error: {exc}", file=sys.stderr)
-        return 2
+        return fail(PROG, exc)
     titles = {"vllm": "vLLM multi-LoRA: the base model once, the role adapters on it",
               "transformers": "transformers serve: the merged role models (a request names one by its absolute path)"}
     if not serving["prompt_ids_as_trained"]:

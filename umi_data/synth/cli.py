@@ -55,14 +55,14 @@ class SynthStats:
 
 def add_parser(subparsers: Any) -> None:
     """Add the `synth` subcommand to the `python -m umi_data` parser."""
-    parser = subparsers.add_parser(
-        "synth",
-        help="write synthetic ToolBench-format trajectories from umi's deterministic tool world",
-        description=__doc__.split("\n\n")[0],
-    )
+    from umi_data.cli import add_command
+
+    parser = add_command(subparsers, "synth", "write synthetic ToolBench-format trajectories from umi's deterministic tool world",
+                         "Write a synthetic ToolBench-format dataset: tasks solved by a scripted agent against umi's "
+                         "deterministic tool world (errors, retries and give-ups included).\n\n" + __doc__.split("\n\n", 1)[1])
     parser.add_argument("--n", type=_positive_int, required=True, metavar="N", help="number of tasks (and answer files) to write")
-    parser.add_argument("--seed", type=int, default=0, metavar="S",
-                        help="seed of the task generator (default 0); the same N and S give byte-identical files")
+    parser.add_argument("--seed", type=int, default=0, metavar="N",
+                        help="seed of the task generator; the same --n and --seed give byte-identical files")
     parser.add_argument("--out", type=Path, required=True, metavar="DIR",
                         help="output directory: DIR/answer/G1_answer/*.json (read them with `build toolbench DIR/answer`) "
                              "and DIR/tasks.jsonl")
@@ -134,8 +134,10 @@ def _replace_dir(new: Path, target: Path, trash: Path) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     """Run `synth` on its own (`python -m umi_data.synth.cli`), before it is wired into `python -m umi_data`."""
-    parser = argparse.ArgumentParser(prog="python -m umi_data")
-    add_parser(parser.add_subparsers(dest="command", required=True))
+    from umi_data.cli import Parser, add_commands
+
+    parser = Parser(prog="python -m umi_data", quiet=False)
+    add_parser(add_commands(parser))
     return run(parser.parse_args(argv))
 
 
