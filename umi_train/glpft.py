@@ -99,6 +99,9 @@ def needs_merge(variant: Variant) -> bool:
 
 def run_stage(config: GLPFTConfig, variant: Variant, stage: Stage) -> dict[str, Any]:
     """Train every part of one stage (each skipped when complete); the stage's summary."""
+    if dist.is_main():
+        names = ", ".join(part.name for part in stage.parts)
+        print(f"{PROG}: {stage.name} of {variant.name} (from {stage.init}, split {stage.split or 'all'}): {names}", flush=True)
     parts = {}
     for part in stage.parts:
         record = train_adapter(part_config(config, stage, part))

@@ -102,7 +102,7 @@ def training_arguments(config: SFTConfig, prepared: Prepared) -> Any:
         max_steps=config.max_steps or -1, num_train_epochs=config.epochs,
         logging_steps=config.logging_steps, save_strategy="steps", save_steps=config.save_steps,
         save_total_limit=config.save_total_limit, eval_strategy="steps" if prepared.eval is not None else "no",
-        eval_steps=config.eval_steps or config.save_steps, report_to="none", disable_tqdm=config.quiet,
+        eval_steps=config.eval_steps or config.save_steps, report_to="none", disable_tqdm=not progress_bar(config),
         remove_unused_columns=False, label_names=["labels"], length_column_name="length",
         train_sampling_strategy="random" if prepared.padding == "max-length" else "group_by_length",
         include_num_input_tokens_seen="all" if prepared.padding == "packed" else "non_padding",
@@ -112,17 +112,27 @@ def training_arguments(config: SFTConfig, prepared: Prepared) -> Any:
     )
 
 
+def progress_bar(config: SFTConfig) -> bool:
+    """A tqdm bar on a terminal; progress lines (`umi_train.progress`) elsewhere; `--quiet`: neither."""
+    return not config.quiet and sys.stderr.isatty()
+
+
 def build_trainer(config: SFTConfig, prepared: Prepared) -> Any:
     """A `Trainer` with umi's collation (packed, or padded per `--padding`)."""
     from transformers import Trainer
+    from transformers.trainer_callback import PrinterCallback
 
     from umi_train.collate import make_collator
+    from umi_train.progress import ProgressLines
 
-    return Trainer(
+    lines = [] if config.quiet or progress_bar(config) else [ProgressLines(PROG, f"{config.role} (split {config.split})")]
+    trainer = Trainer(
         model=prepared.model, args=training_arguments(config, prepared), train_dataset=prepared.train,
         eval_dataset=prepared.eval, data_collator=make_collator(prepared.tokenizer, prepared.padding, prepared.max_length),
-        processing_class=prepared.tokenizer,
+        processing_class=prepared.tokenizer, callbacks=lines,
     )
+    trainer.remove_callback(PrinterCallback)  # without a bar, Trainer prints every log dict: progress lines replace it
+    return trainer
 
 
 def choose_padding(config: SFTConfig, model: Any) -> tuple[str, str | None]:
@@ -143,7 +153,7 @@ def prepare(config: SFTConfig) -> Prepared:
     dist.precision(config.bf16, config.fp16)
     max_length, length_note = resolve_max_length(config.max_length, position_limit(config.model))
     rows = select_examples(config.corpus, roles_of(config.role), None if config.split == "all" else config.split)
-    selection = split_eval(rows, config.eval_fraction)
+    selection = split_eval(rows, config.eval_fraction, config.max_eval_examples)
     tokenizer = AutoTokenizer.from_pretrained(config.model)
     train = encode_rows(selection.train, tokenizer, max_length, config.compat)
     eval_dataset = encode_rows(selection.eval, tokenizer, max_length, config.compat) if selection.eval else None
