@@ -164,6 +164,16 @@ def test_loss_curve_matches_golden_in_its_pinned_environment(model, corpus, tmp_
     assert losses[-1] < losses[0]
 
 
+def test_loss_golden_is_pinned_to_the_locked_versions() -> None:
+    """A fresh clone installs requirements.lock (`make test`), so the golden above runs there only
+    if it is pinned to the locked versions: a `make lock` that moves one of them must regenerate
+    the golden (UMI_UPDATE_GOLDEN=1) in the same commit."""
+    lock = Path(__file__).resolve().parents[1] / "requirements.lock"
+    pins = dict(line.split("==", 1) for line in lock.read_text().splitlines() if "==" in line and not line.startswith("#"))
+    golden = json.loads(LOSS_GOLDEN.read_text())["environment"]
+    assert {name: version.split("+")[0] for name, version in golden.items()} == {name: pins[name] for name in PINNED}
+
+
 def test_gradient_checkpointing_trains_the_same_and_long_targets_are_reported(model, corpus, tmp_path, capsys) -> None:
     histories = []
     for name, extra in (("plain", {}), ("checkpointed", {"gradient_checkpointing": True})):
