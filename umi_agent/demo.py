@@ -90,6 +90,9 @@ def main(argv: list[str] | None = None) -> int:
         shutil.rmtree(out, ignore_errors=True)
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
+    # The tiny model's matrices are too small to share between threads: on a busy machine, OpenMP
+    # threads waiting for each other make each step several times slower (umi_train.testing).
+    os.environ.setdefault("OMP_NUM_THREADS", "1")
     quiet = ("--quiet",) if args.quiet else ()
     try:
         results = run_steps([Step(s.title, s.command + quiet, s.done) for s in steps(out)])
