@@ -16,7 +16,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
-from umi_data.cli import EXIT_USAGE, Parser, run_guarded
+from umi_data.cli import Parser, run_guarded
 from umi_data.examples import EXAMPLE_ROLES
 from umi_data.variants import VARIANTS
 
