@@ -68,3 +68,15 @@ def test_readme_top_explains_the_two_commands_and_the_sources() -> None:
     assert [name for name in SOURCES if f"| `{name}` |" not in README] == []  # the source table lists every source
     assert "source `synthetic`" not in README
     assert "../shared" in README and "requirements.lock" in README and "make lock" in README
+
+
+def test_progress_lines_count_completed_items_across_threads(capsys: pytest.CaptureFixture) -> None:
+    from umi_agent.backends import ordered_map
+    from umi_data.cli import Progress
+
+    progress = Progress(20, "items", prog="p")
+    assert ordered_map(progress.wrap(lambda x: x * 2), range(20), concurrency=4) == [x * 2 for x in range(20)]
+    lines = capsys.readouterr().out.splitlines()
+    assert [line.split(" ")[1] for line in lines] == [f"{n}/20" for n in range(2, 21, 2)]
+    Progress(3, "items", prog="p", quiet=True).wrap(str)(1)
+    assert capsys.readouterr().out == ""
