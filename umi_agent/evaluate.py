@@ -43,7 +43,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
-from umi_agent.jsonio import InputFileError, json_type, read_json_list, write_json
+from umi_agent.jsonio import InputFileError, encode_json, json_type, read_json_list, write_files
 from umi_agent.metrics import (
     CALL,
     EASY,
@@ -330,9 +330,10 @@ def main(argv: list[str] | None = None) -> int:
         else:
             metrics, steps = evaluate(rows, args.compat), []
         metrics["input"] = {"predictions": str(args.predictions), "sha256": _sha256(args.predictions)}
-        write_json(args.out, metrics)
+        outputs = {args.out: encode_json(metrics)}  # every output encoded before any is written
         if args.cases is not None:
-            write_json(args.cases, [asdict(step) for step in steps])
+            outputs[args.cases] = encode_json([asdict(step) for step in steps])
+        write_files(outputs)
     except OfficialCrash as exc:
         print(f"python -m umi_agent.evaluate: error: --compat {args.compat}: {exc}; the official evaluator crashes here "
               "and writes no metrics (the default mode scores this file)", file=sys.stderr)

@@ -39,7 +39,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
-from umi_agent.jsonio import InputFileError, json_type, read_json_list, write_json
+from umi_agent.jsonio import InputFileError, json_type, read_json_list, scrub_text, write_json
 from umi_data.prompts import END, NEXT_SUFFIXES, fill, serialise_history, split_plan
 
 Decision = Literal["caller", "conclusion", "give up"]
@@ -279,8 +279,9 @@ def oracle_predictions(samples: Sequence[StaticSample]) -> list[dict[str, Any]]:
 
 
 def write_predictions(path: Path, records: Sequence[Mapping[str, Any]]) -> None:
-    """Write a predictions file atomically (a JSON array, as the official scripts expect)."""
-    write_json(path, list(records))
+    """Write a predictions file atomically (a JSON array, as the official scripts expect); what
+    the models wrote is kept as text even when it holds a lone surrogate (`scrub_text`)."""
+    write_json(path, scrub_text(list(records)))
 
 
 __all__ = [
