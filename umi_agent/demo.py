@@ -18,12 +18,15 @@ import argparse
 import json
 import os
 import shlex
-import shutil
 import subprocess
 import sys
 import time
 from pathlib import Path
 
+from umi_agent.jsonio import write_json
+from umi_data.outdir import OutDirError, Output, claim_out_dir
+
+DEMO_FILE = "demo.json"
 TRAIN_TASKS, HELDOUT_TASKS = 240, 16
 TRAINING = ["--max-steps", "400", "--learning-rate", "1e-2", "--lora-r", "16", "--lora-alpha", "32",
             "--eval-fraction", "0.05", "--save-steps", "1000", "--max-length", "1536", "--quiet"]
@@ -59,12 +62,28 @@ def table(static: dict[str, dict], live: dict[str, dict]) -> str:
     return "\n".join("  ".join(cell.ljust(w) for cell, w in zip(row, widths)).rstrip() for row in lines)
 
 
+#: what the demo writes into --out; an earlier demo there is replaced, nothing else is touched
+DEMO_OUTPUT = Output(command="python -m umi_agent.demo", markers=(DEMO_FILE,),
+                     owns=("world", "heldout", "corpus", "heldout-corpus", "tiny", "runs", "static", "live", DEMO_FILE))
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m umi_agent.demo", description=__doc__.split("\n\n")[0])
-    parser.add_argument("--out", type=Path, default=Path("demo-out"), help="where everything is written (replaced)")
+    parser.add_argument("--out", type=Path, default=Path("demo-out"),
+                        help="where everything is written: a new or empty directory, or an earlier demo's (replaced)")
     args = parser.parse_args(argv)
-    out, py = args.out, sys.executable
-    shutil.rmtree(out, ignore_errors=True)
+    try:
+        with claim_out_dir(args.out, DEMO_OUTPUT) as claim:
+            claim.sweep()  # the earlier demo's files, and only those
+            return run_demo(args.out)
+    except OutDirError as exc:
+        print(f"python -m umi_agent.demo: error: {exc}", file=sys.stderr)
+        return 2
+
+
+def run_demo(out: Path) -> int:
+    """Every step of the demo into `out` (claimed and emptied of an earlier demo by `main`)."""
+    py = sys.executable
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
     start = time.perf_counter()
@@ -101,6 +120,7 @@ def main(argv: list[str] | None = None) -> int:
     print(f"\nartifacts (in {out}/): world/ and heldout/ (synthetic tasks), corpus/ (trajectories, role corpora, "
           "README.md data card with card/*.png), tiny/ (model), runs/reuse and runs/single (GLPFT runs), "
           "static/ (predictions and metrics), live/ (episodes, their corpora, metrics.json)")
+    write_json(out / DEMO_FILE, {"kind": "umi-demo", "static": static, "live": live})
     print(f"demo finished in {time.perf_counter() - start:.0f} s")
     return 0
 

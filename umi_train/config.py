@@ -171,10 +171,11 @@ def parse_config(config_cls: type[BaseModel], argv: list[str] | None, prog: str,
 def run_cli(prog: str, command: Any) -> int:
     """Call `command()`; a `UsageError`, an example that cannot be encoded as asked (target longer
     than --max-length, say) or a missing file becomes one line on stderr and exit 2."""
+    from umi_data.outdir import OutDirError
     from umi_train.encode import EncodingError
 
     try:
         return command()
-    except (UsageError, EncodingError, FileNotFoundError) as exc:
+    except (UsageError, EncodingError, OutDirError, FileNotFoundError) as exc:
         print(f"{prog}: error: {exc}", file=sys.stderr)
         return EXIT_USAGE
