@@ -13,6 +13,9 @@
 - `tools`: one row per tool offered in a trajectory: `name`, `description`, `parameters`;
 - `examples`: every role example of `global/` and `local/`, with its `role` and `split`;
 - `rejects`: `{source_file, locator, reason, detail}` per rejected record.
+
+Once the views exist the connection is sandboxed unless the caller asks otherwise
+(`restrict=False`): it reads the corpus files and nothing else (docs/guarantees.md).
 """
 
 from __future__ import annotations

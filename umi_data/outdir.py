@@ -27,7 +27,7 @@ import tempfile
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import IO, Any, Iterable, Iterator
+from typing import IO, Any, Callable, Iterable, Iterator
 
 LOCK_FILE = ".umi-lock"
 
@@ -153,6 +153,23 @@ def previous_owns(path: Path, output: Output, force: bool = False, owns: Iterabl
     return set()
 
 
+def check_out_file(path: Path, command: str, is_ours: Callable[[Any], bool]) -> None:
+    """The same policy for a single-file output (`--out FILE`): new, or a JSON file this command
+    wrote before (`is_ours` of its parsed value, None when it is not JSON); anything else, a
+    user's README.md or a corpus manifest, is refused rather than overwritten."""
+    path = Path(path)
+    if not path.exists() and not path.is_symlink():
+        return
+    if not path.is_file():
+        raise OutDirError(f"{path}: exists and is not a file; choose another file name")
+    try:
+        value = json.loads(path.read_bytes())
+    except (OSError, ValueError, RecursionError):
+        value = None
+    if not is_ours(value):
+        raise OutDirError(f"{path}: exists and was not written by `{command}`; choose another file name")
+
+
 @dataclass
 class OutputClaim:
     """A locked output directory: `sweep` removes owned leftovers, `owns` is what this run writes."""
@@ -238,5 +255,5 @@ def claim_out_dir(path: Path, output: Output, force: bool = False, extra_owns: I
 
 __all__ = [
     "FILE_MODE", "LOCK_FILE", "OutDirError", "OutDirLocked", "Output", "OutputClaim",
-    "atomic_dir", "atomic_open", "atomic_path", "claim_out_dir", "is_temporary_of", "previous_owns",
+    "atomic_dir", "atomic_open", "atomic_path", "check_out_file", "claim_out_dir", "is_temporary_of", "previous_owns",
 ]
