@@ -48,6 +48,7 @@ def test_reading_a_file_outside_the_corpora_is_refused(corpus: Path, tmp_path: P
     ("install httpfs", None),
     ("load httpfs", None),
     ("set enable_external_access = true", None),
+    ("set threads = 1", None),
     ("pragma enable_profiling", None),
     ("create table t as select 1", None),
     ("select 1; select 2", None),
