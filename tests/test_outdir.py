@@ -214,3 +214,14 @@ def test_corpus_output_owns_everything_build_writes(tmp_path: Path) -> None:
     assert build(tmp_path / "c", "--compat", "alpha-umi") == 0
     top = {p.name for p in (tmp_path / "c").iterdir()} - {LOCK_FILE}
     assert top <= set(CORPUS_OUTPUT.owns)
+
+
+def test_merge_follows_the_build_policy(users_dir: Path, tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    assert main(["build", "toolbench", str(SAMPLE), "--out", str(tmp_path / "s0"), "--shard", "0/1", "--no-progress"]) == 0
+    before = files(users_dir)
+    assert main(["merge", str(tmp_path / "s0"), "--out", str(users_dir)]) == 2
+    assert "not written by `python -m umi_data build`" in one_line(capsys)
+    assert files(users_dir) == before
+    assert build(tmp_path / "c", "--compat", "alpha-umi") == 0
+    assert main(["merge", str(tmp_path / "s0"), "--out", str(tmp_path / "c")]) == 0  # over a corpus: replaced as a whole
+    assert not (tmp_path / "c" / "alpha_umi").exists()
