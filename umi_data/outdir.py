@@ -241,6 +241,7 @@ def claim_out_dir(path: Path, output: Output, force: bool = False, extra_owns: I
     half-way leaves a directory the next run recognises and cleans up."""
     path, owns = Path(path), set(output.owns) | set(extra_owns)
     previous_owns(path, output, force, owns)  # refuse before creating anything
+    created = not path.exists()
     path.mkdir(parents=True, exist_ok=True)
     fd = _lock(path, output.command)
     try:
@@ -248,6 +249,11 @@ def claim_out_dir(path: Path, output: Output, force: bool = False, extra_owns: I
         claim = OutputClaim(path, output, owns, previous, fd)
         claim._write_record(claim.owns | previous)
         yield claim
+    except BaseException:
+        if created and os.listdir(path) == [LOCK_FILE]:  # refused before writing: leave no empty directory behind
+            (path / LOCK_FILE).unlink()
+            path.rmdir()
+        raise
     finally:
         fcntl.flock(fd, fcntl.LOCK_UN)
         os.close(fd)
