@@ -19,12 +19,19 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import sys
 from pathlib import Path
 
+from umi_agent.jsonio import write_json
 from umi_agent.steps import Step, StepFailed, run_steps, timing_table
 from umi_data.cli import Parser, fail
+from umi_data.outdir import OutDirError, Output, claim_out_dir
+
+DEMO_FILE = "demo.json"
+#: what the demo writes into --out; an earlier demo there is replaced (--fresh) or continued,
+#: nothing else is touched
+DEMO_OUTPUT = Output(command="python -m umi_agent.demo", markers=(DEMO_FILE,),
+                     owns=("world", "heldout", "corpus", "heldout-corpus", "tiny", "runs", "static", "live", DEMO_FILE))
 
 TRAIN_TASKS, HELDOUT_TASKS = 240, 16
 TRAINING = ["--max-steps", "400", "--learning-rate", "1e-2", "--lora-r", "16", "--lora-alpha", "32",
@@ -82,22 +89,32 @@ def steps(out: Path, py: str = sys.executable) -> list[Step]:
 
 def main(argv: list[str] | None = None) -> int:
     parser = Parser(prog="python -m umi_agent.demo", description="Run umi end to end, offline, on CPU.\n\n" + __doc__.split("\n\n", 1)[1])
-    parser.add_argument("--out", type=Path, default=Path("demo-out"), metavar="DIR", help="where everything is written")
-    parser.add_argument("--fresh", action="store_true", help="delete --out first and run every step (default: skip the steps already complete)")
+    parser.add_argument("--out", type=Path, default=Path("demo-out"), metavar="DIR",
+                        help="where everything is written: a new or empty directory, or an earlier demo's")
+    parser.add_argument("--fresh", action="store_true",
+                        help="delete an earlier demo's files in --out (only those) and run every step (default: skip the steps already complete)")
     args = parser.parse_args(argv)
-    out = args.out
-    if args.fresh:
-        shutil.rmtree(out, ignore_errors=True)
+    try:
+        with claim_out_dir(args.out, DEMO_OUTPUT) as claim:
+            if args.fresh:
+                claim.sweep()  # the earlier demo's files, and only those
+            return run_demo(args.out, args.quiet, parser.prog)
+    except OutDirError as exc:
+        return fail(parser.prog, exc)
+
+
+def run_demo(out: Path, quiet: bool, prog: str) -> int:
+    """Every step of the demo into `out` (claimed by `main`), then the table."""
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
     # The tiny model's matrices are too small to share between threads: on a busy machine, OpenMP
     # threads waiting for each other make each step several times slower (umi_train.testing).
     os.environ.setdefault("OMP_NUM_THREADS", "1")
-    quiet = ("--quiet",) if args.quiet else ()
+    quiet_flag = ("--quiet",) if quiet else ()
     try:
-        results = run_steps([Step(s.title, s.command + quiet, s.done) for s in steps(out)])
+        results = run_steps([Step(s.title, s.command + quiet_flag, s.done) for s in steps(out)])
     except StepFailed as exc:
-        return fail(parser.prog, exc)
+        return fail(prog, exc)
     static = {v: json.loads((out / "static" / f"{v}-metrics.json").read_text()) for v in RUNS.values()}
     live = json.loads((out / "live" / "metrics.json").read_text())
 
@@ -107,6 +124,7 @@ def main(argv: list[str] | None = None) -> int:
     print(f"\nartifacts (in {out}/): world/ and heldout/ (synthetic tasks), corpus/ (trajectories, role corpora, "
           "README.md data card with card/*.png), tiny/ (model), runs/reuse and runs/single (GLPFT runs), "
           "static/ (predictions and metrics), live/ (episodes, their corpora, metrics.json)")
+    write_json(out / DEMO_FILE, {"kind": "umi-demo", "static": static, "live": live})
     print(f"\nsteps:\n{timing_table(results)}")
     print(f"demo finished in {sum(r.seconds for r in results):.0f} s")
     return 0

@@ -21,7 +21,9 @@ from umi_agent.backends import RunNotFoundError, ordered_map
 from umi_agent.jsonio import InputFileError
 from umi_agent.loop import parse_backbone
 from umi_agent.served import ServerError, add_server_arguments, served_models, server_requested
-from umi_agent.static import StaticSample, format_prediction, load_samples, predict_sample, prediction_record, write_predictions
+from umi_agent.static import (
+    StaticSample, format_prediction, is_predictions_file, load_samples, predict_sample, prediction_record, write_predictions,
+)
 from umi_data.cli import Parser, Progress, fail
 from umi_data.compat import caller_value
 from umi_data.prompts import NEXT_SUFFIXES, fill, serialise_backbone_history
@@ -80,11 +82,14 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--family", choices=["toolbench", "toolalpaca"], default="toolbench", help="prompt family")
     add_server_arguments(parser)
     args = parser.parse_args(argv)
+    from umi_data.outdir import OutDirError, check_out_file
+
     try:
+        check_out_file(args.out, "python -m umi_agent.predict", is_predictions_file)  # before the models run, not after
         samples = load_samples(args.test)[: args.limit]
         progress = Progress(len(samples), "samples", prog=PROG, quiet=args.quiet)
         records = predict(role_models_of(args), samples, args.family, args.concurrency if args.server else 1, progress)
-    except (InputFileError, RunNotFoundError, ServerError, FileNotFoundError) as exc:
+    except (InputFileError, RunNotFoundError, ServerError, FileNotFoundError, OutDirError) as exc:
         return fail(PROG, exc)
     write_predictions(args.out, records)
     print(f"{len(records)} predictions -> {args.out}")

@@ -18,6 +18,7 @@ from umi_data.synth import cli as synth_cli
 EXIT_REJECTS = 1
 PACKAGE, SCRIPT = "umi_data", "umi-data"
 DEMO_OUT = Path("sample-corpus")
+FORCE_HELP = "write into a non-empty --out that this command did not write, beside its files (never replacing one)"
 
 
 def _source_help() -> str:
@@ -48,6 +49,7 @@ def _parser() -> argparse.ArgumentParser:
                        help="processes converting and rendering; the output does not depend on it (default: the machine's cores)")
     build.add_argument("--shard", type=_shard, default=None, metavar="I/N",
                        help="convert only the I-th of N runs of the input files into a shard directory, for `merge`")
+    build.add_argument("--force", action="store_true", help=FORCE_HELP)
 
     merge = add_command(commands, "merge", "join the shard directories of `build --shard I/N` into one corpus",
                         "Join the shard directories of `build --shard I/N` into one corpus. The corpus equals, byte for byte, "
@@ -71,6 +73,7 @@ def _parser() -> argparse.ArgumentParser:
     export.add_argument("corpus", metavar="DIR", type=Path, help="corpus directory written by `build`")
     export.add_argument("--variant", required=True, choices=list(VARIANTS), help="which of the paper's training setups")
     export.add_argument("--out", required=True, type=Path, metavar="DIR", help="directory to write (new, empty, or a previous export)")
+    export.add_argument("--force", action="store_true", help=FORCE_HELP)
     export.add_argument(
         "--format", default="jsonl", choices=EXPORT_FORMATS,
         help="jsonl: example rows with all columns; trl: prompt/completion JSONL; llamafactory: alpaca JSON + dataset_info.json; "
@@ -114,8 +117,12 @@ def cmd_build(args: argparse.Namespace) -> int:
         compat=args.compat, split_seed=args.split_seed, split_ratio=args.split_ratio,
     )
     progress = False if args.quiet else None
-    result = build_corpus(config, args.out, progress=progress, workers=max(args.workers, 1), shard=args.shard)
+    result = build_corpus(config, args.out, progress=progress, workers=max(args.workers, 1), shard=args.shard, force=args.force)
     print(summary_line(result))
+    if not result.manifest["counts"]["accepted"]:
+        print(f"python -m umi_data build: error: no record was accepted (of {result.manifest['counts']['read']} read); "
+              f"is {config.source} the right source for these files? (rejects: {result.out / 'rejects.jsonl'})", file=sys.stderr)
+        return EXIT_REJECTS
     if config.strict and result.manifest["counts"]["rejected"]:
         print(f"--strict: {result.manifest['counts']['rejected']} record(s) rejected:", file=sys.stderr)
         print(reject_listing(result), file=sys.stderr)
@@ -154,7 +161,7 @@ def cmd_schemas(args: argparse.Namespace) -> int:
 def cmd_export(args: argparse.Namespace) -> int:
     from umi_data.export import export_variant
 
-    manifest = export_variant(args.corpus, args.variant, args.out, args.format)
+    manifest = export_variant(args.corpus, args.variant, args.out, args.format, force=args.force)
     for stage, entry in manifest["stages"].items():
         files = ", ".join(f"{f['path']} ({f['rows']} examples, {f['instructions']} instructions)" for f in entry["files"].values())
         print(f"{stage} (from {entry['init']}, split {entry['split']}): {files}")
@@ -221,11 +228,12 @@ def _usage_errors() -> tuple[type[Exception], ...]:
     from umi_data.build import ExclusionListError
     from umi_data.corpus import CorpusNotFoundError
     from umi_data.export import ExportError
+    from umi_data.outdir import OutDirError
     from umi_data.query import QueryError
     from umi_data.shards import ShardError
     from umi_data.sources import InputPathError, UnknownSourceError
 
-    return (InputPathError, UnknownSourceError, ExclusionListError, ExportError, CorpusNotFoundError, QueryError, ShardError, OSError)
+    return (InputPathError, UnknownSourceError, ExclusionListError, ExportError, CorpusNotFoundError, QueryError, ShardError, OutDirError, OSError)
 
 
 if __name__ == "__main__":

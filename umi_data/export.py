@@ -22,7 +22,6 @@ Rows keep the corpus order, so the same corpus and options give the same bytes.
 
 from __future__ import annotations
 
-import shutil
 from pathlib import Path
 from typing import Any, Callable, Iterator, Literal
 
@@ -32,6 +31,7 @@ import pyarrow.parquet as pq
 import umi_data
 from umi_data.corpus import MANIFEST, require_corpus
 from umi_data.examples import ROLE_PATHS
+from umi_data.outdir import Output, OutputClaim, claim_out_dir
 from umi_data.variants import EXPORT_FORMATS, Part, Stage, Variant, get_variant
 from umi_data.write import JsonArrayWriter, JsonlWriter, atomic_open, file_entry, sha256_file, write_json
 
@@ -40,6 +40,7 @@ FORMATS = EXPORT_FORMATS
 EXPORT_MANIFEST = "export.json"
 DATASET_INFO = "dataset_info.json"
 BATCH_ROWS = 4096
+EXPORT_OUTPUT = Output(command="python -m umi_data export", markers=(EXPORT_MANIFEST,), owns=("stage1", "stage2", DATASET_INFO, EXPORT_MANIFEST))
 
 
 class ExportError(ValueError):
@@ -76,9 +77,11 @@ _RECORD: dict[str, Record] = {
 
 
 def export_variant(
-    corpus: Path, variant_name: str, out: Path, fmt: str = "jsonl", *, record: Record | None = None, details: dict[str, Any] | None = None,
+    corpus: Path, variant_name: str, out: Path, fmt: str = "jsonl", force: bool = False, *,
+    record: Record | None = None, details: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
-    """Write one variant of `corpus` into `out` and return the export manifest.
+    """Write one variant of `corpus` into `out` (new, empty, or an earlier export, replaced as a
+    whole) and return the export manifest.
 
     With `record`, `fmt` names a format of the caller's: each example row becomes
     `record(row)`, one JSON line per example, and `details` goes into the manifest. This is how
@@ -87,8 +90,14 @@ def export_variant(
     if record is None and fmt not in FORMATS:
         raise ExportError(f"unknown format {fmt!r}; choose one of: {', '.join(FORMATS)}")
     corpus_manifest = _corpus_manifest(corpus)
-    _prepare(out)
-    stages = {stage.name: _write_stage(corpus, stage, out, fmt, record or _RECORD[fmt]) for stage in variant.stages}
+    with claim_out_dir(out, EXPORT_OUTPUT, force) as claim:
+        return _write_export(corpus, corpus_manifest, variant, out, fmt, claim, record or _RECORD[fmt], details)
+
+
+def _write_export(corpus: Path, corpus_manifest: str, variant: Variant, out: Path, fmt: str, claim: OutputClaim,
+                  to_record: Record, details: dict[str, Any] | None) -> dict[str, Any]:
+    (out / EXPORT_MANIFEST).unlink(missing_ok=True)  # incomplete until the new one lands
+    stages = {stage.name: _write_stage(corpus, stage, out, fmt, to_record) for stage in variant.stages}
     manifest = {
         "kind": "umi-export",
         "umi_version": umi_data.__version__,
@@ -102,6 +111,8 @@ def export_variant(
     }
     if fmt == "llamafactory":
         write_json(out / DATASET_INFO, _dataset_info(variant))
+    written = [entry["path"] for stage in stages.values() for entry in stage["files"].values()]
+    claim.sweep([*written, DATASET_INFO if fmt == "llamafactory" else EXPORT_MANIFEST, EXPORT_MANIFEST])
     write_json(out / EXPORT_MANIFEST, manifest)
     return manifest
 
@@ -112,16 +123,6 @@ def _corpus_manifest(corpus: Path) -> str:
         if not (corpus / f"{path}.parquet").is_file():
             raise ExportError(f"{corpus}: {path}.parquet is missing; rebuild the corpus with this version of umi")
     return sha256_file(manifest)
-
-
-def _prepare(out: Path) -> None:
-    """Clear a previous export in `out` (only what an export writes); refuse other content."""
-    if out.exists() and any(out.iterdir()) and not (out / EXPORT_MANIFEST).is_file():
-        raise ExportError(f"{out}: exists, is not empty and holds no {EXPORT_MANIFEST}; choose a new or empty --out")
-    (out / EXPORT_MANIFEST).unlink(missing_ok=True)  # incomplete until the new one lands
-    for name in ("stage1", "stage2"):
-        shutil.rmtree(out / name, ignore_errors=True)
-    (out / DATASET_INFO).unlink(missing_ok=True)
 
 
 def _write_stage(corpus: Path, stage: Stage, out: Path, fmt: str, to_record: Record) -> dict[str, Any]:

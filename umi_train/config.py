@@ -173,6 +173,7 @@ def parse_config(config_cls: type[BaseModel], argv: list[str] | None, prog: str,
 def run_cli(prog: str, command: Any) -> int:
     """Call `command()`; a `UsageError`, an example that cannot be encoded as asked (target longer
     than --max-length, say) or a missing file becomes one line on stderr and exit 2."""
+    from umi_data.outdir import OutDirError
     from umi_train.encode import EncodingError
 
-    return run_guarded(prog, command, (UsageError, EncodingError, FileNotFoundError))
+    return run_guarded(prog, command, (UsageError, EncodingError, OutDirError, FileNotFoundError))

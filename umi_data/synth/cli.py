@@ -24,9 +24,12 @@ from typing import Any
 
 import orjson
 
+from umi_data.outdir import Output
 from umi_data.synth.answer_file import GROUP_DIR, answer_file_bytes, answer_file_name, generate, task_row
 
 TASKS_FILE = "tasks.jsonl"
+ANSWER_DIR = "answer"
+SYNTH_OUTPUT = Output(command="python -m umi_data synth", markers=(TASKS_FILE,), owns=(ANSWER_DIR, TASKS_FILE))
 
 
 @dataclass
@@ -66,6 +69,8 @@ def add_parser(subparsers: Any) -> None:
     parser.add_argument("--out", type=Path, required=True, metavar="DIR",
                         help="output directory: DIR/answer/G1_answer/*.json (read them with `build toolbench DIR/answer`) "
                              "and DIR/tasks.jsonl")
+    parser.add_argument("--force", action="store_true",
+                        help="write into a non-empty --out that synth did not write, beside its files (never replacing one)")
 
 
 def _positive_int(text: str) -> int:
@@ -76,25 +81,26 @@ def _positive_int(text: str) -> int:
 
 
 def run(args: argparse.Namespace) -> int:
-    stats = write_synthetic(args.out, args.n, args.seed)
+    stats = write_synthetic(args.out, args.n, args.seed, force=args.force)
     print(f"synth: {stats.summary()} -> {args.out}")
     return 0
 
 
-def write_synthetic(out: Path, n: int, seed: int) -> SynthStats:
+def write_synthetic(out: Path, n: int, seed: int, force: bool = False) -> SynthStats:
     """Generate `n` tasks of `seed` and write them under `out` (see the module docstring)."""
-    from umi_data.write import atomic_open  # pulls pyarrow in: only when writing
+    from umi_data.outdir import atomic_open, claim_out_dir
 
-    out.mkdir(parents=True, exist_ok=True)
-    (out / TASKS_FILE).unlink(missing_ok=True)  # incomplete until the new tasks.jsonl lands
-    stats, started = SynthStats(), time.perf_counter()
-    staging = Path(tempfile.mkdtemp(prefix=".synth-staging-", dir=out))
-    try:
-        with atomic_open(out / TASKS_FILE) as tasks_handle:
-            _write_answer_files(staging / GROUP_DIR, n, seed, tasks_handle, stats)
-            _replace_dir(staging / GROUP_DIR, out / "answer" / GROUP_DIR, staging / "previous")
-    finally:
-        shutil.rmtree(staging, ignore_errors=True)
+    with claim_out_dir(out, SYNTH_OUTPUT, force) as claim:
+        (out / TASKS_FILE).unlink(missing_ok=True)  # incomplete until the new tasks.jsonl lands
+        stats, started = SynthStats(), time.perf_counter()
+        staging = Path(tempfile.mkdtemp(prefix=f".{ANSWER_DIR}.", suffix=".tmp", dir=out))
+        try:
+            with atomic_open(out / TASKS_FILE) as tasks_handle:
+                _write_answer_files(staging / GROUP_DIR, n, seed, tasks_handle, stats)
+                _replace_dir(staging / GROUP_DIR, out / ANSWER_DIR / GROUP_DIR, staging / "previous")
+        finally:
+            shutil.rmtree(staging, ignore_errors=True)
+        claim.sweep([f"{ANSWER_DIR}/{GROUP_DIR}", TASKS_FILE])  # and the staging directories of killed runs
     stats.seconds = time.perf_counter() - started
     return stats
 
