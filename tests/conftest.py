@@ -1,5 +1,6 @@
-"""Shared fixtures. Tests that need the real data in ../shared skip with a printed reason when
-it is absent (the project must pass its own tests without it)."""
+"""Shared fixtures. Tests that need the real data in ../shared skip when it is absent (the project
+must pass its own tests without it); the reason is printed once, in the header and as one folded
+summary line, not once per test."""
 
 from __future__ import annotations
 
@@ -16,11 +17,31 @@ SHARED = REPO.parent / "shared"
 SHARED_DATA = SHARED / "data"
 
 
+SHARED_REASON = f"needs the real data in ../shared/data (looked for {SHARED_DATA}; absent on this machine)"
+
+
+def pytest_report_header() -> str:
+    if SHARED_DATA.is_dir():
+        return f"../shared/data: {SHARED_DATA} (the tests on real ToolBench / alpha-UMi / ToolAlpaca data run)"
+    return f"../shared/data: absent ({SHARED_DATA}); the tests on real data skip, everything else runs"
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo) -> object:
+    """Report every ../shared skip at this file's location, so that `-ra` folds them into one
+    summary line (pytest keys skips by file, line and reason, and a fixture's skip is located at
+    each test)."""
+    outcome = yield
+    report = outcome.get_result()
+    if report.skipped and isinstance(report.longrepr, tuple) and "../shared" in str(report.longrepr[2]):
+        report.longrepr = (__file__, None, f"Skipped: {SHARED_REASON}")
+
+
 @pytest.fixture(scope="session")
 def shared_data() -> Path:
     """../shared/data, or a skip that says where it was looked for."""
     if not SHARED_DATA.is_dir():
-        pytest.skip(f"needs the real data in ../shared/data (looked for {SHARED_DATA}; absent on this machine)")
+        pytest.skip(SHARED_REASON)
     return SHARED_DATA
 
 

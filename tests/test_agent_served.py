@@ -175,6 +175,12 @@ def test_serve_recipe(runs: dict[str, Path], tmp_path: Path, capsys: pytest.Capt
     assert (tmp_path / "serve" / "planner" / "model.safetensors").stat().st_mtime_ns == before  # a rerun reuses them
     assert serve_main([str(tmp_path), "--out", str(tmp_path / "x")]) == 2
     assert "glpft.json" in capsys.readouterr().err
+    mine = tmp_path / "mine"  # a directory serve did not write: refused, never rmtree'd (docs/guarantees.md)
+    (mine / "planner").mkdir(parents=True)
+    (mine / "planner" / "notes.txt").write_text("keep")
+    assert serve_main([str(runs["reuse"]), "--out", str(mine)]) == 2
+    assert "not written by `python -m umi_train.serve`" in capsys.readouterr().err
+    assert (mine / "planner" / "notes.txt").read_text() == "keep" and sorted(p.name for p in mine.iterdir()) == ["planner"]
 
 
 @needs_server

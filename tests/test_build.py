@@ -45,7 +45,7 @@ def test_sample_corpus_layout_and_manifest(tmp_path: Path) -> None:
     result = build("toolbench", [SAMPLE], tmp_path / "c")
     out = tmp_path / "c"
     assert sorted(str(p.relative_to(out)) for p in out.rglob("*") if p.is_file()) == [
-        "README.md", "card/lengths.png", "card/stats.json", "card/steps.png", "card/tools.png", "global/backbone.jsonl", "global/backbone.parquet",
+        ".umi-lock", "README.md", "card/lengths.png", "card/stats.json", "card/steps.png", "card/tools.png", "global/backbone.jsonl", "global/backbone.parquet",
         "inputs.jsonl", "local/caller.jsonl", "local/caller.parquet", "local/planner.jsonl", "local/planner.parquet",
         "local/summarizer.jsonl", "local/summarizer.parquet",
         "manifest.json", "rejects.jsonl", "trajectories.parquet",

@@ -57,9 +57,10 @@ def give_up_first_files(answer: Path) -> dict[str, bytes]:
 
 
 def corpus_hashes(corpus: Path) -> dict[str, Any]:
-    """sha256 of each file but the plots, and the manifest without what names this machine or run."""
+    """sha256 of each file but the plots and the directory's lock file (umi_data.outdir: who owns the
+    directory, not corpus data), and the manifest without what names this machine or run."""
     hashes = {p.relative_to(corpus).as_posix(): hashlib.sha256(p.read_bytes()).hexdigest()
-              for p in sorted(corpus.rglob("*")) if p.is_file() and p.suffix != ".png" and p.name != "manifest.json"}
+              for p in sorted(corpus.rglob("*")) if p.is_file() and p.suffix != ".png" and p.name not in ("manifest.json", ".umi-lock")}
     manifest = json.loads((corpus / "manifest.json").read_text())
     files = {k: v for k, v in manifest["files"].items() if not k.endswith(".png")}
     hashes["manifest.json"] = {"counts": manifest["counts"], "examples": manifest["examples"], "files": files}

@@ -88,7 +88,7 @@ def test_recipes_are_right(sample: Path, tmp_path: Path) -> None:
         "example_length_per_role", "instructions_in_both_splits", "no_reuse_leak",
     ]
     assert main(["export", str(sample), "--variant", "no-reuse", "--out", str(tmp_path / "x")]) == 0
-    db = connect(sample)
+    db = connect(sample, readable=[tmp_path / "x"])  # the sandbox reads the export only when asked to
     results = {name: db.sql(sql.replace("EXPORT", str(tmp_path / "x"))).fetchall() for name, sql in RECIPES}
     trajectories = list(umi_data.read_trajectories(sample / "trajectories.parquet"))
     calls = [turn for t in trajectories for turn in t.turns if turn.role == "caller"]
@@ -113,7 +113,7 @@ def test_leak_check_finds_a_leak(sample: Path, tmp_path: Path) -> None:
     """The no-reuse leak recipe does return rows when the stages share an instruction (a reuse export)."""
     assert main(["export", str(sample), "--variant", "reuse", "--out", str(tmp_path / "x")]) == 0
     sql = dict(RECIPES)["no_reuse_leak"].replace("EXPORT", str(tmp_path / "x"))
-    assert len(connect(sample).sql(sql).fetchall()) == 3
+    assert len(connect(sample, readable=[tmp_path / "x"]).sql(sql).fetchall()) == 3
 
 
 def test_query_command_formats(sample: Path, capsys: pytest.CaptureFixture) -> None:

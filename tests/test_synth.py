@@ -99,7 +99,7 @@ def test_rerun_replaces_the_previous_output_without_leftovers(tmp_path: Path) ->
     _write(rerun, n=12, seed=5)
     names = sorted(p.name for p in (rerun / "answer" / "G1_answer").iterdir())
     assert names == [f"{i:06d}_synthetic.json" for i in range(12)]
-    assert sorted(p.name for p in rerun.iterdir()) == ["answer", "tasks.jsonl"]  # no staging directory left
+    assert sorted(p.name for p in rerun.iterdir()) == [".umi-lock", "answer", "tasks.jsonl"]  # no staging directory left
     _write(fresh, n=12, seed=5)
     assert _digests(fresh) == _digests(rerun)
 

@@ -164,6 +164,16 @@ def test_loss_curve_matches_golden_in_its_pinned_environment(model, corpus, tmp_
     assert losses[-1] < losses[0]
 
 
+def test_loss_golden_is_pinned_to_the_locked_versions() -> None:
+    """A fresh clone installs requirements.lock (`make test`), so the golden above runs there only
+    if it is pinned to the locked versions: a `make lock` that moves one of them must regenerate
+    the golden (UMI_UPDATE_GOLDEN=1) in the same commit."""
+    lock = Path(__file__).resolve().parents[1] / "requirements.lock"
+    pins = dict(line.split("==", 1) for line in lock.read_text().splitlines() if "==" in line and not line.startswith("#"))
+    golden = json.loads(LOSS_GOLDEN.read_text())["environment"]
+    assert {name: version.split("+")[0] for name, version in golden.items()} == {name: pins[name] for name in PINNED}
+
+
 def test_gradient_checkpointing_trains_the_same_and_long_targets_are_reported(model, corpus, tmp_path, capsys) -> None:
     histories = []
     for name, extra in (("plain", {}), ("checkpointed", {"gradient_checkpointing": True})):
@@ -208,3 +218,27 @@ def test_precision_and_attention_options_pass_through_or_are_refused_in_one_line
     assert sft.main([*sft_args(model, corpus, out, role="caller", max_steps=1, eval_fraction=0), "--bf16", "--attn-implementation", "eager"]) == 0
     training = json.loads((out / "run.json").read_text())["training"]
     assert training["precision"] == "bf16" and training["attn_implementation"] == "umi_packed_eager" and training["loss_history"][0]["loss"] > 0
+
+
+def test_progress_lines_without_a_terminal_and_none_when_quiet(model, corpus, tmp_path, capsys) -> None:
+    """Output to a pipe (as under `make demo`) gets a progress line about every tenth of the steps
+    and one per evaluation, not the Trainer's per-step log dicts; --quiet prints neither."""
+    assert sft.main(sft_args(model, corpus, tmp_path / "a", role="caller", max_steps=10, eval_steps=5, eval_fraction=0.3, quiet=False)) == 0
+    out = capsys.readouterr().out
+    steps = [line for line in out.splitlines() if ": caller (split all): step " in line and ", loss " in line]
+    assert [line.split("step ")[1].split(",")[0] for line in steps] == [f"{n}/10" for n in range(1, 11)]
+    assert "eval loss" in out and "{'loss'" not in out
+    assert sft.main(sft_args(model, corpus, tmp_path / "b", role="caller", max_steps=10, eval_steps=5, eval_fraction=0.3)) == 0
+    out = capsys.readouterr().out
+    assert ": step " not in out and "{'loss'" not in out and "10 steps, loss" in out
+
+
+def test_eval_set_is_capped(model, corpus, tmp_path) -> None:
+    from umi_train.data import select_examples, split_eval
+
+    rows = select_examples(corpus, ("backbone",), None)
+    every, capped = split_eval(rows, 0.5), split_eval(rows, 0.5, 3)
+    assert len(every.eval) > 3 and len(capped.eval) == 3 and set(map(id, capped.eval)) <= set(map(id, every.eval))
+    assert capped.train == every.train and capped.eval_instructions == every.eval_instructions  # capped rows stay out of training
+    assert sft.main(sft_args(model, corpus, tmp_path / "r", role="backbone", max_steps=1, eval_fraction=0.5, max_eval_examples=3)) == 0
+    assert json.loads((tmp_path / "r" / "run.json").read_text())["data"]["eval_examples"] == 3

@@ -43,7 +43,8 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
-from umi_agent.jsonio import InputFileError, json_type, read_json_list, write_json
+from umi_data.cli import Parser
+from umi_agent.jsonio import InputFileError, encode_json, json_type, read_json_list, write_files
 from umi_agent.metrics import (
     CALL,
     EASY,
@@ -66,6 +67,7 @@ from umi_agent.metrics import (
 COMPAT_MODES = ("alpha-umi",)
 METRIC_KEYS = ("plan_em", "action_em", "hallu_rate", "easy_f1", "hard_f1", "f1", "rouge")
 EXIT_ERROR = 2
+PROG = "python -m umi_agent.evaluate"
 PLAN_KINDS = (CALL, FINISH, GIVE_UP, EMPTY)
 #: The official predicted answer of a gold finish when the prediction is not a finish, and the
 #: answer the official stage 2 writes for a give_answer without one.
@@ -310,11 +312,11 @@ def evaluate(rows: Sequence[PredictionRow], compat: str | None = None) -> dict[s
 
 
 def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="python -m umi_agent.evaluate", description=__doc__.split("\n\n")[0])
-    parser.add_argument("--predictions", type=Path, required=True, help="predictions JSON (an array of {reference, predictions, tools})")
+    parser = Parser(prog="python -m umi_agent.evaluate", description=__doc__.split("\n\n")[0])
+    parser.add_argument("--predictions", type=Path, required=True, metavar="FILE", help="predictions JSON (an array of {reference, predictions, tools})")
     parser.add_argument("--compat", choices=COMPAT_MODES, default=None, help="reproduce the official evaluator exactly (refuses inputs it crashes on)")
-    parser.add_argument("--out", type=Path, required=True, help="where to write metrics.json")
-    parser.add_argument("--cases", type=Path, default=None, help="default mode: also write the per-sample scores here (JSON array)")
+    parser.add_argument("--out", type=Path, required=True, metavar="FILE", help="where to write metrics.json")
+    parser.add_argument("--cases", type=Path, default=None, metavar="FILE", help="default mode: also write the per-sample scores here (JSON array)")
     return parser
 
 
@@ -323,22 +325,28 @@ def main(argv: list[str] | None = None) -> int:
     if args.cases is not None and args.compat is not None:
         print("python -m umi_agent.evaluate: error: --cases is available in the default mode only", file=sys.stderr)
         return EXIT_ERROR
+    from umi_data.outdir import OutDirError, check_out_file
+
     try:
+        check_out_file(args.out, PROG, lambda value: isinstance(value, dict) and "mode" in value and "input" in value)
+        if args.cases is not None:
+            check_out_file(args.cases, PROG, lambda value: isinstance(value, list) and all(isinstance(c, dict) and "gold_plan" in c for c in value))
         rows = load_predictions(args.predictions)
         if args.compat is None:
             metrics, steps = evaluate_default(rows)
         else:
             metrics, steps = evaluate(rows, args.compat), []
         metrics["input"] = {"predictions": str(args.predictions), "sha256": _sha256(args.predictions)}
-        write_json(args.out, metrics)
+        outputs = {args.out: encode_json(metrics)}  # every output encoded before any is written
         if args.cases is not None:
-            write_json(args.cases, [asdict(step) for step in steps])
+            outputs[args.cases] = encode_json([asdict(step) for step in steps])
+        write_files(outputs)
     except OfficialCrash as exc:
         print(f"python -m umi_agent.evaluate: error: --compat {args.compat}: {exc}; the official evaluator crashes here "
               "and writes no metrics (the default mode scores this file)", file=sys.stderr)
         return EXIT_ERROR
-    except (InputFileError, OSError) as exc:
-        print(f"python -m umi_agent.evaluate: error: {exc}", file=sys.stderr)
+    except (InputFileError, OutDirError, OSError) as exc:
+        print(f"{PROG}: error: {exc}", file=sys.stderr)
         return EXIT_ERROR
     print(" ".join(f"{key}={_show(metrics.get(key))}" for key in METRIC_KEYS))
     return 0

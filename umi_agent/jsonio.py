@@ -8,8 +8,6 @@ expected: the CLIs print it and exit 2, never a traceback.
 from __future__ import annotations
 
 import json
-import os
-import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -27,9 +25,20 @@ def read_json(path: Path, what: str) -> Any:
     except (OSError, UnicodeDecodeError) as exc:
         raise InputFileError(f"{path}: cannot read {what}: {exc}") from None
     try:
-        return json.loads(text)
+        value = json.loads(text)
     except json.JSONDecodeError as exc:
         raise InputFileError(f"{path}: not valid JSON ({exc.msg} at line {exc.lineno} column {exc.colno}); expected {what}") from None
+    except RecursionError:
+        raise InputFileError(f"{path}: nested too deeply to read; expected {what}") from None
+    except ValueError as exc:  # an integer longer than Python converts (sys.get_int_max_str_digits)
+        raise InputFileError(f"{path}: not usable JSON ({str(exc).split(';')[0]}); expected {what}") from None
+    try:
+        encode_json(value)
+    except UnicodeEncodeError:
+        raise InputFileError(f"{path}: holds a lone surrogate escape (e.g. \\ud800), which is not Unicode text; expected {what}") from None
+    except RecursionError:
+        raise InputFileError(f"{path}: nested too deeply to use; expected {what}") from None
+    return value
 
 
 def read_json_list(path: Path, what: str) -> list[Any]:
@@ -42,20 +51,40 @@ def read_json_list(path: Path, what: str) -> list[Any]:
     return value
 
 
+def encode_json(value: Any) -> bytes:
+    """Indented UTF-8 JSON with a final newline (raises on a lone surrogate or a value nested
+    too deeply, before anything is written)."""
+    return (json.dumps(value, ensure_ascii=False, indent=2) + "\n").encode("utf-8")
+
+
 def write_json(path: Path, value: Any) -> None:
-    """Indented JSON with a final newline, written to a temporary name and renamed into place
-    so that a reader never sees half a file."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as handle:
-            json.dump(value, handle, ensure_ascii=False, indent=2)
-            handle.write("\n")
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    """`encode_json(value)`, written to a temporary name and renamed into place so that a reader
+    never sees half a file (umi_data.outdir's one atomic writer, imported only to write)."""
+    write_files({Path(path): encode_json(value)})
+
+
+def write_files(contents: dict[Path, bytes]) -> None:
+    """Several files whose bytes are all ready: nothing is half-written when one cannot be encoded."""
+    from umi_data.outdir import atomic_open
+
+    for path, data in contents.items():
+        with atomic_open(path) as handle:
+            handle.write(data)
+
+
+def scrub_text(value: Any) -> Any:
+    """`value` with every lone surrogate in its strings (and keys) replaced by U+FFFD: a model
+    can emit any string, and a JSON or UTF-8 writer must never stop on one. Valid text, pairs
+    included, is unchanged."""
+    if isinstance(value, str):
+        return value.encode("utf-16-le", "surrogatepass").decode("utf-16-le", "replace")
+    if isinstance(value, list):
+        return [scrub_text(v) for v in value]
+    if isinstance(value, tuple):
+        return tuple(scrub_text(v) for v in value)
+    if isinstance(value, dict):
+        return {scrub_text(k): scrub_text(v) for k, v in value.items()}
+    return value
 
 
 def json_type(value: Any) -> str:

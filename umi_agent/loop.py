@@ -35,6 +35,7 @@ from umi_data.core import (
 from umi_data.prompts import END, fill, serialise_backbone_history, serialise_history
 from umi_data.render import turns_conversation
 from umi_data.sources.toolbench import parse_json_object
+from umi_agent.jsonio import scrub_text
 from umi_agent.tools import INVALID_ARGUMENTS, ToolRegistry
 
 DEFAULT_MAX_STEPS = 8
@@ -126,7 +127,7 @@ class _State:
 
     def ask(self, role: str, model: Model, prompt: str) -> str:
         start = time.perf_counter()
-        output = model.generate(prompt)
+        output = scrub_text(model.generate(prompt))  # a model may emit lone surrogates; a Trajectory may not hold them
         self.latency[role].append(time.perf_counter() - start)
         return output
 

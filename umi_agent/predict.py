@@ -21,11 +21,14 @@ from umi_agent.backends import RunNotFoundError
 from umi_agent.jsonio import InputFileError
 from umi_agent.loop import parse_backbone
 from umi_agent.served import ServerError, add_server_arguments, served_models, server_requested
-from umi_agent.static import RoleBatch, StaticSample, format_prediction, load_samples, predict_samples, prediction_record, write_predictions
+from umi_agent.static import (
+    RoleBatch, StaticSample, format_prediction, is_predictions_file, load_samples, predict_samples, prediction_record, write_predictions,
+)
+from umi_data.cli import Parser, fail
 from umi_data.compat import caller_value
 from umi_data.prompts import NEXT_SUFFIXES, fill, serialise_backbone_history
 
-EXIT_USAGE = 2
+PROG = "python -m umi_agent.predict"
 DEFAULT_BATCH = 8
 Generate = Callable[[str], str]
 
@@ -82,23 +85,26 @@ def role_models_of(args: argparse.Namespace) -> dict[str, Any]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m umi_agent.predict", description=__doc__.split("\n\n")[0])
-    parser.add_argument("--run", type=Path, help="a umi_train.glpft run directory")
-    parser.add_argument("--test", required=True, type=Path, help="a stage-2 test file (e.g. out_of_domain.json)")
-    parser.add_argument("--out", required=True, type=Path, help="predictions file to write (JSON array)")
-    parser.add_argument("--limit", type=int, default=None, help="predict only the first N samples")
-    parser.add_argument("--max-new-tokens", type=int, default=128, help="tokens a model may write per call (default 128)")
+    parts = __doc__.split("\n\n")
+    parser = Parser(prog=PROG, description=parts[0].rstrip(":") + ".\n\n" + parts[2])
+    parser.add_argument("--run", type=Path, metavar="RUN", help="a umi_train.glpft run directory")
+    parser.add_argument("--test", required=True, type=Path, metavar="FILE", help="a stage-2 test file (e.g. out_of_domain.json)")
+    parser.add_argument("--out", required=True, type=Path, metavar="FILE", help="predictions file to write (JSON array)")
+    parser.add_argument("--limit", type=int, default=None, metavar="N", help="predict only the first N samples")
+    parser.add_argument("--max-new-tokens", type=int, default=128, metavar="N", help="tokens a model may write per call")
     parser.add_argument("--batch-size", type=int, default=DEFAULT_BATCH, metavar="N",
-                        help=f"prompts generated together per role (default {DEFAULT_BATCH}; 1: one at a time)")
-    parser.add_argument("--family", choices=["toolbench", "toolalpaca"], default="toolbench", help="prompt family (default toolbench)")
+                        help="prompts generated together per role (1: one at a time)")
+    parser.add_argument("--family", choices=["toolbench", "toolalpaca"], default="toolbench", help="prompt family")
     add_server_arguments(parser)
     args = parser.parse_args(argv)
+    from umi_data.outdir import OutDirError, check_out_file
+
     try:
+        check_out_file(args.out, "python -m umi_agent.predict", is_predictions_file)  # before the models run, not after
         samples = load_samples(args.test)[: args.limit]
         records = predict(role_models_of(args), samples, args.family, max(args.batch_size, args.concurrency if args.server else 1))
-    except (InputFileError, RunNotFoundError, ServerError, FileNotFoundError) as exc:
-        print(f"python -m umi_agent.predict: error: {exc}", file=sys.stderr)
-        return EXIT_USAGE
+    except (InputFileError, RunNotFoundError, ServerError, FileNotFoundError, OutDirError) as exc:
+        return fail(PROG, exc)
     write_predictions(args.out, records)
     print(f"{len(records)} predictions -> {args.out}")
     return 0

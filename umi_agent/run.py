@@ -21,17 +21,24 @@ from __future__ import annotations
 import argparse
 import statistics
 import sys
+import threading
 from pathlib import Path
 from typing import Any, Callable, Iterable, Sequence
 
 import orjson
 
 from umi_agent.backends import RunNotFoundError, ordered_map
+from umi_agent.jsonio import scrub_text
 from umi_agent.loop import DEFAULT_MAX_STEPS, Episode, MultiAgent, SingleAgent, run_episode
 from umi_agent.served import SERVED_NAME, ServerError, add_server_arguments, server_requested, served_models
 from umi_agent.tools import OBSERVATION_CHARS, synthetic_registry
+from umi_data.cli import Parser, Progress, fail
+from umi_data.outdir import Output
 
-EXIT_USAGE = 2
+PROG = "python -m umi_agent.run"
+EPISODES, METRICS = "episodes.json", "metrics.json"
+#: --out holds metrics.json and one directory per agent (its name; owned per invocation)
+RUN_OUTPUT = Output(command=PROG, markers=(METRICS,), owns=(METRICS,))
 AgentFactory = Callable[[], MultiAgent | SingleAgent]
 
 
@@ -57,19 +64,20 @@ def read_tasks(path: Path, limit: int | None = None) -> list[dict[str, Any]]:
 
 
 def play(agent: MultiAgent | SingleAgent, tasks: Iterable[dict[str, Any]], observation_chars: int = OBSERVATION_CHARS,
-         concurrency: int = 1, label: str | None = None) -> list[Episode]:
+         concurrency: int = 1, on_episode: Callable[[int, Episode], None] | None = None) -> list[Episode]:
     """One episode per task, in task order; `concurrency` episodes at once (against a server:
-    each episode is deterministic, so the episodes are those of a sequential run). With `label`,
-    a progress line as each episode ends (a local episode takes seconds on CPU)."""
+    each episode is deterministic, so the episodes are those of a sequential run). `on_episode`
+    gets (task index, episode) as soon as each finishes."""
 
-    def episode(task: dict[str, Any]) -> Episode:
+    def episode(numbered: tuple[int, dict[str, Any]]) -> Episode:
+        index, task = numbered
         registry = synthetic_registry(task["tools"], observation_chars)
-        played = run_episode(agent, task["instruction"], registry, episode_id=task["id"], meta={"task_id": task["id"]})
-        if label:
-            print(f"{label}: episode {task['id']} {played.trajectory.outcome} in {played.steps} steps", flush=True)
-        return played
+        done = run_episode(agent, task["instruction"], registry, episode_id=task["id"], meta={"task_id": task["id"]})
+        if on_episode is not None:
+            on_episode(index, done)
+        return done
 
-    return ordered_map(episode, tasks, concurrency)
+    return ordered_map(episode, enumerate(tasks), concurrency)
 
 
 def episode_metrics(tasks: Sequence[dict[str, Any]], episodes: Sequence[Episode]) -> dict[str, Any]:
@@ -100,16 +108,68 @@ def episode_metrics(tasks: Sequence[dict[str, Any]], episodes: Sequence[Episode]
     }
 
 
-def write_episodes(out: Path, episodes: Sequence[Episode]) -> Path:
-    """`out/episodes.json` and the corpus directory `out/corpus` built from it."""
-    from umi_data.build import BuildConfig, build_corpus
-    from umi_data.write import atomic_open
+class EpisodeLog:
+    """`episodes.json`, a JSON array of `Trajectory` documents written one episode at a time: each
+    is appended and flushed as soon as it and the episodes before it (in task order) have finished,
+    so a run that stops keeps what it played and the file does not depend on `--concurrency`.
+    What a model wrote never stops the writer: lone surrogates become U+FFFD (`scrub_text`)."""
 
-    path = out / "episodes.json"
-    with atomic_open(path) as handle:
-        handle.write(orjson.dumps([e.trajectory.model_dump(mode="json") for e in episodes], option=orjson.OPT_INDENT_2))
-    build_corpus(BuildConfig(source="agent-run", inputs=[str(path)]), out / "corpus", progress=False)
+    def __init__(self, path: Path) -> None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        self.path, self.count = path, 0
+        self._pending: dict[int, Episode] = {}
+        self._lock = threading.Lock()
+        self._handle = open(path, "wb")
+        self._handle.write(b"[")
+
+    def add(self, index: int, episode: Episode) -> None:
+        """Episode number `index` has finished (thread-safe)."""
+        with self._lock:
+            self._pending[index] = episode
+            while self.count in self._pending:
+                document = scrub_text(self._pending.pop(self.count).trajectory.model_dump(mode="json"))
+                self._handle.write((b",\n" if self.count else b"\n") + orjson.dumps(document))
+                self._handle.flush()
+                self.count += 1
+
+    def close(self) -> None:
+        self._handle.write(b"\n]\n" if self.count else b"]\n")
+        self._handle.close()
+
+    def __enter__(self) -> "EpisodeLog":
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self.close()  # also when the run stops: what was played stays a valid array
+
+
+def write_episodes(out: Path, episodes: Iterable[Episode]) -> Path:
+    """`out/episodes.json` and the corpus directory `out/corpus` built from it."""
+    with EpisodeLog(out / EPISODES) as log:
+        for index, episode in enumerate(episodes):
+            log.add(index, episode)
+    return write_corpus(out)
+
+
+def write_corpus(out: Path) -> Path:
+    """The corpus directory `out/corpus` built from `out/episodes.json`."""
+    from umi_data.build import BuildConfig, build_corpus
+
+    build_corpus(BuildConfig(source="agent-run", inputs=[str(out / EPISODES)]), out / "corpus", progress=False)
     return out / "corpus"
+
+
+def play_into(agent: MultiAgent | SingleAgent, tasks: Sequence[dict[str, Any]], out: Path, concurrency: int = 1,
+              progress: Progress | None = None) -> dict[str, Any]:
+    """Play every task, logging the episodes under `out` as they finish; the corpus and metrics."""
+    with EpisodeLog(out / EPISODES) as log:
+        def finished(index: int, episode: Episode) -> None:
+            log.add(index, episode)
+            if progress is not None:
+                progress.done()
+
+        episodes = play(agent, tasks, concurrency=concurrency, on_episode=finished)
+    return {"corpus": str(write_corpus(out)), **episode_metrics(tasks, episodes)}
 
 
 def agent_from_run(run: Path, max_steps: int, max_new_tokens: int) -> MultiAgent | SingleAgent:
@@ -140,40 +200,60 @@ def side_by_side(metrics: dict[str, dict[str, Any]]) -> str:
 
 
 def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="python -m umi_agent.run", description=__doc__.split("\n\n")[0])
+    parser = Parser(prog=PROG, description=__doc__.split("\n\n")[0])
     parser.add_argument("--run", action="append", default=[], type=Path, metavar="RUN",
                         help="a umi_train.glpft run directory; repeat to compare runs (e.g. α-UMi and the Single-LLM baseline)")
-    parser.add_argument("--tasks", required=True, type=Path, help="tasks.jsonl written by `python -m umi_data synth`")
-    parser.add_argument("--out", required=True, type=Path, help="output directory")
-    parser.add_argument("--limit", type=int, default=None, help="play only the first N tasks")
-    parser.add_argument("--max-steps", type=int, default=DEFAULT_MAX_STEPS, help=f"planner decisions per episode (default {DEFAULT_MAX_STEPS})")
-    parser.add_argument("--max-new-tokens", type=int, default=128, help="tokens a model may write per call (default 128)")
+    parser.add_argument("--tasks", required=True, type=Path, metavar="FILE", help="tasks.jsonl written by `python -m umi_data synth`")
+    parser.add_argument("--out", required=True, type=Path, metavar="DIR", help="output directory")
+    parser.add_argument("--limit", type=int, default=None, metavar="N", help="play only the first N tasks")
+    parser.add_argument("--max-steps", type=int, default=DEFAULT_MAX_STEPS, metavar="N", help="planner decisions per episode")
+    parser.add_argument("--max-new-tokens", type=int, default=128, metavar="N", help="tokens a model may write per call")
+    parser.add_argument("--force", action="store_true", help="write into a non-empty --out that this command did not write, beside its files")
     add_server_arguments(parser)
     return parser
 
 
-def main(argv: list[str] | None = None) -> int:
-    args = _parser().parse_args(argv)
-    try:
-        tasks = read_tasks(args.tasks, args.limit)
-        agents: list[tuple[str, str, Callable[[], MultiAgent | SingleAgent], int]] = [
-            (run.name, str(run), lambda run=run: agent_from_run(run, args.max_steps, args.max_new_tokens), 1) for run in args.run]
-        if server_requested(args):  # checked with one request per model before any episode
-            served = agent_of(served_models(args, args.max_new_tokens), args.max_steps)
-            agents.append((SERVED_NAME, args.server, lambda: served, args.concurrency))
-        if not agents:
-            raise LiveRunError("give a run directory (--run RUN) or a served model (--server URL --model ...)")
-        metrics = {}
-        for name, where, make_agent, concurrency in agents:
-            episodes = play(make_agent(), tasks, concurrency=concurrency, label=name)
-            corpus = write_episodes(args.out / name, episodes)
-            metrics[name] = {"run": where, "corpus": str(corpus), **episode_metrics(tasks, episodes)}
-    except (LiveRunError, RunNotFoundError, ServerError, FileNotFoundError) as exc:
-        print(f"python -m umi_agent.run: error: {exc}", file=sys.stderr)
-        return EXIT_USAGE
+def live_agents(args: argparse.Namespace) -> list[tuple[str, str, Callable[[], MultiAgent | SingleAgent], int]]:
+    """(name, where from, agent factory, concurrency) per agent to play; served models are checked
+    with one request each here, before any episode and before --out is touched."""
+    agents: list[tuple[str, str, Callable[[], MultiAgent | SingleAgent], int]] = [
+        (run.name, str(run), lambda run=run: agent_from_run(run, args.max_steps, args.max_new_tokens), 1) for run in args.run]
+    if server_requested(args):
+        served = agent_of(served_models(args, args.max_new_tokens), args.max_steps)
+        agents.append((SERVED_NAME, args.server, lambda: served, args.concurrency))
+    if not agents:
+        raise LiveRunError("give a run directory (--run RUN) or a served model (--server URL --model ...)")
+    names = [name for name, *_ in agents]
+    if len(set(names)) != len(names):
+        raise LiveRunError(f"two agents have the same name ({', '.join(names)}); their episodes would share OUT/<name>")
+    return agents
+
+
+def run_all(args: argparse.Namespace, tasks: Sequence[dict[str, Any]]) -> dict[str, dict[str, Any]]:
+    """Every agent in turn into the locked --out (an earlier live run there is replaced as a whole);
+    metrics.json is rewritten after each, so a later failure keeps the earlier agents' numbers."""
+    from umi_data.outdir import claim_out_dir
     from umi_data.write import write_json
 
-    write_json(args.out / "metrics.json", metrics)
+    agents = live_agents(args)
+    metrics: dict[str, dict[str, Any]] = {}
+    with claim_out_dir(args.out, RUN_OUTPUT, args.force, extra_owns=[name for name, *_ in agents]) as claim:
+        claim.sweep()
+        for name, where, make_agent, concurrency in agents:
+            progress = Progress(len(tasks), f"episodes of {name}", prog=PROG, quiet=args.quiet)
+            metrics[name] = {"run": where, **play_into(make_agent(), tasks, args.out / name, concurrency, progress)}
+            write_json(args.out / METRICS, metrics)
+    return metrics
+
+
+def main(argv: list[str] | None = None) -> int:
+    from umi_data.outdir import OutDirError
+
+    args = _parser().parse_args(argv)
+    try:
+        metrics = run_all(args, read_tasks(args.tasks, args.limit))
+    except (LiveRunError, RunNotFoundError, ServerError, FileNotFoundError, OutDirError) as exc:
+        return fail(PROG, exc)
     print(side_by_side(metrics))
     print(f"episodes and corpora under {args.out}; metrics in {args.out / 'metrics.json'}")
     return 0
@@ -183,4 +263,7 @@ if __name__ == "__main__":
     sys.exit(main())
 
 
-__all__ = ["episode_metrics", "agent_from_run", "agent_of", "main", "play", "read_tasks", "side_by_side", "write_episodes"]
+__all__ = [
+    "EpisodeLog", "episode_metrics", "agent_from_run", "agent_of", "live_agents", "main", "play", "play_into", "read_tasks",
+    "run_all", "side_by_side", "write_corpus", "write_episodes",
+]

@@ -169,9 +169,9 @@ def add_server_arguments(parser: argparse.ArgumentParser) -> None:
     group.add_argument("--tokenizer", type=Path, metavar="DIR",
                        help="local directory with the served models' tokenizer, to cut over-long prompts as a local model "
                             "does (default: the model name when it is a local directory; `python -m umi_train.serve` writes one)")
-    group.add_argument("--timeout", type=float, default=DEFAULT_TIMEOUT, metavar="S", help=f"seconds per request (default {DEFAULT_TIMEOUT:g})")
+    group.add_argument("--timeout", type=float, default=DEFAULT_TIMEOUT, metavar="X", help="seconds per request")
     group.add_argument("--concurrency", type=positive_int, default=DEFAULT_CONCURRENCY, metavar="N",
-                       help=f"requests in flight (episodes or samples at once) against the server (default {DEFAULT_CONCURRENCY})")
+                       help="requests in flight (episodes or samples at once) against the server")
 
 
 def positive_int(text: str) -> int:

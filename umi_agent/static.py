@@ -39,7 +39,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
-from umi_agent.jsonio import InputFileError, json_type, read_json_list, write_json
+from umi_agent.jsonio import InputFileError, json_type, read_json_list, scrub_text, write_json
 from umi_data.prompts import END, NEXT_SUFFIXES, fill, serialise_history, split_plan
 
 Decision = Literal["caller", "conclusion", "give up"]
@@ -303,13 +303,19 @@ def oracle_predictions(samples: Sequence[StaticSample]) -> list[dict[str, Any]]:
     return [prediction_record(sample, sample.gold_prediction()) for sample in samples]
 
 
+def is_predictions_file(value: Any) -> bool:
+    """Whether a parsed JSON value is a predictions file (what `--out` may replace)."""
+    return isinstance(value, list) and all(isinstance(r, Mapping) and "predictions" in r and "reference" in r for r in value)
+
+
 def write_predictions(path: Path, records: Sequence[Mapping[str, Any]]) -> None:
-    """Write a predictions file atomically (a JSON array, as the official scripts expect)."""
-    write_json(path, list(records))
+    """Write a predictions file atomically (a JSON array, as the official scripts expect); what
+    the models wrote is kept as text even when it holds a lone surrogate (`scrub_text`)."""
+    write_json(path, scrub_text(list(records)))
 
 
 __all__ = [
     "DECISIONS", "Decision", "PREDICTION_SPEAKER", "StaticDataError", "StaticSample",
     "load_samples", "samples_from_items", "clean_output", "cut_plan", "format_prediction",
-    "RoleBatch", "predict_sample", "predict_samples", "prediction_record", "oracle_predictions", "write_predictions",
+    "RoleBatch", "predict_sample", "predict_samples", "prediction_record", "oracle_predictions", "is_predictions_file", "write_predictions",
 ]

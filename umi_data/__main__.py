@@ -9,26 +9,35 @@ from importlib import resources
 from pathlib import Path
 
 from umi_data.build_fields import BUILD_FIELDS, DEFAULT_SPLIT_RATIO, DEFAULT_SPLIT_SEED
+from umi_data.cli import Parser, add_command, add_commands, fail, prog_name
 from umi_data.sources import CATALOG
 from umi_data.synth import cli as synth_cli
 
 # Commands import what they need when they run: `--help` must not pay for pyarrow, pydantic,
 # polars or duckdb (a test checks which modules it imports).
 EXIT_REJECTS = 1
-EXIT_USAGE = 2
+PACKAGE, SCRIPT = "umi_data", "umi-data"
+DEMO_OUT = Path("sample-corpus")
+FORCE_HELP = "write into a non-empty --out that this command did not write, beside its files (never replacing one)"
 
 
 def _source_help() -> str:
-    return "; ".join(f"{name}: {entry.description}" for name, entry in CATALOG.items())
+    return "\n".join(f"  {name:<17} {entry.description}" for name, entry in CATALOG.items())
+
+
+def _prog() -> str:
+    return prog_name(PACKAGE, SCRIPT)
 
 
 def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="python -m umi_data", description="Typed tool-use trajectories and α-UMi corpora.")
-    commands = parser.add_subparsers(dest="command", metavar="COMMAND")
+    parser = Parser(prog=_prog(), description="Typed tool-use trajectories and α-UMi corpora.", quiet=False)
+    commands = add_commands(parser)
+    sources = f"sources:\n{_source_help()}"
 
     fields = BUILD_FIELDS
-    build = commands.add_parser("build", help="read source files into a corpus directory", description=f"Sources: {_source_help()}.")
-    build.add_argument("source", metavar="SOURCE", help=fields["source"])
+    build = add_command(commands, "build", "read source files into a corpus directory",
+                        "Read source files into a corpus directory: trajectories, rejects, role corpora, data card.", epilog=sources)
+    build.add_argument("source", metavar="SOURCE", help="source format: one of the sources listed below")
     build.add_argument("inputs", metavar="PATH", nargs="+", help=fields["inputs"])
     build.add_argument("--out", required=True, type=Path, metavar="DIR", help="corpus directory to write (a shard directory with --shard)")
     build.add_argument("--exclude-test-ids", nargs="+", default=[], metavar="PATH", help=fields["exclude_test_ids"])
@@ -36,57 +45,58 @@ def _parser() -> argparse.ArgumentParser:
     build.add_argument("--compat", choices=["alpha-umi"], default=None, help=fields["compat"])
     build.add_argument("--seed", "--split-seed", dest="split_seed", type=int, default=DEFAULT_SPLIT_SEED, metavar="N", help=fields["split_seed"])
     build.add_argument("--split-ratio", type=float, default=DEFAULT_SPLIT_RATIO, metavar="X", help=fields["split_ratio"])
-    build.add_argument("--no-progress", action="store_true", help="no progress bar even on a terminal")
     build.add_argument("--workers", type=int, default=os.cpu_count() or 1, metavar="N",
                        help="processes converting and rendering; the output does not depend on it (default: the machine's cores)")
     build.add_argument("--shard", type=_shard, default=None, metavar="I/N",
                        help="convert only the I-th of N runs of the input files into a shard directory, for `merge`")
+    build.add_argument("--force", action="store_true", help=FORCE_HELP)
 
-    merge = commands.add_parser("merge", help="join the shard directories of `build --shard I/N` into one corpus",
-                                description="The corpus equals, byte for byte, one `build` over all the inputs.")
-    merge.add_argument("shards", metavar="SHARD_DIR", nargs="+", type=Path, help="the N shard directories (any order)")
+    merge = add_command(commands, "merge", "join the shard directories of `build --shard I/N` into one corpus",
+                        "Join the shard directories of `build --shard I/N` into one corpus. The corpus equals, byte for byte, "
+                        "one `build` over all the inputs.")
+    merge.add_argument("shards", metavar="DIR", nargs="+", type=Path, help="the N shard directories (any order)")
     merge.add_argument("--out", required=True, type=Path, metavar="DIR", help="corpus directory to write")
 
-    validate = commands.add_parser("validate", help="check raw source files against their JSON Schema", description=f"Sources: {_source_help()}.")
-    validate.add_argument("source", metavar="SOURCE", help="source format name")
+    validate = add_command(commands, "validate", "check raw source files against their JSON Schema",
+                           "Check raw source files against their JSON Schema; every error is listed with its JSON path.", epilog=sources)
+    validate.add_argument("source", metavar="SOURCE", help="source format name (see the list below)")
     validate.add_argument("inputs", metavar="PATH", nargs="+", help="files or directories to check")
 
-    schemas = commands.add_parser("schemas", help="write the JSON Schema documents into a directory")
-    schemas.add_argument("--out", type=Path, default=Path("schemas"), metavar="DIR", help="default: ./schemas")
+    schemas = add_command(commands, "schemas", "write the JSON Schema documents into a directory")
+    schemas.add_argument("--out", type=Path, default=Path("schemas"), metavar="DIR", help="directory to write")
 
     from umi_data.variants import EXPORT_FORMATS, VARIANTS
 
     variants = "\n".join(f"  {v.name:<11} {v.paper_row}: {v.description}" for v in VARIANTS.values())
-    export = commands.add_parser(
-        "export", help="write one training variant of a corpus (stage1/, stage2/) for other trainers",
-        description=f"Write the training files of one of the paper's setups.\n\nvariants:\n{variants}",
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-    )
+    export = add_command(commands, "export", "write one training variant of a corpus (stage1/, stage2/) for other trainers",
+                         f"Write the training files of one of the paper's setups.\n\nvariants:\n{variants}")
     export.add_argument("corpus", metavar="DIR", type=Path, help="corpus directory written by `build`")
     export.add_argument("--variant", required=True, choices=list(VARIANTS), help="which of the paper's training setups")
-    export.add_argument("--out", required=True, type=Path, metavar="OUT", help="directory to write (new, empty, or a previous export)")
+    export.add_argument("--out", required=True, type=Path, metavar="DIR", help="directory to write (new, empty, or a previous export)")
+    export.add_argument("--force", action="store_true", help=FORCE_HELP)
     export.add_argument(
         "--format", default="jsonl", choices=EXPORT_FORMATS,
         help="jsonl: example rows with all columns; trl: prompt/completion JSONL; llamafactory: alpaca JSON + dataset_info.json; "
-        "alpha-umi: the official trainer's {input, target} arrays (default: jsonl)",
+        "alpha-umi: the official trainer's {input, target} arrays; pre-tokenized ids: `python -m umi_train.export`",
     )
 
-    query = commands.add_parser(
-        "query", help="run SQL over corpus directories (views: trajectories, turns, tool_calls, tools, examples, rejects)",
-        description="Run one SQL statement over DuckDB views of one or more corpus directories. Views: trajectories, "
+    query = add_command(
+        commands, "query", "run SQL over corpus directories (views: trajectories, turns, tool_calls, tools, examples, rejects)",
+        "Run one SQL statement over DuckDB views of one or more corpus directories. Views: trajectories, "
         "turns, tool_calls, tools, examples, rejects (each with a `corpus` column). Recipes: docs/recipes.md.",
     )
-    query.add_argument("args", metavar="DIR... SQL", nargs="+", help="corpus directories, then the SQL (the last argument)")
+    query.usage = f"{parser.prog} query [-h] [--version] [--quiet] [--format {{table,csv,json}}] DIR [DIR ...] SQL"
+    query.add_argument("args", metavar="DIR [DIR ...] SQL", nargs="+", help="one or more corpus directories, then the SQL (the last argument)")
     query.add_argument("--format", choices=["table", "csv", "json"], default="table",
-                       help="table (aligned text), csv, or json (one array of row objects); default: table")
+                       help="table (aligned text), csv, or json (one array of row objects)")
 
-    card = commands.add_parser("card", help="(re)write the data card of a corpus directory: README.md and card/")
+    card = add_command(commands, "card", "write the data card of a corpus directory again: README.md and card/")
     card.add_argument("corpus", metavar="DIR", type=Path, help="corpus directory written by `build`")
 
     synth_cli.add_parser(commands)
 
-    demo = commands.add_parser("demo", help="build a corpus from the small built-in sample and print its summary")
-    demo.add_argument("--out", type=Path, default=Path("demo-out/sample-corpus"), metavar="DIR")
+    demo = add_command(commands, "demo", "build a corpus from the small built-in sample and print its summary")
+    demo.add_argument("--out", type=Path, default=DEMO_OUT, metavar="DIR", help="corpus directory to write")
     return parser
 
 
@@ -106,9 +116,13 @@ def cmd_build(args: argparse.Namespace) -> int:
         source=args.source, inputs=args.inputs, exclude_test_ids=args.exclude_test_ids, strict=args.strict,
         compat=args.compat, split_seed=args.split_seed, split_ratio=args.split_ratio,
     )
-    progress = False if args.no_progress else None
-    result = build_corpus(config, args.out, progress=progress, workers=max(args.workers, 1), shard=args.shard)
+    progress = False if args.quiet else None
+    result = build_corpus(config, args.out, progress=progress, workers=max(args.workers, 1), shard=args.shard, force=args.force)
     print(summary_line(result))
+    if not result.manifest["counts"]["accepted"]:
+        print(f"python -m umi_data build: error: no record was accepted (of {result.manifest['counts']['read']} read); "
+              f"is {config.source} the right source for these files? (rejects: {result.out / 'rejects.jsonl'})", file=sys.stderr)
+        return EXIT_REJECTS
     if config.strict and result.manifest["counts"]["rejected"]:
         print(f"--strict: {result.manifest['counts']['rejected']} record(s) rejected:", file=sys.stderr)
         print(reject_listing(result), file=sys.stderr)
@@ -147,7 +161,7 @@ def cmd_schemas(args: argparse.Namespace) -> int:
 def cmd_export(args: argparse.Namespace) -> int:
     from umi_data.export import export_variant
 
-    manifest = export_variant(args.corpus, args.variant, args.out, args.format)
+    manifest = export_variant(args.corpus, args.variant, args.out, args.format, force=args.force)
     for stage, entry in manifest["stages"].items():
         files = ", ".join(f"{f['path']} ({f['rows']} examples, {f['instructions']} instructions)" for f in entry["files"].values())
         print(f"{stage} (from {entry['init']}, split {entry['split']}): {files}")
@@ -159,8 +173,7 @@ def cmd_query(args: argparse.Namespace) -> int:
     from umi_data.query import run_query
 
     if len(args.args) < 2:
-        print("python -m umi_data query: error: give at least one corpus directory, then the SQL", file=sys.stderr)
-        return EXIT_USAGE
+        return fail(f"{_prog()} query", "give at least one corpus directory, then the SQL")
     *directories, sql = args.args
     sys.stdout.write(run_query(directories, sql, args.format))
     return 0
@@ -207,8 +220,7 @@ def main(argv: list[str] | None = None) -> int:
     except Exception as exc:
         if not isinstance(exc, _usage_errors()):
             raise
-        print(f"python -m umi_data {args.command}: error: {exc}", file=sys.stderr)
-        return EXIT_USAGE
+        return fail(f"{parser.prog} {args.command}", exc)
 
 
 def _usage_errors() -> tuple[type[Exception], ...]:
@@ -216,11 +228,12 @@ def _usage_errors() -> tuple[type[Exception], ...]:
     from umi_data.build import ExclusionListError
     from umi_data.corpus import CorpusNotFoundError
     from umi_data.export import ExportError
+    from umi_data.outdir import OutDirError
     from umi_data.query import QueryError
     from umi_data.shards import ShardError
     from umi_data.sources import InputPathError, UnknownSourceError
 
-    return (InputPathError, UnknownSourceError, ExclusionListError, ExportError, CorpusNotFoundError, QueryError, ShardError, OSError)
+    return (InputPathError, UnknownSourceError, ExclusionListError, ExportError, CorpusNotFoundError, QueryError, ShardError, OutDirError, OSError)
 
 
 if __name__ == "__main__":

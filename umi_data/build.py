@@ -16,11 +16,12 @@ import orjson
 from pydantic import BaseModel, ConfigDict, Field
 
 import umi_data
-from umi_data.card import write_card
+from umi_data.card import CARD, CARD_DIR, write_card
 from umi_data.core import Reject
 from umi_data.corpus import ALPHA_UMI_DIR, MANIFEST, CorpusNotFoundError, require_corpus
 from umi_data.build_fields import BUILD_FIELDS, DEFAULT_SPLIT_RATIO, DEFAULT_SPLIT_SEED
 from umi_data.examples import EXAMPLE_ROLES, ROLE_PATHS
+from umi_data.outdir import Output, OutputClaim, claim_out_dir
 from umi_data.parts import INPUTS, REJECTS, TRAJECTORIES, BuildStats, CorpusWriter, PartTask, batched, run_parts
 from umi_data.render import STALE_INPUT
 from umi_data.shards import SHARD_MANIFEST, shard_files, write_shard_manifest
@@ -31,6 +32,11 @@ from umi_data.write import file_entry, write_json
 #: Input files converted together (a worker's unit of work): big enough to amortise sending
 #: the work, small enough that the parts in flight stay a few megabytes.
 PART_FILES = 64
+#: what `build` (and `--shard`) writes into its --out; `card` rewrites there under the same lock
+CORPUS_OUTPUT = Output(
+    command="python -m umi_data build", markers=(MANIFEST, SHARD_MANIFEST),
+    owns=(TRAJECTORIES, REJECTS, INPUTS, MANIFEST, SHARD_MANIFEST, CARD, CARD_DIR, "global", "local", ALPHA_UMI_DIR),
+)
 
 
 class BuildConfig(BaseModel):
@@ -77,16 +83,26 @@ def load_excluded_query_ids(paths: Sequence[str]) -> tuple[frozenset[tuple[str, 
 
 
 def build_corpus(
-    config: BuildConfig, out: Path, progress: bool | None = None, *, workers: int = 1, shard: tuple[int, int] | None = None
+    config: BuildConfig, out: Path, progress: bool | None = None, *, workers: int = 1, shard: tuple[int, int] | None = None,
+    force: bool = False,
 ) -> BuildResult:
     """Read `config.inputs` with `config.source` and write the corpus directory `out`, with
     `workers` processes converting and rendering (the files do not depend on it). With
     `shard=(I, N)`, convert only the I-th of N runs of the input files into a shard directory
-    for `python -m umi_data merge` (umi_data/shards.py)."""
+    for `python -m umi_data merge` (umi_data/shards.py). `out` is new, empty, or an earlier
+    build's (replaced as a whole; umi_data.outdir), and locked throughout."""
     source = get_source(config.source)
     check_input_paths(config.inputs, source.suffixes)
     excluded, exclusion_entries = load_excluded_query_ids(config.exclude_test_ids)
-    out.mkdir(parents=True, exist_ok=True)
+    with claim_out_dir(out, CORPUS_OUTPUT, force) as claim:
+        return _write_corpus(config, out, progress, workers, shard, excluded, exclusion_entries, claim)
+
+
+def _write_corpus(
+    config: BuildConfig, out: Path, progress: bool | None, workers: int, shard: tuple[int, int] | None,
+    excluded: frozenset, exclusion_entries: list, claim: OutputClaim,
+) -> BuildResult:
+    source = get_source(config.source)
     for marker in (MANIFEST, SHARD_MANIFEST):  # the directory is incomplete until the new one lands
         (out / marker).unlink(missing_ok=True)
     options: dict[str, Any] = {"exclude_query_ids": excluded}
@@ -103,7 +119,7 @@ def build_corpus(
     if shard:
         manifest = write_shard_manifest(config, writer, exclusion_entries, out, shard)
     else:
-        manifest = finish_corpus(config, writer, exclusion_entries, out)
+        manifest = finish_corpus(config, writer, exclusion_entries, out, claim)
     return BuildResult(out, manifest, writer.first_rejects)
 
 
@@ -115,8 +131,9 @@ def storable_config(config: BuildConfig) -> dict[str, Any]:
     return dumped
 
 
-def finish_corpus(config: BuildConfig, writer: CorpusWriter, exclusions: list, out: Path) -> dict[str, Any]:
-    """The manifest of a corpus whose files `writer` wrote, then the card, then the manifest on disk."""
+def finish_corpus(config: BuildConfig, writer: CorpusWriter, exclusions: list, out: Path, claim: OutputClaim | None = None) -> dict[str, Any]:
+    """The manifest of a corpus whose files `writer` wrote, then the card, then (with the output
+    directory's `claim`, the leftovers of an older corpus swept away) the manifest on disk."""
     manifest = {
         "kind": "umi-corpus",
         "umi_version": umi_data.__version__,
@@ -140,6 +157,8 @@ def finish_corpus(config: BuildConfig, writer: CorpusWriter, exclusions: list, o
         manifest["files"][f"{ALPHA_UMI_DIR}/{name}.json"] = file_entry(out / ALPHA_UMI_DIR / f"{name}.json", rows=rows)
     release_memory()  # the card's statistics start from a small heap, not the writers' high-water mark
     manifest["files"].update(write_card(out, manifest))
+    if claim is not None:
+        claim.sweep([*manifest["files"], MANIFEST])  # nothing of an older corpus (or a killed build) stays beside this one
     write_json(out / MANIFEST, manifest)
     return manifest
 
@@ -167,9 +186,10 @@ def rewrite_card(directory: Path) -> list[Path]:
     manifest = orjson.loads(manifest_path.read_bytes())
     if not isinstance(manifest.get("inputs"), dict):
         raise CorpusNotFoundError(f"{directory}: built by an older umi (input hashes in the manifest, no inputs.jsonl); build it again")
-    entries = write_card(directory, manifest)
-    manifest["files"].update(entries)
-    write_json(manifest_path, manifest)
+    with claim_out_dir(directory, CORPUS_OUTPUT):  # never beside a build writing the same corpus
+        entries = write_card(directory, manifest)
+        manifest["files"].update(entries)
+        write_json(manifest_path, manifest)
     return [directory / name for name in entries]
 
 

@@ -25,6 +25,8 @@ PLOTS = {"lengths": "card/lengths.png", "steps": "card/steps.png", "tools": "car
 STATS = "card/stats.json"
 TOP_TOOLS = 20
 LISTED_INPUTS = 20
+#: the config `datasets.load_dataset(DIR)` loads when no config name is given
+DEFAULT_CONFIG = "trajectories"
 #: Licences of the data each source carries (HF `license` ids); mixed corpora say "other".
 SOURCE_LICENSES = {"toolbench": "apache-2.0", "toolalpaca": "apache-2.0", "synthetic": "apache-2.0", "agent_run": "apache-2.0"}
 SIZE_CATEGORIES = ((1_000, "n<1K"), (10_000, "1K<n<10K"), (100_000, "10K<n<100K"), (1_000_000, "100K<n<1M"))
@@ -90,6 +92,7 @@ def _front_matter(manifest: dict[str, Any], numbers: dict[str, Any]) -> list[str
         # or another corpus directory of the same name, loads stale cached rows.
         fingerprint = manifest["files"][path]["sha256"]
         lines += [f"- config_name: {name}", f"  description: 'umi {name} corpus, sha256 {fingerprint}'",
+                  *(["  default: true"] if name == DEFAULT_CONFIG else []),  # load_dataset(DIR) without a config name
                   "  data_files:", "  - split: train", f"    path: {path}"]
     return lines + ["---", ""]
 

@@ -13,12 +13,15 @@
 - `tools`: one row per tool offered in a trajectory: `name`, `description`, `parameters`;
 - `examples`: every role example of `global/` and `local/`, with its `role` and `split`;
 - `rejects`: `{source_file, locator, reason, detail}` per rejected record.
+
+Once the views exist the connection is sandboxed unless the caller asks otherwise
+(`restrict=False`): it reads the corpus files and nothing else (docs/guarantees.md).
 """
 
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any, Callable, Sequence
 
 from umi_data.corpus import CorpusNotFoundError, require_corpus
 from umi_data.examples import ROLE_PATHS
@@ -34,23 +37,22 @@ def _literal(text: str) -> str:
     return "'" + text.replace("'", "''") + "'"
 
 
-def _union(directories: Sequence[Path], select: str) -> str:
-    """`select` (with `{path}` for the directory and `{corpus}` for its literal) over every corpus."""
-    parts = [select.format(path=d.as_posix(), corpus=_literal(str(d))) for d in directories]
-    return "\nunion all by name\n".join(parts)
+def _union(directories: Sequence[Path], select: Callable[[Path], str]) -> str:
+    """`select(directory)` over every corpus; file paths go in as quoted literals (a directory
+    named `it's a corpus` is a path, never SQL)."""
+    return "\nunion all by name\n".join(f"select *, {_literal(str(d))} as corpus from {select(d)}" for d in directories)
+
+
+def _file(directory: Path, name: str) -> str:
+    return _literal((directory / name).as_posix())
 
 
 def view_sql(directories: Sequence[Path]) -> dict[str, str]:
     """The `create view` statement of each view, in dependency order."""
-    trajectories = _union(directories, "select *, {corpus} as corpus from read_parquet('{path}/trajectories.parquet')")
-    examples = _union(
-        directories,
-        "select *, {corpus} as corpus from read_parquet([" + ", ".join(f"'{{path}}/{p}.parquet'" for p in ROLE_PATHS.values()) + "])",
-    )
+    trajectories = _union(directories, lambda d: f"read_parquet({_file(d, 'trajectories.parquet')})")
+    examples = _union(directories, lambda d: "read_parquet([" + ", ".join(_file(d, f"{p}.parquet") for p in ROLE_PATHS.values()) + "])")
     rejects = _union(
-        directories,
-        "select *, {corpus} as corpus from read_json('{path}/rejects.jsonl', format = 'newline_delimited', columns = "
-        + REJECT_COLUMNS.replace("{", "{{").replace("}", "}}") + ")",
+        directories, lambda d: f"read_json({_file(d, 'rejects.jsonl')}, format = 'newline_delimited', columns = {REJECT_COLUMNS})"
     )
     turn_columns = ", ".join(f"turn.{field} as {field}" for field in TURN_FIELDS)
     return {
@@ -80,8 +82,13 @@ def view_sql(directories: Sequence[Path]) -> dict[str, str]:
     }
 
 
-def connect(*directories: str | Path, database: str = ":memory:") -> Any:
-    """A DuckDB connection with the corpus views over `directories` (at least one)."""
+def connect(*directories: str | Path, database: str = ":memory:", restrict: bool = True, readable: Sequence[str | Path] = ()) -> Any:
+    """A DuckDB connection with the corpus views over `directories` (at least one).
+
+    By default the connection is then sandboxed (`restrict_connection`): it reads the corpus
+    directories and `readable` (e.g. an export directory) and nothing else, writes no file,
+    installs or loads no extension, and its configuration is locked. `restrict=False` gives
+    DuckDB's full powers, for callers that run their own trusted SQL."""
     import duckdb
 
     if not directories:
@@ -90,7 +97,29 @@ def connect(*directories: str | Path, database: str = ":memory:") -> Any:
     connection = duckdb.connect(database)
     for name, sql in view_sql(paths).items():
         connection.execute(f"create or replace view {name} as {sql}")
+    if restrict:
+        restrict_connection(connection, [*paths, *(Path(r).resolve() for r in readable)])
     return connection
 
 
-__all__ = ["CorpusNotFoundError", "TURN_FIELDS", "connect", "view_sql"]
+#: set once the views exist; `lock_configuration` last, so that no statement can undo the others
+SANDBOX_SETTINGS = (
+    ("temp_directory", "''"),  # no spill directory: nothing is written, not even under ./.tmp
+    ("enable_external_access", "false"),
+    ("autoinstall_known_extensions", "false"),
+    ("autoload_known_extensions", "false"),
+    ("allow_community_extensions", "false"),
+    ("lock_configuration", "true"),
+)
+
+
+def restrict_connection(connection: Any, readable: Sequence[Path]) -> None:
+    """Only files under `readable` can be read; no file access otherwise, no extensions, and the
+    configuration is locked (DuckDB's `allowed_directories` + `enable_external_access=false`)."""
+    directories = ", ".join(_literal(directory.as_posix().rstrip("/") + "/") for directory in readable)
+    connection.execute(f"set allowed_directories = [{directories}]")
+    for name, value in SANDBOX_SETTINGS:
+        connection.execute(f"set {name} = {value}")
+
+
+__all__ = ["CorpusNotFoundError", "SANDBOX_SETTINGS", "TURN_FIELDS", "connect", "restrict_connection", "view_sql"]

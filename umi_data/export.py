@@ -6,7 +6,11 @@ what each stage starts from). Formats:
 
 - `jsonl`: the example rows with all their columns, `<part>.jsonl`;
 - `trl`: `{"prompt", "completion"}` lines, `<part>.jsonl` (TRL's prompt-completion datasets;
-  SFTTrainer computes the loss on the completion and appends the EOS token itself);
+  SFTTrainer computes the loss on the completion and appends the EOS token itself); the prompt's
+  final whitespace starts the completion, so that the prompt is a token prefix of the whole
+  (`prompt_completion`);
+- token ids (`python -m umi_train.export`, which needs a tokenizer): `{"input_ids",
+  "completion_mask"}` lines equal to what umi trains on (`umi_train.encode`);
 - `llamafactory`: alpaca-style `{"instruction", "input", "output"}` arrays, `<part>.json`, and
   `OUT/dataset_info.json` naming each as `umi_<stage>_<part>` (use `dataset_dir: OUT`);
 - `alpha-umi`: the official trainer's `train_<part>.json` arrays of `{"input", "target"}` (the
@@ -18,7 +22,6 @@ Rows keep the corpus order, so the same corpus and options give the same bytes.
 
 from __future__ import annotations
 
-import shutil
 from pathlib import Path
 from typing import Any, Callable, Iterator, Literal
 
@@ -28,6 +31,7 @@ import pyarrow.parquet as pq
 import umi_data
 from umi_data.corpus import MANIFEST, require_corpus
 from umi_data.examples import ROLE_PATHS
+from umi_data.outdir import Output, OutputClaim, claim_out_dir
 from umi_data.variants import EXPORT_FORMATS, Part, Stage, Variant, get_variant
 from umi_data.write import JsonArrayWriter, JsonlWriter, atomic_open, file_entry, sha256_file, write_json
 
@@ -36,6 +40,7 @@ FORMATS = EXPORT_FORMATS
 EXPORT_MANIFEST = "export.json"
 DATASET_INFO = "dataset_info.json"
 BATCH_ROWS = 4096
+EXPORT_OUTPUT = Output(command="python -m umi_data export", markers=(EXPORT_MANIFEST,), owns=("stage1", "stage2", DATASET_INFO, EXPORT_MANIFEST))
 
 
 class ExportError(ValueError):
@@ -48,22 +53,51 @@ def _file_name(fmt: str, part: Part) -> str:
     return f"{part.name}.json" if fmt == "llamafactory" else f"{part.name}.jsonl"
 
 
-_RECORD: dict[str, Callable[[dict[str, Any]], dict[str, Any]]] = {
+Record = Callable[[dict[str, Any]], dict[str, Any]]
+
+
+def prompt_completion(row: dict[str, Any]) -> dict[str, str]:
+    """TRL's `{prompt, completion}`, with the whitespace that ends the prompt moved to the start of
+    the completion. TRL tokenizes the prompt alone and prompt + completion in one piece; umi's
+    prompts end in a space (`"... caller: "`), which tokenizers merge with the next word, so the
+    prompt's tokens would not be a prefix of the whole (TRL then warns and trains on a context
+    that differs from inference). Ending the prompt on a non-space character puts the boundary on
+    a token boundary for word-splitting tokenizers (checked for umi's tiny tokenizer and SmolLM2's
+    in tests/test_export_training.py). The text is unchanged: prompt + completion = input + target."""
+    prompt = row["input"].rstrip()
+    return {"prompt": prompt, "completion": row["input"][len(prompt):] + row["target"]}
+
+
+_RECORD: dict[str, Record] = {
     "jsonl": lambda row: row,
-    "trl": lambda row: {"prompt": row["input"], "completion": row["target"]},
+    "trl": prompt_completion,
     "llamafactory": lambda row: {"instruction": row["input"], "input": "", "output": row["target"]},
     "alpha-umi": lambda row: {"input": row["input"], "target": row["target"]},
 }
 
 
-def export_variant(corpus: Path, variant_name: str, out: Path, fmt: str = "jsonl") -> dict[str, Any]:
-    """Write one variant of `corpus` into `out` and return the export manifest."""
+def export_variant(
+    corpus: Path, variant_name: str, out: Path, fmt: str = "jsonl", force: bool = False, *,
+    record: Record | None = None, details: dict[str, Any] | None = None,
+) -> dict[str, Any]:
+    """Write one variant of `corpus` into `out` (new, empty, or an earlier export, replaced as a
+    whole) and return the export manifest.
+
+    With `record`, `fmt` names a format of the caller's: each example row becomes
+    `record(row)`, one JSON line per example, and `details` goes into the manifest. This is how
+    `umi_train.export` writes token ids while the data side never imports a tokenizer."""
     variant = get_variant(variant_name)
-    if fmt not in FORMATS:
+    if record is None and fmt not in FORMATS:
         raise ExportError(f"unknown format {fmt!r}; choose one of: {', '.join(FORMATS)}")
     corpus_manifest = _corpus_manifest(corpus)
-    _prepare(out)
-    stages = {stage.name: _write_stage(corpus, stage, out, fmt) for stage in variant.stages}
+    with claim_out_dir(out, EXPORT_OUTPUT, force) as claim:
+        return _write_export(corpus, corpus_manifest, variant, out, fmt, claim, record or _RECORD[fmt], details)
+
+
+def _write_export(corpus: Path, corpus_manifest: str, variant: Variant, out: Path, fmt: str, claim: OutputClaim,
+                  to_record: Record, details: dict[str, Any] | None) -> dict[str, Any]:
+    (out / EXPORT_MANIFEST).unlink(missing_ok=True)  # incomplete until the new one lands
+    stages = {stage.name: _write_stage(corpus, stage, out, fmt, to_record) for stage in variant.stages}
     manifest = {
         "kind": "umi-export",
         "umi_version": umi_data.__version__,
@@ -72,10 +106,13 @@ def export_variant(corpus: Path, variant_name: str, out: Path, fmt: str = "jsonl
         "description": variant.description,
         "format": fmt,
         "corpus": {"path": str(corpus), "manifest_sha256": corpus_manifest},
+        **(details or {}),
         "stages": stages,
     }
     if fmt == "llamafactory":
         write_json(out / DATASET_INFO, _dataset_info(variant))
+    written = [entry["path"] for stage in stages.values() for entry in stage["files"].values()]
+    claim.sweep([*written, DATASET_INFO if fmt == "llamafactory" else EXPORT_MANIFEST, EXPORT_MANIFEST])
     write_json(out / EXPORT_MANIFEST, manifest)
     return manifest
 
@@ -88,27 +125,17 @@ def _corpus_manifest(corpus: Path) -> str:
     return sha256_file(manifest)
 
 
-def _prepare(out: Path) -> None:
-    """Clear a previous export in `out` (only what an export writes); refuse other content."""
-    if out.exists() and any(out.iterdir()) and not (out / EXPORT_MANIFEST).is_file():
-        raise ExportError(f"{out}: exists, is not empty and holds no {EXPORT_MANIFEST}; choose a new or empty --out")
-    (out / EXPORT_MANIFEST).unlink(missing_ok=True)  # incomplete until the new one lands
-    for name in ("stage1", "stage2"):
-        shutil.rmtree(out / name, ignore_errors=True)
-    (out / DATASET_INFO).unlink(missing_ok=True)
-
-
-def _write_stage(corpus: Path, stage: Stage, out: Path, fmt: str) -> dict[str, Any]:
+def _write_stage(corpus: Path, stage: Stage, out: Path, fmt: str, to_record: Record) -> dict[str, Any]:
     files = {}
     for part in stage.parts:
         relative = f"{stage.name}/{_file_name(fmt, part)}"
-        rows, instructions = _write_part(corpus, part, stage.split, out / relative, fmt)
+        rows, instructions = _write_part(corpus, part, stage.split, out / relative, fmt, to_record)
         files[part.name] = {"path": relative, "roles": list(part.roles), **file_entry(out / relative, rows=rows, instructions=instructions)}
     return {"init": stage.init, "split": stage.split or "all", "files": files}
 
 
-def _write_part(corpus: Path, part: Part, split: str | None, path: Path, fmt: str) -> tuple[int, int]:
-    to_record, instructions = _RECORD[fmt], set()
+def _write_part(corpus: Path, part: Part, split: str | None, path: Path, fmt: str, to_record: Record) -> tuple[int, int]:
+    instructions = set()
     with atomic_open(path) as handle:
         writer = JsonArrayWriter(handle) if fmt in ("llamafactory", "alpha-umi") else JsonlWriter(handle)
         for role in part.roles:
@@ -140,4 +167,4 @@ def _dataset_info(variant: Variant) -> dict[str, Any]:
     }
 
 
-__all__ = ["FORMATS", "ExportError", "export_variant"]
+__all__ = ["FORMATS", "ExportError", "Record", "export_variant", "prompt_completion"]

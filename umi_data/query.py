@@ -1,11 +1,16 @@
 """`python -m umi_data query DIR... "SQL"`: one statement over the DuckDB views of `umi_data.duck`,
-printed as an aligned table, CSV, or one JSON array of row objects."""
+printed as an aligned table, CSV, or one JSON array of row objects.
+
+A sandbox: exactly one read-only statement (a query, `describe`/`show`/`summarize`, or `explain`
+of one), on a restricted connection that reads the given corpus directories (and export
+directories, for the leak checks of docs/recipes.md) and no other file."""
 
 from __future__ import annotations
 
 import csv
 import io
 import json
+from pathlib import Path
 from typing import Any, Sequence
 
 from umi_data.duck import connect
@@ -17,16 +22,43 @@ class QueryError(ValueError):
     """The SQL did not run (DuckDB's message says why)."""
 
 
+def read_only_statement(sql: str) -> Any:
+    """The one statement of `sql`, parsed by DuckDB; `QueryError` for none, several, or one that
+    is not a query."""
+    import duckdb
+
+    try:
+        statements = duckdb.extract_statements(sql)
+    except duckdb.Error as exc:
+        raise QueryError(str(exc).strip().replace("\n", " ")) from None
+    if len(statements) != 1:
+        raise QueryError(f"give exactly one SQL statement (got {len(statements)})")
+    kind = statements[0].type
+    if kind not in (duckdb.StatementType.SELECT, duckdb.StatementType.EXPLAIN):
+        raise QueryError(f"only read-only queries run here (select, with, describe, summarize, explain), not {kind.name}")
+    return statements[0]
+
+
+def _split_directories(directories: Sequence[str]) -> tuple[list[Path], list[Path]]:
+    """(corpus directories, export directories): an export is readable with `read_json`, no views."""
+    from umi_data.export import EXPORT_MANIFEST
+
+    exports = [Path(d) for d in directories if (Path(d) / EXPORT_MANIFEST).is_file()]
+    return [Path(d) for d in directories if Path(d) not in exports], exports
+
+
 def run_query(directories: Sequence[str], sql: str, fmt: str = "table") -> str:
     import duckdb
 
-    connection = connect(*directories)
+    statement = read_only_statement(sql)
+    corpora, exports = _split_directories(directories)
+    connection = connect(*corpora, readable=exports)
     try:
-        result = connection.execute(sql)
+        result = connection.execute(statement)
         columns = [d[0] for d in result.description] if result.description else []
         rows = result.fetchall() if columns else []
     except duckdb.Error as exc:
-        raise QueryError(str(exc).strip()) from None
+        raise QueryError(str(exc).strip().replace("\n", " ")) from None
     finally:
         connection.close()
     return {"table": _table, "csv": _csv, "json": _json}[fmt](columns, rows)

@@ -78,18 +78,19 @@ def write_shard_manifest(config: "BuildConfig", writer: CorpusWriter, exclusions
 
 def merge_shards(directories: Sequence[str | Path], out: Path) -> "BuildResult":
     """Join the shard directories of one sharded build into the corpus directory `out`."""
-    from umi_data.build import BuildConfig, BuildResult, finish_corpus
+    from umi_data.build import CORPUS_OUTPUT, BuildConfig, BuildResult, finish_corpus
     from umi_data.corpus import MANIFEST
+    from umi_data.outdir import claim_out_dir
 
     shards = _load_shards([Path(d) for d in directories])
     config = BuildConfig.model_validate(shards[0][1]["config"])
-    out.mkdir(parents=True, exist_ok=True)
-    (out / MANIFEST).unlink(missing_ok=True)
-    writer = CorpusWriter(out)
-    with writer:
-        for directory, manifest in shards:
-            _append_shard(writer, directory, manifest)
-    manifest = finish_corpus(config, writer, shards[0][1]["exclusion_lists"], out)
+    with claim_out_dir(out, CORPUS_OUTPUT) as claim:  # the same output as one build: same policy, same lock
+        (out / MANIFEST).unlink(missing_ok=True)
+        writer = CorpusWriter(out)
+        with writer:
+            for directory, manifest in shards:
+                _append_shard(writer, directory, manifest)
+        manifest = finish_corpus(config, writer, shards[0][1]["exclusion_lists"], out, claim)
     return BuildResult(out, manifest, _first_rejects(out / REJECTS))
 
 

@@ -1,7 +1,7 @@
 """Atomic, deterministic file writing for corpus directories.
 
-Every file is written under a temporary name in its final directory and renamed into place,
-so a reader never sees half a file; the manifest is written last, so a directory with a
+Every file is written under a temporary name in its final directory and renamed into place
+(`umi_data.outdir.atomic_path`), so a reader never sees half a file; the manifest is written last, so a directory with a
 manifest is complete. Nothing written depends on the time or the machine: the same records
 give the same bytes.
 """
@@ -9,36 +9,14 @@ give the same bytes.
 from __future__ import annotations
 
 import hashlib
-import os
-import tempfile
-from contextlib import contextmanager
 from pathlib import Path
-from typing import IO, Any, Iterator
+from typing import IO, Any
 
 import orjson
 
+from umi_data.outdir import atomic_open, atomic_path  # noqa: F401  (the one atomic writer, re-exported)
+
 PARQUET_OPTIONS = {"compression": "zstd", "write_statistics": True}
-
-
-@contextmanager
-def atomic_path(path: Path) -> Iterator[Path]:
-    """A temporary path beside `path`, renamed onto it when the block ends without error and
-    removed when it fails."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    os.close(fd)
-    try:
-        yield Path(tmp)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
-@contextmanager
-def atomic_open(path: Path, mode: str = "wb") -> Iterator[IO[Any]]:
-    with atomic_path(path) as tmp, open(tmp, mode) as handle:
-        yield handle
 
 
 def write_json(path: Path, value: Any) -> None:

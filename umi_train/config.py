@@ -9,7 +9,6 @@ the command line. Errors are reported as the flag and what was expected, never a
 from __future__ import annotations
 
 import argparse
-import sys
 import types
 import typing
 from pathlib import Path
@@ -17,10 +16,10 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from umi_data.cli import Parser, run_guarded
 from umi_data.examples import EXAMPLE_ROLES
 from umi_data.variants import VARIANTS
 
-EXIT_USAGE = 2
 ROLE_CHOICES = (*EXAMPLE_ROLES, "multi-task")
 
 
@@ -53,12 +52,13 @@ class TrainOptions(BaseModel):
     lora_dropout: float | None = Field(default=None, ge=0, lt=1, description="dropout on the LoRA input; default 0.05, or 0 on MoE models whose experts are fused parameters (peft adapts those only without dropout)")
     target_modules: tuple[str, ...] | None = Field(default=None, description="module names LoRA adapts; default: every linear layer but the output head (peft's all-linear) and the fused expert weights of MoE models")
     eval_fraction: float = Field(default=0.1, ge=0, lt=1, description="share of instructions held out for the eval loss (at least one when there are two or more)")
+    max_eval_examples: int = Field(default=100, ge=0, description="evaluate at most N of the held-out examples (evenly spaced; 0: all of them); the held-out instructions stay out of training either way")
     eval_steps: int | None = Field(default=None, ge=1, description="evaluate every N steps (default: --save-steps); the eval loss is always computed at the end")
     save_steps: int = Field(default=50, ge=1, description="write a resumable checkpoint every N steps")
     save_total_limit: int = Field(default=3, ge=1, description="checkpoints kept")
     logging_steps: int = Field(default=1, ge=1, description="record the training loss every N steps")
     seed: int = Field(default=0, description="seed of initialisation, data order and dropout")
-    quiet: bool = Field(default=False, description="no progress bar")
+    quiet: bool = Field(default=False, description="no progress output: no bar on a terminal, no progress lines otherwise")
 
     @model_validator(mode="after")
     def _one_precision(self) -> "TrainOptions":
@@ -125,8 +125,7 @@ def _argument(parser: argparse.ArgumentParser, name: str, field: Any) -> None:
     if (field.json_schema_extra or {}).get("positional"):
         parser.add_argument(name, metavar=name.upper(), help=description)
         return
-    help_text = description + ("" if field.is_required() or field.default is None else f" (default: {field.default})")
-    options: dict[str, Any] = {"help": help_text, "required": field.is_required(), "default": None if field.is_required() else field.default}
+    options: dict[str, Any] = {"help": description, "required": field.is_required(), "default": None if field.is_required() else field.default}
     if typing.get_origin(kind) is Literal:
         options["choices"] = [choice for choice in typing.get_args(kind) if choice is not None]
     elif typing.get_origin(kind) is tuple:
@@ -135,17 +134,20 @@ def _argument(parser: argparse.ArgumentParser, name: str, field: Any) -> None:
         options.update(type=kind, metavar="N" if kind is int else "X")
     elif kind is Path:
         options["metavar"] = "DIR"
+    elif kind is str:
+        options["metavar"] = "NAME"
     parser.add_argument(flag, **options)
 
 
 def build_parser(config_cls: type[BaseModel], prog: str, description: str) -> argparse.ArgumentParser:
-    """An argparse parser with one flag per field of `config_cls`: the command's own fields
-    first, then the shared training options."""
-    parser = argparse.ArgumentParser(prog=prog, description=description, formatter_class=argparse.RawDescriptionHelpFormatter)
+    """A parser in umi's CLI style (`umi_data.cli.Parser`, which brings `--quiet`) with one flag
+    per field of `config_cls`: the command's own fields first, then the shared training options."""
+    parser = Parser(prog=prog, description=description)
     fields = sorted(config_cls.model_fields.items(), key=lambda item: item[0] in TrainOptions.model_fields)
     training = parser.add_argument_group("training options") if issubclass(config_cls, TrainOptions) else parser
     for name, field in fields:
-        _argument(training if name in TrainOptions.model_fields else parser, name, field)
+        if name != "quiet":  # the shared --quiet of every umi command
+            _argument(training if name in TrainOptions.model_fields else parser, name, field)
     return parser
 
 
@@ -161,7 +163,7 @@ def flag_errors(exc: ValidationError) -> str:
 def parse_config(config_cls: type[BaseModel], argv: list[str] | None, prog: str, description: str) -> Any:
     """Parse the command line into a validated `config_cls`; exit 2 with the flag named on error."""
     parser = build_parser(config_cls, prog, description)
-    values = vars(parser.parse_args(argv))
+    values = {name: value for name, value in vars(parser.parse_args(argv)).items() if name in config_cls.model_fields}
     try:
         return config_cls(**values)
     except ValidationError as exc:
@@ -171,10 +173,7 @@ def parse_config(config_cls: type[BaseModel], argv: list[str] | None, prog: str,
 def run_cli(prog: str, command: Any) -> int:
     """Call `command()`; a `UsageError`, an example that cannot be encoded as asked (target longer
     than --max-length, say) or a missing file becomes one line on stderr and exit 2."""
+    from umi_data.outdir import OutDirError
     from umi_train.encode import EncodingError
 
-    try:
-        return command()
-    except (UsageError, EncodingError, FileNotFoundError) as exc:
-        print(f"{prog}: error: {exc}", file=sys.stderr)
-        return EXIT_USAGE
+    return run_guarded(prog, command, (UsageError, EncodingError, OutDirError, FileNotFoundError))

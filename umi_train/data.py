@@ -8,6 +8,7 @@ hash independent of the A/B split, so it is the same for every role and every ru
 from __future__ import annotations
 
 import hashlib
+import json
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Sequence
@@ -22,7 +23,8 @@ EVAL_SALT = "umi-train-eval"
 
 
 def check_corpus(corpus: Path) -> Path:
-    """The corpus's manifest path; a directory without one is missing or incomplete."""
+    """The corpus's manifest path; a directory without one is missing or incomplete, and a corpus
+    that accepted no record is refused (a tokenizer or an adapter trained on nothing is no model)."""
     manifest = corpus / MANIFEST
     if not corpus.is_dir():
         raise UsageError(f"--corpus {corpus}: no such directory")
@@ -30,6 +32,9 @@ def check_corpus(corpus: Path) -> Path:
         raise UsageError(
             f"--corpus {corpus}: no {MANIFEST}; expected a complete corpus directory built by `python -m umi_data build`"
         )
+    counts = json.loads(manifest.read_text()).get("counts", {})
+    if not counts.get("accepted"):
+        raise UsageError(f"--corpus {corpus}: the corpus is empty (0 of {counts.get('read', 0)} records accepted; see its rejects.jsonl)")
     return manifest
 
 
@@ -75,10 +80,16 @@ class Selection:
     eval_instructions: frozenset[str]
 
 
-def split_eval(rows: list[dict[str, Any]], fraction: float) -> Selection:
+def split_eval(rows: list[dict[str, Any]], fraction: float, max_eval: int = 0) -> Selection:
+    """Hold out `fraction` of the instructions; evaluate on at most `max_eval` of their examples
+    (evenly spaced, 0: all), because on a CPU smoke run evaluating hundreds of examples at every
+    eval step costs more than the training. Capped examples are still kept out of training."""
     held = held_out_instructions([row["instruction_id"] for row in rows], fraction)
     train = [row for row in rows if row["instruction_id"] not in held]
-    return Selection(train, [row for row in rows if row["instruction_id"] in held], held)
+    evaluated = [row for row in rows if row["instruction_id"] in held]
+    if max_eval and len(evaluated) > max_eval:
+        evaluated = [evaluated[i * len(evaluated) // max_eval] for i in range(max_eval)]
+    return Selection(train, evaluated, held)
 
 
 def encode_rows(rows: list[dict[str, Any]], tokenizer: Any, max_length: int, compat: str | None) -> Any:

@@ -14,22 +14,26 @@ so each stage skips what is already complete and resumes what was interrupted.
 
 from __future__ import annotations
 
-import os
-import shutil
 import sys
 from pathlib import Path
 from typing import Any
 
+from umi_data.outdir import Output, atomic_dir
 from umi_data.variants import Part, Stage, Variant, get_variant
 from umi_data.write import write_json
 from umi_train import dist
+from umi_train.checkpoints import same_training
 from umi_train.config import GLPFTConfig, SFTConfig, UsageError, parse_config, run_cli
+from umi_train.data import check_corpus
 from umi_train.provenance import MODEL_FILE, model_identity, read_json, versions, write_model_card
-from umi_train.sft import ADAPTER, RUN_FILE, comparable, roles_of, train_adapter
+from umi_train.sft import ADAPTER, RUN_FILE, comparable, locked_run_dir, roles_of, train_adapter
 
 PROG = "python -m umi_train.glpft"
 GLPFT_FILE = "glpft.json"
 MERGED = "merged"
+#: markers: glpft.json, or (a run interrupted before locks existed) the config.json of a stage's first sft run
+GLPFT_OUTPUT = Output(command=PROG, markers=(GLPFT_FILE, "stage1/backbone/config.json", "stage2/planner/config.json",
+                                             "stage2/multi_task/config.json"), owns=("stage1", "stage2", GLPFT_FILE))
 
 
 def part_role(part: Part) -> str:
@@ -73,14 +77,11 @@ def write_merged(base: Path, backbone_run: Path, merged: Path) -> None:
 
     from umi_train.lora import merged_model
 
-    tmp = merged.with_name(f".{MERGED}.tmp-{os.getpid()}")
-    shutil.rmtree(tmp, ignore_errors=True)
-    merged_model(base, backbone_run / ADAPTER).save_pretrained(tmp)
-    AutoTokenizer.from_pretrained(backbone_run / ADAPTER).save_pretrained(tmp)
-    write_model_card(tmp, {"kind": "umi-merged", "base_model": model_identity(base),
-                           "adapter": str(backbone_run / ADAPTER), "stage1_run": read_json(backbone_run / RUN_FILE)})
-    shutil.rmtree(merged, ignore_errors=True)
-    os.replace(tmp, merged)
+    with atomic_dir(merged) as tmp:
+        merged_model(base, backbone_run / ADAPTER).save_pretrained(tmp)
+        AutoTokenizer.from_pretrained(backbone_run / ADAPTER).save_pretrained(tmp)
+        write_model_card(tmp, {"kind": "umi-merged", "base_model": model_identity(base),
+                               "adapter": str(backbone_run / ADAPTER), "stage1_run": read_json(backbone_run / RUN_FILE)})
 
 
 def merge_backbone(config: GLPFTConfig, stage: Stage, backbone_run: Path) -> Path:
@@ -99,6 +100,9 @@ def needs_merge(variant: Variant) -> bool:
 
 def run_stage(config: GLPFTConfig, variant: Variant, stage: Stage) -> dict[str, Any]:
     """Train every part of one stage (each skipped when complete); the stage's summary."""
+    if dist.is_main():
+        names = ", ".join(part.name for part in stage.parts)
+        print(f"{PROG}: {stage.name} of {variant.name} (from {stage.init}, split {stage.split or 'all'}): {names}", flush=True)
     parts = {}
     for part in stage.parts:
         record = train_adapter(part_config(config, stage, part))
@@ -115,11 +119,18 @@ def run_stage(config: GLPFTConfig, variant: Variant, stage: Stage) -> dict[str, 
 
 
 def run_glpft(config: GLPFTConfig) -> dict[str, Any]:
-    """Run (or finish, or skip) every stage of `config.variant`; the record in glpft.json."""
+    """Run (or finish, or skip) every stage of `config.variant`, holding the run directory's
+    lock; the record in glpft.json."""
+    check_corpus(config.corpus)
     dist.init_process_group()
+    with locked_run_dir(config.out, GLPFT_OUTPUT):
+        return _run_glpft(config)
+
+
+def _run_glpft(config: GLPFTConfig) -> dict[str, Any]:
     done = read_json(config.out / GLPFT_FILE)
     if done is not None:
-        if done["config"] != comparable(config):
+        if not same_training(done["config"], comparable(config)):
             raise UsageError(f"--out {config.out}: holds a finished {done['variant']} run with different options; choose another --out")
         if dist.is_main():
             print(f"{PROG}: {config.out} is complete; nothing to do", flush=True)

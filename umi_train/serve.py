@@ -19,14 +19,14 @@ tokenizer's EOS, where the local backend stops. Reruns skip merged models alread
 
 from __future__ import annotations
 
-import argparse
 import os
 import shlex
-import shutil
 import sys
 from pathlib import Path
 from typing import Any
 
+from umi_data.cli import Parser, fail
+from umi_data.outdir import OutDirError, Output, atomic_dir, claim_out_dir
 from umi_data.write import write_json
 from umi_train.load import agent_roles, resolve_role
 from umi_train.provenance import MODEL_FILE, read_json, write_model_card
@@ -34,6 +34,8 @@ from umi_train.provenance import MODEL_FILE, read_json, write_model_card
 PROG = "python -m umi_train.serve"
 SERVE_FILE = "serve.json"
 TOKENIZER = "tokenizer"
+#: --out holds the tokenizer, one merged model per part (owned per run) and serve.json
+SERVE_OUTPUT = Output(command=PROG, markers=(SERVE_FILE,), owns=(TOKENIZER, SERVE_FILE))
 #: the ranks vLLM accepts for --max-lora-rank (the run's rank is rounded up to one of them)
 VLLM_LORA_RANKS = (1, 8, 16, 32, 64, 128, 256, 320, 512)
 
@@ -68,13 +70,10 @@ def write_role_model(run: Path, role: str, target: Path, card: dict[str, Any]) -
     model.generation_config.eos_token_id = tokenizer.eos_token_id  # stop where the local backend stops
     if tokenizer.pad_token_id is not None:
         model.generation_config.pad_token_id = tokenizer.pad_token_id
-    tmp = target.with_name(f".{target.name}.tmp-{os.getpid()}")
-    shutil.rmtree(tmp, ignore_errors=True)
-    model.save_pretrained(tmp)
-    tokenizer.save_pretrained(tmp)
-    write_model_card(tmp, card)
-    shutil.rmtree(target, ignore_errors=True)
-    os.replace(tmp, target)
+    with atomic_dir(target) as tmp:
+        model.save_pretrained(tmp)
+        tokenizer.save_pretrained(tmp)
+        write_model_card(tmp, card)
 
 
 def write_tokenizer(run: Path, role: str, target: Path, card: dict[str, Any]) -> bool:
@@ -131,7 +130,12 @@ def prepare(run: Path, out: Path, host: str = "127.0.0.1", port: int = 8000, mer
     record = read_json(run / "glpft.json") or {}
     config = record["config"]
     source = {"run": str(run), "variant": record["variant"], "compat": config.get("compat")}
-    out.mkdir(parents=True, exist_ok=True)
+    with claim_out_dir(out, SERVE_OUTPUT, extra_owns=[entry["part"] for entry in plan.values()]):  # policy + lock
+        return _write_serving(run, out, plan, config, source, host, port, merged)
+
+
+def _write_serving(run: Path, out: Path, plan: dict[str, dict[str, Any]], config: dict[str, Any], source: dict[str, Any],
+                   host: str, port: int, merged: bool) -> dict[str, Any]:
     same_ids = write_tokenizer(run, next(iter(plan)), out / TOKENIZER, {"kind": "umi-served-tokenizer", **source})
     merged_dirs = {role: out / entry["part"] for role, entry in plan.items()}
     if merged:
@@ -148,19 +152,18 @@ def prepare(run: Path, out: Path, host: str = "127.0.0.1", port: int = 8000, mer
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog=PROG, description=__doc__.split("\n\n")[0])
-    parser.add_argument("run", type=Path, help="a finished `python -m umi_train.glpft` run directory")
-    parser.add_argument("--out", type=Path, help="where to write the merged models and serve.json (default: RUN/serve)")
-    parser.add_argument("--host", default="127.0.0.1", help="address the printed servers listen on (default 127.0.0.1)")
-    parser.add_argument("--port", type=int, default=8000, help="port of the printed servers (default 8000)")
+    parser = Parser(prog=PROG, description="Serve a GLPFT run's agent with a real server.\n\n" + __doc__.split("\n\n", 1)[1])
+    parser.add_argument("run", type=Path, metavar="RUN", help="a finished `python -m umi_train.glpft` run directory")
+    parser.add_argument("--out", type=Path, metavar="DIR", help="where to write the merged models and serve.json (default: RUN/serve)")
+    parser.add_argument("--host", default="127.0.0.1", metavar="NAME", help="address the printed servers listen on")
+    parser.add_argument("--port", type=int, default=8000, metavar="N", help="port of the printed servers")
     parser.add_argument("--no-merged", dest="merged", action="store_false",
                         help="skip the merged models (vLLM needs only the adapters; transformers serve needs them)")
     args = parser.parse_args(argv)
     try:
         serving = prepare(args.run, args.out or args.run / "serve", args.host, args.port, args.merged)
-    except (ServeError, FileNotFoundError) as exc:
-        print(f"{PROG}: error: {exc}", file=sys.stderr)
-        return 2
+    except (ServeError, FileNotFoundError, OutDirError) as exc:
+        return fail(PROG, exc)
     titles = {"vllm": "vLLM multi-LoRA: the base model once, the role adapters on it",
               "transformers": "transformers serve: the merged role models (a request names one by its absolute path)"}
     if not serving["prompt_ids_as_trained"]:

@@ -12,16 +12,17 @@ when the run starts so that `--resume` can refuse to continue with different opt
 
 from __future__ import annotations
 
-import os
-import shutil
 import sys
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Iterator
 
+from umi_data.outdir import OutDirError, Output, atomic_dir, claim_out_dir, previous_owns
 from umi_data.variants import VARIANTS
 from umi_data.write import write_json
 from umi_train import dist
+from umi_train.checkpoints import checkpoints_newest_first, resumable_checkpoint, same_training
 from umi_train.config import SFTConfig, TrainOptions, UsageError, parse_config, run_cli
 from umi_train.data import Selection, check_corpus, encode_rows, position_limit, resolve_max_length, select_examples, split_eval
 from umi_train.lora import adapter_state, attach_lora, describe, load_base, lora_report, lora_tensors
@@ -33,6 +34,7 @@ CHECKPOINTS = "checkpoints"
 ADAPTER = "adapter"
 #: options that do not change what is trained (a run may be resumed with others)
 _RUN_ONLY = {"resume", "quiet"}
+SFT_OUTPUT = Output(command=PROG, markers=(RUN_FILE, CONFIG_FILE), owns=(CONFIG_FILE, CHECKPOINTS, ADAPTER, RUN_FILE))
 
 
 def roles_of(role: str) -> tuple[str, ...]:
@@ -47,27 +49,40 @@ def comparable(config: TrainOptions) -> dict[str, Any]:
 
 
 def last_checkpoint(run_dir: Path) -> Path | None:
-    from transformers.trainer_utils import get_last_checkpoint
-
-    checkpoints = run_dir / CHECKPOINTS
-    found = get_last_checkpoint(str(checkpoints)) if checkpoints.is_dir() else None
-    return Path(found) if found else None
+    """The newest checkpoint directory, verified or not (see `checkpoints.resumable_checkpoint`)."""
+    found = checkpoints_newest_first(run_dir / CHECKPOINTS)
+    return found[0] if found else None
 
 
 def check_run_dir(config: SFTConfig) -> dict[str, Any] | None:
     """The finished run in `--out` with the same options (to skip), None to train; an error for
-    a run directory that holds something else."""
+    a run directory that holds something else. Only what changes the training is compared, so a
+    moved or renamed run directory still resumes."""
     done = read_json(config.out / RUN_FILE)
     if done is not None:
-        if done["config"] != comparable(config):
+        if not same_training(done["config"], comparable(config)):
             raise UsageError(f"--out {config.out}: holds a finished run with different options; choose another --out")
         return done
     started = read_json(config.out / CONFIG_FILE)
-    if started is not None and started != comparable(config):
+    if started is not None and not same_training(started, comparable(config)):
         raise UsageError(f"--out {config.out}: an interrupted run with different options is there; choose another --out")
     if last_checkpoint(config.out) and not config.resume:
         raise UsageError(f"--out {config.out}: holds checkpoints of an interrupted run; pass --resume to continue it")
     return None
+
+
+@contextmanager
+def locked_run_dir(out: Path, output: Output) -> Iterator[None]:
+    """The output-directory policy on every rank, the lock on rank 0 (which writes the files)."""
+    try:
+        if dist.is_main():
+            with claim_out_dir(out, output):
+                yield
+        else:
+            previous_owns(out, output)
+            yield
+    except OutDirError as exc:
+        raise UsageError(f"--out {exc}") from None
 
 
 @dataclass(frozen=True)
@@ -102,7 +117,7 @@ def training_arguments(config: SFTConfig, prepared: Prepared) -> Any:
         max_steps=config.max_steps or -1, num_train_epochs=config.epochs,
         logging_steps=config.logging_steps, save_strategy="steps", save_steps=config.save_steps,
         save_total_limit=config.save_total_limit, eval_strategy="steps" if prepared.eval is not None else "no",
-        eval_steps=config.eval_steps or config.save_steps, report_to="none", disable_tqdm=config.quiet,
+        eval_steps=config.eval_steps or config.save_steps, report_to="none", disable_tqdm=not progress_bar(config),
         remove_unused_columns=False, label_names=["labels"], length_column_name="length",
         train_sampling_strategy="random" if prepared.padding == "max-length" else "group_by_length",
         include_num_input_tokens_seen="all" if prepared.padding == "packed" else "non_padding",
@@ -112,17 +127,27 @@ def training_arguments(config: SFTConfig, prepared: Prepared) -> Any:
     )
 
 
+def progress_bar(config: SFTConfig) -> bool:
+    """A tqdm bar on a terminal; progress lines (`umi_train.progress`) elsewhere; `--quiet`: neither."""
+    return not config.quiet and sys.stderr.isatty()
+
+
 def build_trainer(config: SFTConfig, prepared: Prepared) -> Any:
     """A `Trainer` with umi's collation (packed, or padded per `--padding`)."""
     from transformers import Trainer
+    from transformers.trainer_callback import PrinterCallback
 
     from umi_train.collate import make_collator
+    from umi_train.progress import ProgressLines
 
-    return Trainer(
+    lines = [] if config.quiet or progress_bar(config) else [ProgressLines(PROG, f"{config.role} (split {config.split})")]
+    trainer = Trainer(
         model=prepared.model, args=training_arguments(config, prepared), train_dataset=prepared.train,
         eval_dataset=prepared.eval, data_collator=make_collator(prepared.tokenizer, prepared.padding, prepared.max_length),
-        processing_class=prepared.tokenizer,
+        processing_class=prepared.tokenizer, callbacks=lines,
     )
+    trainer.remove_callback(PrinterCallback)  # without a bar, Trainer prints every log dict: progress lines replace it
+    return trainer
 
 
 def choose_padding(config: SFTConfig, model: Any) -> tuple[str, str | None]:
@@ -143,7 +168,7 @@ def prepare(config: SFTConfig) -> Prepared:
     dist.precision(config.bf16, config.fp16)
     max_length, length_note = resolve_max_length(config.max_length, position_limit(config.model))
     rows = select_examples(config.corpus, roles_of(config.role), None if config.split == "all" else config.split)
-    selection = split_eval(rows, config.eval_fraction)
+    selection = split_eval(rows, config.eval_fraction, config.max_eval_examples)
     tokenizer = AutoTokenizer.from_pretrained(config.model)
     train = encode_rows(selection.train, tokenizer, max_length, config.compat)
     eval_dataset = encode_rows(selection.eval, tokenizer, max_length, config.compat) if selection.eval else None
@@ -189,12 +214,9 @@ def run_record(config: SFTConfig, trainer: Any, prepared: Prepared, digests: lis
 def save_adapter(model: Any, tokenizer: Any, run_dir: Path, tensors: dict[str, Any] | None = None) -> None:
     """The adapter (`tensors`: its whole LoRA tensors, gathered by every rank when sharded) and
     the tokenizer into RUN/adapter, atomically (a temporary directory renamed)."""
-    tmp = run_dir / f".{ADAPTER}.tmp-{os.getpid()}"
-    shutil.rmtree(tmp, ignore_errors=True)
-    model.save_pretrained(tmp, state_dict=tensors)
-    tokenizer.save_pretrained(tmp)
-    shutil.rmtree(run_dir / ADAPTER, ignore_errors=True)
-    os.replace(tmp, run_dir / ADAPTER)
+    with atomic_dir(run_dir / ADAPTER) as tmp:
+        model.save_pretrained(tmp, state_dict=tensors)
+        tokenizer.save_pretrained(tmp)
 
 
 def _announce(config: SFTConfig, prepared: Prepared, resumed: Path | None) -> None:
@@ -208,10 +230,16 @@ def _announce(config: SFTConfig, prepared: Prepared, resumed: Path | None) -> No
 
 
 def train_adapter(config: SFTConfig) -> dict[str, Any]:
-    """Train (or resume, or skip when finished) the run `config` describes; its run record."""
+    """Train (or resume, or skip when finished) the run `config` describes, holding the run
+    directory's lock; its run record."""
     check_corpus(config.corpus)
     model_identity(config.model)  # a missing model is a usage error before anything is loaded
     dist.init_process_group()
+    with locked_run_dir(config.out, SFT_OUTPUT):
+        return _train_adapter(config)
+
+
+def _train_adapter(config: SFTConfig) -> dict[str, Any]:
     done = check_run_dir(config)
     if done is not None:
         if dist.is_main():
@@ -221,7 +249,7 @@ def train_adapter(config: SFTConfig) -> dict[str, Any]:
     if dist.is_main():
         config.out.mkdir(parents=True, exist_ok=True)
         write_json(config.out / CONFIG_FILE, comparable(config))
-    resumed = last_checkpoint(config.out) if config.resume else None
+    resumed = resumable_checkpoint(config.out / CHECKPOINTS, PROG, set_aside=dist.is_main()) if config.resume else None
     _announce(config, prepared, resumed)
     trainer = build_trainer(config, prepared)
     trainer.train(resume_from_checkpoint=str(resumed) if resumed else None)

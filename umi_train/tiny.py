@@ -11,8 +11,6 @@ generation config) plus `umi_model.json`; the same corpus and seed give the same
 
 from __future__ import annotations
 
-import os
-import shutil
 import sys
 from pathlib import Path
 from typing import Any, Iterator
@@ -20,12 +18,14 @@ from typing import Any, Iterator
 from pydantic import BaseModel, ConfigDict, Field
 
 from umi_data.examples import EXAMPLE_ROLES
-from umi_train.config import parse_config, run_cli
+from umi_data.outdir import OutDirError, Output, atomic_dir, previous_owns
+from umi_train.config import UsageError, parse_config, run_cli
 from umi_train.data import check_corpus, read_role_rows
-from umi_train.provenance import corpus_identity, write_model_card
+from umi_train.provenance import MODEL_FILE, corpus_identity, write_model_card
 
 SPECIAL_TOKENS = ("<unk>", "<s>", "</s>", "<pad>")
 PROG = "python -m umi_train.tiny"
+TINY_OUTPUT = Output(command=PROG, markers=(MODEL_FILE,), owns=())
 
 
 class TinyConfig(BaseModel):
@@ -117,6 +117,10 @@ def build_tiny(config: TinyConfig) -> Path:
     """Write the tokenizer and model into `config.out` (atomically: a temporary directory beside
     it, renamed into place once `umi_model.json` is written)."""
     check_corpus(config.corpus)
+    try:  # a model directory umi wrote is replaced; anything else is never deleted
+        previous_owns(config.out, TINY_OUTPUT)
+    except OutDirError as exc:
+        raise UsageError(f"--out {exc}") from None
     if config.tokenizer is not None:
         from transformers import AutoTokenizer
 
@@ -124,15 +128,12 @@ def build_tiny(config: TinyConfig) -> Path:
     else:
         tokenizer = train_tokenizer(corpus_texts(config.corpus), config.vocab_size, config.max_position_embeddings)
     model = build_model(config, tokenizer)
-    tmp = config.out.with_name(f".{config.out.name}.tmp-{os.getpid()}")
-    shutil.rmtree(tmp, ignore_errors=True)
-    model.save_pretrained(tmp)
-    tokenizer.save_pretrained(tmp)
-    parameters = sum(parameter.numel() for parameter in model.parameters())
-    write_model_card(tmp, {"kind": "umi-tiny", "config": config.model_dump(mode="json", exclude={"out"}), "parameters": parameters,
-                           "corpus": corpus_identity(config.corpus)})
-    shutil.rmtree(config.out, ignore_errors=True)
-    os.replace(tmp, config.out)
+    with atomic_dir(config.out) as tmp:
+        model.save_pretrained(tmp)
+        tokenizer.save_pretrained(tmp)
+        parameters = sum(parameter.numel() for parameter in model.parameters())
+        write_model_card(tmp, {"kind": "umi-tiny", "config": config.model_dump(mode="json", exclude={"out"}), "parameters": parameters,
+                               "corpus": corpus_identity(config.corpus)})
     return config.out
 
 

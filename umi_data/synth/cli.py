@@ -24,9 +24,12 @@ from typing import Any
 
 import orjson
 
+from umi_data.outdir import Output
 from umi_data.synth.answer_file import GROUP_DIR, answer_file_bytes, answer_file_name, generate, task_row
 
 TASKS_FILE = "tasks.jsonl"
+ANSWER_DIR = "answer"
+SYNTH_OUTPUT = Output(command="python -m umi_data synth", markers=(TASKS_FILE,), owns=(ANSWER_DIR, TASKS_FILE))
 
 
 @dataclass
@@ -55,17 +58,19 @@ class SynthStats:
 
 def add_parser(subparsers: Any) -> None:
     """Add the `synth` subcommand to the `python -m umi_data` parser."""
-    parser = subparsers.add_parser(
-        "synth",
-        help="write synthetic ToolBench-format trajectories from umi's deterministic tool world",
-        description=__doc__.split("\n\n")[0],
-    )
+    from umi_data.cli import add_command
+
+    parser = add_command(subparsers, "synth", "write synthetic ToolBench-format trajectories from umi's deterministic tool world",
+                         "Write a synthetic ToolBench-format dataset: tasks solved by a scripted agent against umi's "
+                         "deterministic tool world (errors, retries and give-ups included).\n\n" + __doc__.split("\n\n", 1)[1])
     parser.add_argument("--n", type=_positive_int, required=True, metavar="N", help="number of tasks (and answer files) to write")
-    parser.add_argument("--seed", type=int, default=0, metavar="S",
-                        help="seed of the task generator (default 0); the same N and S give byte-identical files")
+    parser.add_argument("--seed", type=int, default=0, metavar="N",
+                        help="seed of the task generator; the same --n and --seed give byte-identical files")
     parser.add_argument("--out", type=Path, required=True, metavar="DIR",
                         help="output directory: DIR/answer/G1_answer/*.json (read them with `build toolbench DIR/answer`) "
                              "and DIR/tasks.jsonl")
+    parser.add_argument("--force", action="store_true",
+                        help="write into a non-empty --out that synth did not write, beside its files (never replacing one)")
 
 
 def _positive_int(text: str) -> int:
@@ -76,25 +81,26 @@ def _positive_int(text: str) -> int:
 
 
 def run(args: argparse.Namespace) -> int:
-    stats = write_synthetic(args.out, args.n, args.seed)
+    stats = write_synthetic(args.out, args.n, args.seed, force=args.force)
     print(f"synth: {stats.summary()} -> {args.out}")
     return 0
 
 
-def write_synthetic(out: Path, n: int, seed: int) -> SynthStats:
+def write_synthetic(out: Path, n: int, seed: int, force: bool = False) -> SynthStats:
     """Generate `n` tasks of `seed` and write them under `out` (see the module docstring)."""
-    from umi_data.write import atomic_open  # pulls pyarrow in: only when writing
+    from umi_data.outdir import atomic_open, claim_out_dir
 
-    out.mkdir(parents=True, exist_ok=True)
-    (out / TASKS_FILE).unlink(missing_ok=True)  # incomplete until the new tasks.jsonl lands
-    stats, started = SynthStats(), time.perf_counter()
-    staging = Path(tempfile.mkdtemp(prefix=".synth-staging-", dir=out))
-    try:
-        with atomic_open(out / TASKS_FILE) as tasks_handle:
-            _write_answer_files(staging / GROUP_DIR, n, seed, tasks_handle, stats)
-            _replace_dir(staging / GROUP_DIR, out / "answer" / GROUP_DIR, staging / "previous")
-    finally:
-        shutil.rmtree(staging, ignore_errors=True)
+    with claim_out_dir(out, SYNTH_OUTPUT, force) as claim:
+        (out / TASKS_FILE).unlink(missing_ok=True)  # incomplete until the new tasks.jsonl lands
+        stats, started = SynthStats(), time.perf_counter()
+        staging = Path(tempfile.mkdtemp(prefix=f".{ANSWER_DIR}.", suffix=".tmp", dir=out))
+        try:
+            with atomic_open(out / TASKS_FILE) as tasks_handle:
+                _write_answer_files(staging / GROUP_DIR, n, seed, tasks_handle, stats)
+                _replace_dir(staging / GROUP_DIR, out / ANSWER_DIR / GROUP_DIR, staging / "previous")
+        finally:
+            shutil.rmtree(staging, ignore_errors=True)
+        claim.sweep([f"{ANSWER_DIR}/{GROUP_DIR}", TASKS_FILE])  # and the staging directories of killed runs
     stats.seconds = time.perf_counter() - started
     return stats
 
@@ -134,8 +140,10 @@ def _replace_dir(new: Path, target: Path, trash: Path) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     """Run `synth` on its own (`python -m umi_data.synth.cli`), before it is wired into `python -m umi_data`."""
-    parser = argparse.ArgumentParser(prog="python -m umi_data")
-    add_parser(parser.add_subparsers(dest="command", required=True))
+    from umi_data.cli import Parser, add_commands
+
+    parser = Parser(prog="python -m umi_data", quiet=False)
+    add_parser(add_commands(parser))
     return run(parser.parse_args(argv))
 
 

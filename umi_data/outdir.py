@@ -1,0 +1,265 @@
+"""One policy for every directory umi writes, one lock, one atomic file writer (stdlib only, so
+every command, `umi_agent.evaluate` included, can use it without the data stack).
+
+An output directory (`--out`) may be new, empty, or one that the same command wrote before:
+recognised by `.umi-lock`, the lock file that names the command and the top-level names it
+owns, or, for directories written before locks existed, by the command's marker file. Anything
+else is refused with one line. `force=True` writes beside foreign files, but never replaces one:
+a name the command would write that already exists there is refused too.
+
+While a command writes, it holds an advisory lock (`fcntl.flock`) on `.umi-lock`: a second
+writer into the same directory fails at once with a one-line message instead of interleaving
+files. `OutputClaim.sweep(keep)` deletes what the command owns there but did not write this
+time (files of an older run, temporary files of a killed one), never anything else.
+
+Files are written under a temporary name beside their final name and renamed into place (a
+reader never sees half a file), with the usual `0666 & ~umask` mode, not `mkstemp`'s 0600.
+"""
+
+from __future__ import annotations
+
+import errno
+import fcntl
+import json
+import os
+import shutil
+import tempfile
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import IO, Any, Callable, Iterable, Iterator
+
+LOCK_FILE = ".umi-lock"
+
+
+def _read_umask() -> int:
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+
+#: read once at import (os.umask can only be read by setting it)
+UMASK = _read_umask()
+FILE_MODE = 0o666 & ~UMASK
+
+
+class OutDirError(ValueError):
+    """An output directory this command may not write into (a usage error: one line, exit 2)."""
+
+
+class OutDirLocked(OutDirError):
+    """Another process is writing into the same output directory right now."""
+
+
+@dataclass(frozen=True)
+class Output:
+    """What one command writes into its output directory."""
+
+    command: str  # e.g. "python -m umi_data build": named in messages and in the lock file
+    markers: tuple[str, ...]  # files that only this command writes (a directory it made before locks existed)
+    owns: tuple[str, ...]  # top-level names (files or directories) the command writes
+
+
+# --- atomic files -------------------------------------------------------------------------------
+
+
+@contextmanager
+def atomic_path(path: Path) -> Iterator[Path]:
+    """A temporary path beside `path` (`.NAME.XXXX.tmp`), renamed onto it when the block ends
+    without error and removed when it fails. The file gets the mode of an ordinary new file."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    os.close(fd)
+    try:
+        yield Path(tmp)
+        os.chmod(tmp, FILE_MODE)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+@contextmanager
+def atomic_open(path: Path, mode: str = "wb", **kwargs: Any) -> Iterator[IO[Any]]:
+    with atomic_path(path) as tmp, open(tmp, mode, **kwargs) as handle:
+        yield handle
+
+
+@contextmanager
+def atomic_dir(path: Path) -> Iterator[Path]:
+    """A temporary directory beside `path`, moved onto it (replacing an older one) when the block
+    succeeds; removed when it fails."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent))
+    try:
+        yield tmp
+        os.chmod(tmp, 0o777 & ~UMASK)
+        if path.exists():
+            old = Path(tempfile.mkdtemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent))
+            os.replace(path, old / path.name)  # a directory cannot be renamed over a non-empty one
+            os.replace(tmp, path)
+            shutil.rmtree(old, ignore_errors=True)
+        else:
+            os.replace(tmp, path)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+
+
+def is_temporary_of(entry: str, names: Iterable[str]) -> bool:
+    """Whether `entry` is a temporary file or directory of one of `names` (`.NAME.*`)."""
+    return any(entry.startswith(f".{name}.") for name in names)
+
+
+# --- the output-directory policy ----------------------------------------------------------------
+
+
+def _record(path: Path) -> dict[str, Any] | None:
+    """The lock file's record of who wrote `path`, None when absent or unreadable."""
+    try:
+        value = json.loads((path / LOCK_FILE).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    return value if isinstance(value, dict) and isinstance(value.get("command"), str) else None
+
+
+def previous_owns(path: Path, output: Output, force: bool = False, owns: Iterable[str] = ()) -> set[str]:
+    """The names an earlier run of `output.command` owns in `path` (empty for a new or empty
+    directory); `OutDirError` when the policy refuses `path`. `owns`: names this run writes
+    besides `output.owns`."""
+    if not path.exists():
+        return set()
+    if not path.is_dir():
+        raise OutDirError(f"{path}: exists and is not a directory; choose another --out")
+    record = _record(path)
+    if record is not None:
+        if record["command"] != output.command:
+            raise OutDirError(f"{path}: written by `{record['command']}`, not `{output.command}`; choose another --out")
+        return {str(name) for name in record.get("owns", [])}
+    if not [entry for entry in os.listdir(path) if entry != LOCK_FILE]:
+        return set()
+    if any((path / marker).exists() for marker in output.markers):
+        return set(output.owns)
+    if not force:
+        raise OutDirError(
+            f"{path}: exists, is not empty and was not written by `{output.command}`; "
+            "choose a new or empty --out (or --force to write beside its files)"
+        )
+    clash = sorted(name for name in {*output.owns, *owns} if (path / name).exists())
+    if clash:
+        raise OutDirError(f"{path}: --force never replaces files umi did not write, and {clash[0]} is there; choose another --out")
+    return set()
+
+
+def check_out_file(path: Path, command: str, is_ours: Callable[[Any], bool]) -> None:
+    """The same policy for a single-file output (`--out FILE`): new, or a JSON file this command
+    wrote before (`is_ours` of its parsed value, None when it is not JSON); anything else, a
+    user's README.md or a corpus manifest, is refused rather than overwritten."""
+    path = Path(path)
+    if not path.exists() and not path.is_symlink():
+        return
+    if not path.is_file():
+        raise OutDirError(f"{path}: exists and is not a file; choose another file name")
+    try:
+        value = json.loads(path.read_bytes())
+    except (OSError, ValueError, RecursionError):
+        value = None
+    if not is_ours(value):
+        raise OutDirError(f"{path}: exists and was not written by `{command}`; choose another file name")
+
+
+@dataclass
+class OutputClaim:
+    """A locked output directory: `sweep` removes owned leftovers, `owns` is what this run writes."""
+
+    path: Path
+    output: Output
+    owns: set[str]
+    previous: set[str]
+    _fd: int = field(repr=False, default=-1)
+
+    def sweep(self, keep: Iterable[str] = ()) -> None:
+        """Delete every file under the names this command owns (now or in the earlier run) that
+        is not in `keep` (relative paths; a kept directory keeps everything under it), and the
+        temporary files of those names. Files the command does not own are never touched."""
+        kept = {Path(k).as_posix() for k in keep}
+        owned = self.owns | self.previous
+        for entry in sorted(os.listdir(self.path)):
+            target = self.path / entry
+            if is_temporary_of(entry, owned):
+                _remove(target)
+            elif entry in owned:
+                _sweep_tree(target, Path(entry), kept)
+        self._write_record(self.owns)
+
+    def _write_record(self, owns: set[str]) -> None:
+        data = json.dumps({"command": self.output.command, "owns": sorted(owns)}, indent=2).encode() + b"\n"
+        os.ftruncate(self._fd, 0)
+        os.pwrite(self._fd, data, 0)
+
+
+def _remove(target: Path) -> None:
+    if target.is_dir() and not target.is_symlink():
+        shutil.rmtree(target, ignore_errors=True)
+    else:
+        target.unlink(missing_ok=True)
+
+
+def _sweep_tree(target: Path, relative: Path, kept: set[str]) -> None:
+    if relative.as_posix() in kept:
+        return
+    if target.is_dir() and not target.is_symlink():
+        for child in sorted(os.listdir(target)):
+            _sweep_tree(target / child, relative / child, kept)
+        if not os.listdir(target) and not any(k.startswith(relative.as_posix() + "/") for k in kept):
+            target.rmdir()
+    else:
+        target.unlink(missing_ok=True)
+
+
+def _lock(path: Path, command: str) -> int:
+    """An exclusive, non-blocking flock on `path/.umi-lock` (created with the usual mode)."""
+    fd = os.open(path / LOCK_FILE, os.O_RDWR | os.O_CREAT, 0o666)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError as exc:
+        os.close(fd)
+        if exc.errno in (errno.EWOULDBLOCK, errno.EAGAIN, errno.EACCES):
+            holder = (_record(path) or {}).get("command", "another umi command")
+            raise OutDirLocked(f"{path}: `{holder}` is writing there right now (locked); wait for it to finish or choose another --out") from None
+        raise
+    return fd
+
+
+@contextmanager
+def claim_out_dir(path: Path, output: Output, force: bool = False, extra_owns: Iterable[str] = ()) -> Iterator[OutputClaim]:
+    """Check `path` against the policy, create it, and hold its lock for the block.
+
+    The lock file records the union of what the earlier run and this one own, so a run killed
+    half-way leaves a directory the next run recognises and cleans up."""
+    path, owns = Path(path), set(output.owns) | set(extra_owns)
+    previous_owns(path, output, force, owns)  # refuse before creating anything
+    created = not path.exists()
+    path.mkdir(parents=True, exist_ok=True)
+    fd = _lock(path, output.command)
+    try:
+        previous = previous_owns(path, output, force, owns)  # again, now that no one else can write
+        claim = OutputClaim(path, output, owns, previous, fd)
+        claim._write_record(claim.owns | previous)
+        yield claim
+    except BaseException:
+        if created and os.listdir(path) == [LOCK_FILE]:  # refused before writing: leave no empty directory behind
+            (path / LOCK_FILE).unlink()
+            path.rmdir()
+        raise
+    finally:
+        fcntl.flock(fd, fcntl.LOCK_UN)
+        os.close(fd)
+
+
+__all__ = [
+    "FILE_MODE", "LOCK_FILE", "OutDirError", "OutDirLocked", "Output", "OutputClaim",
+    "atomic_dir", "atomic_open", "atomic_path", "check_out_file", "claim_out_dir", "is_temporary_of", "previous_owns",
+]
