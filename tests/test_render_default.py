@@ -183,3 +183,13 @@ def test_toolalpaca_trajectories_use_the_toolalpaca_templates() -> None:
     assert "Next: caller or conclusion." in planner_input and "give up" not in planner_input
     assert "give up" not in examples["backbone"][0][0]
     assert "give up" in render("default", trajectory(*step(), *ANSWER))["planner"][0][0]
+
+
+def test_row8_empty_thought_spelling_does_not_change_the_text() -> None:
+    def spelled(how: str) -> Trajectory:
+        return trajectory(PlannerTurn(thought="", empty_thought=how, next="caller"), CALL, SUNNY, *ANSWER)
+
+    assert render("default", spelled("empty_string")) == render("default", spelled("null"))
+    compat_empty, compat_null = render("compat", spelled("empty_string")), render("compat", spelled("null"))
+    assert compat_empty != compat_null
+    assert any("\n Next: caller." in text + target for examples in compat_empty.values() for text, target in examples)

@@ -199,6 +199,8 @@ def turns_conversation(turns: Sequence[Any]) -> tuple[list[dict[str, Any]], froz
             continue  # an empty message that decides nothing says nothing
         if isinstance(turn, CallerTurn) and turn.hallucinated:
             hallucinated.add(len(conversation))
+        if isinstance(turn, PlannerTurn) and turn.empty_thought != "null":
+            turn = turn.model_copy(update={"empty_thought": "null"})  # how a source spelled "no thought" is not text
         conversation.append({"from": SPEAKER[turn.role], "value": conversation_value(turn, observation_text, _answer)})
     return conversation, frozenset(hallucinated)
 
