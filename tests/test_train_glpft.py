@@ -12,20 +12,10 @@ import pytest
 
 from umi_data.variants import VARIANTS
 from umi_train import RoleNotTrainedError, encode_prompt, glpft, load_role
-from umi_train.testing import FAST_OPTIONS, cli_args, sample_corpus, single_thread, tiny_model
+from train_fixtures import corpus, model  # noqa: F401 (fixtures)
+from umi_train.testing import FAST_OPTIONS, cli_args
 
 ROLES = ("planner", "caller", "summarizer", "backbone")
-
-
-@pytest.fixture(scope="module")
-def corpus(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    single_thread()
-    return sample_corpus(tmp_path_factory.getbasetemp() / "umi-train" / "corpus")
-
-
-@pytest.fixture(scope="module")
-def model(corpus: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return tiny_model(tmp_path_factory.getbasetemp() / "umi-train" / "tiny", corpus)
 
 
 def glpft_args(model: Path, corpus: Path, out: Path, variant: str, **options) -> list[str]:

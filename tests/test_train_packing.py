@@ -13,20 +13,10 @@ import pytest
 from umi_train import attention
 from umi_train.collate import PackingCollator, PaddingCollator, keeps_packed_examples_apart
 from umi_train.encode import IGNORE_INDEX, encode
-from umi_train.testing import FAST_OPTIONS, cli_args, sample_corpus, single_thread, tiny_model
+from train_fixtures import corpus, model  # noqa: F401 (fixtures)
+from umi_train.testing import FAST_OPTIONS, cli_args, tiny_model
 
 SPANS = attention.example_spans
-
-
-@pytest.fixture(scope="module")
-def corpus(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    single_thread()
-    return sample_corpus(tmp_path_factory.getbasetemp() / "umi-train" / "corpus")
-
-
-@pytest.fixture(scope="module")
-def model(corpus: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return tiny_model(tmp_path_factory.getbasetemp() / "umi-train" / "tiny", corpus)
 
 
 @pytest.fixture(scope="module")

@@ -14,20 +14,10 @@ from umi_data.build import BuildConfig, build_corpus
 from umi_data.outdir import LOCK_FILE, claim_out_dir
 from umi_train import glpft, sft, tiny
 from umi_train.checkpoints import checkpoint_problem, same_training
-from umi_train.testing import FAST_OPTIONS, cli_args, sample_corpus, single_thread, tiny_model
+from train_fixtures import corpus, model  # noqa: F401 (fixtures)
+from umi_train.testing import FAST_OPTIONS, cli_args
 
 OPTIONS = {"role": "backbone", "max_steps": 5, "save_steps": 2, "lora_dropout": 0.1}
-
-
-@pytest.fixture(scope="module")
-def corpus(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    single_thread()
-    return sample_corpus(tmp_path_factory.getbasetemp() / "umi-train" / "corpus")
-
-
-@pytest.fixture(scope="module")
-def model(corpus: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return tiny_model(tmp_path_factory.getbasetemp() / "umi-train" / "tiny", corpus)
 
 
 @pytest.fixture(scope="module")

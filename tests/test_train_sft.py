@@ -13,20 +13,10 @@ import pytest
 
 from umi_data.write import sha256_file
 from umi_train import sft
-from umi_train.testing import FAST_OPTIONS, cli_args, sample_corpus, single_thread, tiny_model
+from train_fixtures import corpus, model  # noqa: F401 (fixtures)
+from umi_train.testing import FAST_OPTIONS, cli_args, sample_corpus, tiny_model
 
 REPO = Path(__file__).resolve().parents[1]
-
-
-@pytest.fixture(scope="module")
-def corpus(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    single_thread()
-    return sample_corpus(tmp_path_factory.getbasetemp() / "umi-train" / "corpus")
-
-
-@pytest.fixture(scope="module")
-def model(corpus: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return tiny_model(tmp_path_factory.getbasetemp() / "umi-train" / "tiny", corpus)
 
 
 def sft_args(model: Path, corpus: Path, out: Path, **options) -> list[str]:
