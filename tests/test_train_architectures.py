@@ -12,8 +12,9 @@ from pathlib import Path
 
 import pytest
 
+from train_fixtures import corpus, model  # noqa: F401 (fixtures)
 from umi_train import encode_prompt, glpft, load_role
-from umi_train.testing import FAST_OPTIONS, cli_args, sample_corpus, single_thread, tiny_model
+from umi_train.testing import FAST_OPTIONS, cli_args, tiny_model
 
 ARCHITECTURES = ["llama", "qwen2", "qwen3", "qwen3_moe", "mistral", "mixtral", "gemma2", "gemma3_text", "phi3", "gpt2",
                  "gpt_neox", "opt", "olmo2", "falcon", "starcoder2"]
@@ -24,14 +25,9 @@ NEVER_ADAPTED = re.compile(r"(embed_tokens|embed_positions|embed_in|wte|wpe|word
 
 
 @pytest.fixture(scope="module")
-def corpus(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    single_thread()
-    return sample_corpus(tmp_path_factory.getbasetemp() / "umi-train" / "corpus")
-
-
-@pytest.fixture(scope="module")
-def tokenizer_dir(corpus: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return tiny_model(tmp_path_factory.getbasetemp() / "umi-train" / "tiny", corpus)
+def tokenizer_dir(model: Path) -> Path:
+    """The shared tiny model's directory: every architecture here uses its tokenizer."""
+    return model
 
 
 @pytest.mark.parametrize("architecture", ARCHITECTURES)
