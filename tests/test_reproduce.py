@@ -90,6 +90,8 @@ def test_every_step_has_a_done_marker_and_sizes_come_from_the_options(tmp_path: 
     trained = [s for s in pipeline if "umi_train.glpft" in s.command]
     assert [s.command[s.command.index("--variant") + 1] for s in trained] == list(reproduce.ROW_ORDER)
     assert all(s.command[s.command.index("--max-steps") + 1] == "7" for s in trained)  # one step budget for all
+    shares = [s.command[s.command.index("--stage1-from") + 1] for s in trained if "--stage1-from" in s.command]
+    assert shares == [str(tmp_path / "runs" / "single")] and "--stage1-from" in trained[-1].command  # reuse takes single's stage 1
 
 
 def test_other_settings_in_the_same_out_are_refused(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
@@ -112,6 +114,9 @@ def test_reproduce_end_to_end_at_tiny_scale(tmp_path: Path, capsys: pytest.Captu
     assert (out / "table1.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     static = json.loads((out / "static" / "reuse-metrics.json").read_text())
     assert static["counts"]["samples"] > 0
+    backbones = [json.loads((out / "runs" / v / "glpft.json").read_text())["stages"]["stage1"]["parts"]["backbone"] for v in ("single", "reuse")]
+    assert backbones[1]["copied_from"] == str(out / "runs" / "single" / "stage1" / "backbone")
+    assert backbones[0]["adapter_sha256"] == backbones[1]["adapter_sha256"]
     heldout_instructions = {r["instruction"] for r in heldout.read_rows(out / "heldout" / "tasks.jsonl")}
     assert not heldout_instructions & {r["instruction"] for r in heldout.read_rows(out / "world" / "tasks.jsonl")}
     assert "α-UMi w/ reuse" in first and first.count("(skipped:") == 0

@@ -130,3 +130,24 @@ def test_interrupted_stage_is_finished_and_the_rest_skipped(model: Path, corpus:
     assert glpft.main([*args, "--resume"]) == 0
     assert {path: path.read_bytes() for path in kept} == kept
     assert (out / "stage2" / "caller" / "run.json").is_file() and (out / "glpft.json").is_file()
+
+
+def test_stage1_from_copies_a_matching_backbone_and_refuses_another(reuse_run: Path, model: Path, corpus: Path, tmp_path: Path,
+                                                                    capsys) -> None:
+    """single trains exactly reuse's stage 1: --stage1-from takes it instead of training it again,
+    and only when the base, corpus, split and options are the same."""
+    out = tmp_path / "single"
+    assert glpft.main([*glpft_args(model, corpus, out, "single", max_steps=12, save_steps=6), "--stage1-from", str(reuse_run)]) == 0
+    assert "copied from" in capsys.readouterr().out
+    source, copy = reuse_run / "stage1" / "backbone", out / "stage1" / "backbone"
+    assert (copy / "run.json").read_bytes() == (source / "run.json").read_bytes()
+    assert not (copy / "checkpoints").exists()
+    record = read(out / "glpft.json")["stages"]["stage1"]["parts"]["backbone"]
+    assert record["copied_from"] == str(source) and record["adapter_sha256"] == read(source / "run.json")["adapter"]["sha256"]
+    loaded, tokenizer = load_role(out, "backbone")
+    assert loaded.generate(tokenizer("user: hi", return_tensors="pt").input_ids, max_new_tokens=2).shape[1] >= 3
+    for variant, options in (("single", {"max_steps": 3}), ("no-reuse", {"max_steps": 12, "save_steps": 6})):  # other steps; split A
+        other = tmp_path / f"other-{variant}"
+        assert glpft.main([*glpft_args(model, corpus, other, variant, **options), "--stage1-from", str(reuse_run)]) == 2
+        assert "trained with other options" in capsys.readouterr().err
+        assert not (other / "stage1" / "backbone" / "run.json").exists()

@@ -6,7 +6,8 @@ small scale, offline, from nothing.
 2. synthesize a training world and held-out tasks that share no instruction with it;
 3. build the training corpus, and the held-out tasks as a static test set (α-UMi stage-2 shape);
 4. train all five setups of Table 1 (`umi_train.glpft --variant single | one-stage | multi-task
-   | no-reuse | reuse`) on the same corpus with the same step budget per trained model;
+   | no-reuse | reuse`) on the same corpus with the same step budget per trained model (reuse's
+   stage 1 is the same training as Single-LLM's, so it is copied from it: `--stage1-from`);
 5. static evaluation of each on the held-out steps (Plan ACC, Act. EM, Hallu., Arg. F1,
    ROUGE-L), each role's prompts generated in batches;
 6. live episodes of each against the synthetic tools (answered correctly, gave up, hallucinated
@@ -85,7 +86,7 @@ def training_options(scale: Scale) -> tuple[str, ...]:
     return ("--max-steps", str(scale.max_steps), "--learning-rate", str(scale.learning_rate), "--batch-size", str(scale.batch_size),
             "--max-length", str(scale.max_length), "--lora-r", str(scale.lora_r), "--lora-alpha", str(2 * scale.lora_r),
             "--lr-scheduler", "cosine", "--warmup-steps", str(max(scale.max_steps // 10, 0)),
-            "--eval-fraction", "0.05", "--save-steps", str(max(scale.max_steps // 2, 1)), "--quiet")
+            "--eval-fraction", "0.05", "--max-eval-examples", "4", "--save-steps", str(max(scale.max_steps // 2, 1)), "--quiet")
 
 
 def data_steps(out: Path, scale: Scale, py: str) -> list[Step]:
@@ -120,8 +121,10 @@ def model_steps(out: Path, scale: Scale, py: str) -> list[Step]:
     train, static, live = [], [], []
     for variant in ROW_ORDER:
         run, predictions, metrics = out / "runs" / variant, out / "static" / f"{variant}-predictions.json", out / "static" / f"{variant}-metrics.json"
+        # α-UMi w/ reuse's stage 1 is Single-LLM's training (base, whole global corpus, same options and seed): taken, not repeated
+        shared = ("--stage1-from", str(out / "runs" / "single")) if variant == "reuse" else ()
         train.append(Step(f"4. train {variant}", (py, "-m", "umi_train.glpft", "--model", str(out / "model"), "--corpus", str(out / "corpus"),
-                                                  "--variant", variant, "--out", str(run), *training_options(scale)), run / "glpft.json"))
+                                                  "--variant", variant, "--out", str(run), *training_options(scale), *shared), run / "glpft.json"))
         static.append(Step(f"5. static predictions of {variant}", (py, "-m", "umi_agent.predict", "--run", str(run), "--test", str(test_set),
                                                                    "--out", str(predictions), "--batch-size", str(scale.eval_batch), *generation), predictions))
         static.append(Step(f"   score {variant}", (py, "-m", "umi_agent.evaluate", "--predictions", str(predictions), "--out", str(metrics)), metrics))

@@ -106,6 +106,9 @@ class GLPFTConfig(_RunPaths):
     variant: Literal[tuple(VARIANTS)] = Field(description="which of the paper's setups (see umi_data.variants)")  # type: ignore[valid-type]
     out: Path = Field(description="run directory (stage1/, stage2/, glpft.json written last)")
     resume: bool = Field(default=False, description="continue interrupted stages from their last checkpoint")
+    stage1_from: Path | None = Field(
+        default=None, description="take stage 1 from this finished glpft run directory instead of training it again (its backbone "
+                                  "must have been trained on the same base model, corpus, split and options; its adapter is copied)")
 
 
 def _without_none(annotation: Any) -> Any:

@@ -14,6 +14,7 @@ so each stage skips what is already complete and resumes what was interrupted.
 
 from __future__ import annotations
 
+import shutil
 import sys
 from pathlib import Path
 from typing import Any
@@ -98,6 +99,29 @@ def needs_merge(variant: Variant) -> bool:
     return any(stage.init == "stage1" for stage in variant.stages)
 
 
+def adopt_part(config: GLPFTConfig, stage: Stage, part: Part) -> Path:
+    """Copy a part of `--stage1-from`'s stage 1 into this run, so that training it finds it
+    complete: the same adapter as training it again with the same options and seed, without the
+    cost (reuse and single train the same backbone). Only a finished run trained exactly as this
+    one would be is taken; anything else is a usage error, never a silent substitute."""
+    assert config.stage1_from is not None
+    source, target = part_dir(config.stage1_from, stage, part), part_dir(config.out, stage, part)
+    done = read_json(source / RUN_FILE)
+    if done is None:
+        raise UsageError(f"--stage1-from {config.stage1_from}: no finished {stage.name} {part.name} run in {source}")
+    if not same_training(done["config"], comparable(part_config(config, stage, part))):
+        raise UsageError(f"--stage1-from {config.stage1_from}: its {part.name} was trained with other options "
+                         f"(base model, corpus, split or training options differ)")
+    if dist.is_main() and read_json(target / RUN_FILE) is None:
+        if target.exists() and any(target.iterdir()):
+            raise UsageError(f"--stage1-from: {target} already holds a {part.name} run in progress; resume it without --stage1-from")
+        print(f"{PROG}: {stage.name} {part.name} copied from {source}", flush=True)
+        with atomic_dir(target) as tmp:
+            shutil.copytree(source, tmp, dirs_exist_ok=True, ignore=shutil.ignore_patterns(".umi-lock", "checkpoints"))
+    dist.barrier()
+    return source
+
+
 def run_stage(config: GLPFTConfig, variant: Variant, stage: Stage) -> dict[str, Any]:
     """Train every part of one stage (each skipped when complete); the stage's summary."""
     if dist.is_main():
@@ -105,6 +129,7 @@ def run_stage(config: GLPFTConfig, variant: Variant, stage: Stage) -> dict[str, 
         print(f"{PROG}: {stage.name} of {variant.name} (from {stage.init}, split {stage.split or 'all'}): {names}", flush=True)
     parts = {}
     for part in stage.parts:
+        copied = adopt_part(config, stage, part) if stage.name == "stage1" and config.stage1_from else None
         record = train_adapter(part_config(config, stage, part))
         losses = record["training"]["loss_history"]
         parts[part.name] = {
@@ -112,6 +137,8 @@ def run_stage(config: GLPFTConfig, variant: Variant, stage: Stage) -> dict[str, 
             "first_loss": losses[0]["loss"] if losses else None, "last_loss": losses[-1]["loss"] if losses else None,
             "final_eval_loss": record["training"]["final_eval_loss"], "adapter_sha256": record["adapter"]["sha256"],
         }
+        if copied is not None:
+            parts[part.name]["copied_from"] = str(copied)
     summary = {"init": stage.init, "split": stage.split or "all", "base_model": str(stage_base(config, stage)), "parts": parts}
     if stage.name == "stage1" and needs_merge(variant):
         summary["merged"] = str(merge_backbone(config, stage, part_dir(config.out, stage, stage.parts[0])).relative_to(config.out))

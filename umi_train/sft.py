@@ -33,7 +33,7 @@ CONFIG_FILE = "config.json"
 CHECKPOINTS = "checkpoints"
 ADAPTER = "adapter"
 #: options that do not change what is trained (a run may be resumed with others)
-_RUN_ONLY = {"resume", "quiet"}
+_RUN_ONLY = {"resume", "quiet", "stage1_from"}
 SFT_OUTPUT = Output(command=PROG, markers=(RUN_FILE, CONFIG_FILE), owns=(CONFIG_FILE, CHECKPOINTS, ADAPTER, RUN_FILE))
 
 
