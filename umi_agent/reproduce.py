@@ -16,7 +16,7 @@ small scale, offline, from nothing.
 
 Each step is a documented command line run by `umi_agent.steps` (its output streams as it is
 written) and is skipped when the file it writes last exists, so a rerun continues where an
-interrupted one stopped. The sizes come from `--scale` (cpu: about an hour on 2 CPU cores;
+interrupted one stopped. The sizes come from `--scale` (cpu: 77 minutes measured on 2 CPU cores;
 gpu: larger data and budget; tiny: a few-hundred-thousand-parameter model for tests), and each
 can be overridden by its own option. OUT/settings.json records them; a rerun with other
 settings refuses (use --fresh or another --out) rather than mix two configurations.
