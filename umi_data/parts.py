@@ -30,7 +30,7 @@ from umi_data.examples import EXAMPLE_ROLES, EXAMPLE_SCHEMA, ROLE_PATHS, assign_
 from umi_data.render import STALE_INPUT, AlphaUmiCompatRenderer, DefaultRenderer, Rendered, RenderFn
 from umi_data.rows import TRAJECTORY_SCHEMA, rows_to_table, trajectory_to_row
 from umi_data.sources import get_source, read_source
-from umi_data.sources.base import InputFile, RecordContext, too_deep
+from umi_data.sources.base import InputFile, Loaded, RecordContext, too_deep
 from umi_data.write import PARQUET_OPTIONS, JsonArrayWriter, atomic_open, atomic_path
 
 TRAJECTORIES = "trajectories.parquet"
@@ -121,8 +121,8 @@ def convert_part(task: PartTask) -> Part:
     rows: list[dict[str, Any]] = []
     examples: dict[str, list[dict[str, Any]]] = {role: [] for role in EXAMPLE_ROLES}
 
-    def on_file(file: InputFile, data: bytes) -> None:
-        part.inputs.append(orjson.dumps({"file": file.name, "sha256": hashlib.sha256(data).hexdigest(), "bytes": len(data)}) + b"\n")
+    def on_file(file: InputFile, loaded: Loaded) -> None:
+        part.inputs.append(orjson.dumps({"file": file.name, "sha256": loaded.sha256, "bytes": len(loaded.data)}) + b"\n")
 
     for item in read_source(get_source(task.source), task.files, task.options, on_file):
         row, item = _storable(item)
