@@ -13,7 +13,7 @@ import pytest
 
 import umi_data.build
 from test_build_golden import golden_inputs
-from umi_data.build import BuildConfig, build_corpus
+from umi_data.build import BuildConfig, build_corpus, rewrite_card
 from umi_data.shards import merge_shards
 
 REPO = Path(__file__).resolve().parents[1]
@@ -35,6 +35,16 @@ def test_workers_write_the_same_bytes(inputs: list[str], tmp_path: Path, monkeyp
     monkeypatch.setattr(umi_data.build, "PART_FILES", 5)  # many parts: row groups and stale inputs cross them
     build_corpus(config, tmp_path / "two", progress=False, workers=2)
     assert tree_bytes(tmp_path / "two") == tree_bytes(tmp_path / "one")
+    assert_card_as_from_the_files(tmp_path / "two")
+
+
+def assert_card_as_from_the_files(corpus: Path) -> None:
+    """The build's card measures lengths as it writes (`CorpusWriter.lengths`), compat's stale
+    backbone inputs resolved: `card DIR`, which reads them back from the Parquet files, gives the
+    same bytes."""
+    before = tree_bytes(corpus)
+    rewrite_card(corpus)
+    assert tree_bytes(corpus) == before
 
 
 @pytest.mark.parametrize("compat", [None, "alpha-umi"])
@@ -50,6 +60,7 @@ def test_shards_merge_into_the_same_corpus(inputs: list[str], tmp_path: Path, co
         build_corpus(config, shard, progress=False, shard=(index, count))
     result = merge_shards(list(reversed(shards)), tmp_path / "merged")
     assert tree_bytes(tmp_path / "merged") == tree_bytes(tmp_path / "whole")
+    assert_card_as_from_the_files(tmp_path / "merged")
     assert [r.locator for r in result.rejects] == [json.loads(line)["locator"] for line in (tmp_path / "whole" / "rejects.jsonl").read_text().splitlines()]
 
 

@@ -27,6 +27,7 @@ from umi_data.render import STALE_INPUT
 from umi_data.shards import SHARD_MANIFEST, shard_files, write_shard_manifest
 from umi_data.sources import discover_files, get_source
 from umi_data.sources.base import InputPathError, check_input_paths, iter_files, load_json, text_name
+from umi_data.stats import card_lengths
 from umi_data.write import file_entry, write_json
 
 #: Input files converted together (a worker's unit of work): big enough to amortise sending
@@ -155,8 +156,10 @@ def finish_corpus(config: BuildConfig, writer: CorpusWriter, exclusions: list, o
             manifest["files"][name] = file_entry(out / name, rows=manifest["examples"][role]["total"])
     for name, rows in writer.official_rows().items():
         manifest["files"][f"{ALPHA_UMI_DIR}/{name}.json"] = file_entry(out / ALPHA_UMI_DIR / f"{name}.json", rows=rows)
+    lengths = card_lengths(writer.lengths)
+    writer.lengths.clear()
     release_memory()  # the card's statistics start from a small heap, not the writers' high-water mark
-    manifest["files"].update(write_card(out, manifest))
+    manifest["files"].update(write_card(out, manifest, lengths))
     if claim is not None:
         claim.sweep([*manifest["files"], MANIFEST])  # nothing of an older corpus (or a killed build) stays beside this one
     write_json(out / MANIFEST, manifest)

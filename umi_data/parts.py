@@ -26,7 +26,7 @@ import pyarrow.parquet as pq
 from umi_data.compat import OfficialWouldFail
 from umi_data.core import Reject, RejectReason, Trajectory, UnstorableValueError
 from umi_data.corpus import ALPHA_UMI_DIR
-from umi_data.examples import EXAMPLE_ROLES, EXAMPLE_SCHEMA, ROLE_PATHS, assign_split, example_id
+from umi_data.examples import EXAMPLE_ROLES, EXAMPLE_SCHEMA, ROLE_PATHS, assign_split, example_id, text_lengths
 from umi_data.render import STALE_INPUT, AlphaUmiCompatRenderer, DefaultRenderer, Rendered, RenderFn
 from umi_data.rows import TRAJECTORY_SCHEMA, rows_to_table, trajectory_to_row
 from umi_data.sources import get_source, read_source
@@ -112,6 +112,32 @@ class Part:
     stale_rows: int = 0  # leading backbone examples whose input is the previous part's (compat)
     fresh_input: str | None = None
     last_input: str | None = None
+
+    def __getstate__(self) -> dict[str, Any]:
+        """A worker's part crosses to the writer with each table as one Arrow IPC stream, about
+        5x cheaper to pickle than a table's columns one by one."""
+        state = dict(self.__dict__)
+        state["trajectories"] = _to_ipc(self.trajectories)
+        state["examples"] = {role: _to_ipc(table) for role, table in self.examples.items()}
+        return state
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        state["trajectories"] = _from_ipc(state["trajectories"])
+        state["examples"] = {role: _from_ipc(data) for role, data in state["examples"].items()}
+        self.__dict__.update(state)
+
+
+def _to_ipc(table: pa.Table | None) -> bytes | None:
+    if table is None:
+        return None
+    sink = pa.BufferOutputStream()
+    with pa.ipc.new_stream(sink, table.schema) as writer:
+        writer.write_table(table)
+    return sink.getvalue().to_pybytes()
+
+
+def _from_ipc(data: bytes | None) -> pa.Table | None:
+    return None if data is None else pa.ipc.open_stream(data).read_all()
 
 
 def convert_part(task: PartTask) -> Part:
@@ -282,6 +308,9 @@ class CorpusWriter:
         self.inputs, self.input_bytes, self._inputs_hash = 0, 0, hashlib.sha256()
         self._stack = ExitStack()
         self._arrays: dict[str, JsonArrayWriter] = {}
+        #: `text_lengths` of every examples table written, per role (8 bytes an example): the
+        #: card's length statistics without decompressing every text again.
+        self.lengths: dict[str, list[dict[str, pa.Array]]] = {role: [] for role in EXAMPLE_ROLES}
 
     def __enter__(self) -> "CorpusWriter":
         self._trajectories = self._table_writer(self.out / TRAJECTORIES, TRAJECTORY_SCHEMA)
@@ -361,6 +390,7 @@ class CorpusWriter:
                 table = table.set_column(table.schema.get_field_index("input"), table.schema.field("input"), inputs)
                 fix -= head
             self._parquet[role].write(table)
+            self.lengths[role].append(text_lengths(table))
         self._jsonl[role].writelines(lines)
 
     def write_official(self, name: str, elements: Iterable[bytes], fix: int, value: str | None) -> None:
