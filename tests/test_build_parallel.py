@@ -7,11 +7,13 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+import tempfile
 from pathlib import Path
 
 import pytest
 
 import umi_data.build
+import umi_data.parts
 from test_build_golden import golden_inputs
 from umi_data.build import BuildConfig, build_corpus, rewrite_card
 from umi_data.shards import merge_shards
@@ -36,6 +38,19 @@ def test_workers_write_the_same_bytes(inputs: list[str], tmp_path: Path, monkeyp
     build_corpus(config, tmp_path / "two", progress=False, workers=2)
     assert tree_bytes(tmp_path / "two") == tree_bytes(tmp_path / "one")
     assert_card_as_from_the_files(tmp_path / "two")
+
+
+def test_worker_parts_travel_through_files_that_are_removed(inputs: list[str], tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    spool = tmp_path / "tmp"
+    spool.mkdir()
+    monkeypatch.setattr(tempfile, "tempdir", str(spool))  # where the build's part files go
+    made: list[str] = []
+    real = umi_data.parts._load_part
+    monkeypatch.setattr(umi_data.parts, "_load_part", lambda path: made.append(path) or real(path))
+    monkeypatch.setattr(umi_data.build, "PART_FILES", 40)
+    build_corpus(BuildConfig(source="toolbench", inputs=inputs), tmp_path / "out", progress=False, workers=2)
+    assert len(made) > 1 and all(Path(path).parent.parent == spool for path in made)
+    assert list(spool.iterdir()) == []
 
 
 def assert_card_as_from_the_files(corpus: Path) -> None:

@@ -12,6 +12,9 @@ input (`render.STALE_INPUT`), is resolved here when parts are joined.
 from __future__ import annotations
 
 import hashlib
+import os
+import pickle
+import tempfile
 from collections import Counter, deque
 from contextlib import ExitStack
 from dataclasses import dataclass, field
@@ -247,14 +250,33 @@ def _converted(tasks: Iterable[PartTask], workers: int) -> Iterator[Part]:
     from concurrent.futures import ProcessPoolExecutor
 
     # spawn, not fork: the parent has Arrow's and polars' thread pools running.
-    with ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn")) as pool:
+    with tempfile.TemporaryDirectory(prefix="umi-parts-") as spool, \
+            ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn")) as pool:
         in_flight: deque[Any] = deque()
         for task in tasks:
-            in_flight.append(pool.submit(convert_part, task))
+            in_flight.append(pool.submit(_convert_to_file, task, spool))
             if len(in_flight) >= 2 * workers:
-                yield in_flight.popleft().result()
+                yield _load_part(in_flight.popleft().result())
         while in_flight:
-            yield in_flight.popleft().result()
+            yield _load_part(in_flight.popleft().result())
+
+
+def _convert_to_file(task: PartTask, spool: str) -> str:
+    """`convert_part` in a worker, the part pickled into a file under `spool`: a part is
+    megabytes, which the pool's result pipe would carry 64 KB at a time (a wake-up of each
+    side per 64 KB, and the reading done by the pool's thread beside the writer's)."""
+    part = convert_part(task)
+    descriptor, path = tempfile.mkstemp(dir=spool, suffix=".part")
+    with os.fdopen(descriptor, "wb") as handle:
+        pickle.dump(part, handle, protocol=pickle.HIGHEST_PROTOCOL)
+    return path
+
+
+def _load_part(path: str) -> Part:
+    with open(path, "rb") as handle:
+        part = pickle.load(handle)
+    os.unlink(path)
+    return part
 
 
 # --- writing parts in order -------------------------------------------------------------------
