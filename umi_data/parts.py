@@ -34,7 +34,7 @@ from umi_data.render import STALE_INPUT, AlphaUmiCompatRenderer, DefaultRenderer
 from umi_data.rows import TRAJECTORY_SCHEMA, rows_to_table, trajectory_to_row
 from umi_data.sources import get_source, read_source
 from umi_data.sources.base import InputFile, Loaded, RecordContext, too_deep
-from umi_data.write import PARQUET_OPTIONS, JsonArrayWriter, atomic_open, atomic_path
+from umi_data.write import PARQUET_OPTIONS, HashingWriter, JsonArrayWriter, atomic_open, atomic_path, file_entry
 
 TRAJECTORIES = "trajectories.parquet"
 REJECTS = "rejects.jsonl"
@@ -330,17 +330,30 @@ class CorpusWriter:
         self.inputs, self.input_bytes, self._inputs_hash = 0, 0, hashlib.sha256()
         self._stack = ExitStack()
         self._arrays: dict[str, JsonArrayWriter] = {}
+        self._written: dict[str, HashingWriter] = {}
         #: `text_lengths` of every examples table written, per role (8 bytes an example): the
         #: card's length statistics without decompressing every text again.
         self.lengths: dict[str, list[dict[str, pa.Array]]] = {role: [] for role in EXAMPLE_ROLES}
 
     def __enter__(self) -> "CorpusWriter":
         self._trajectories = self._table_writer(self.out / TRAJECTORIES, TRAJECTORY_SCHEMA)
-        self._rejects = self._stack.enter_context(atomic_open(self.out / REJECTS))
-        self._inputs = self._stack.enter_context(atomic_open(self.out / INPUTS))
+        self._rejects = self._open(REJECTS)
+        self._inputs = self._open(INPUTS)
         self._parquet = {r: self._table_writer(self.out / f"{ROLE_PATHS[r]}.parquet", EXAMPLE_SCHEMA) for r in EXAMPLE_ROLES}
-        self._jsonl = {r: self._stack.enter_context(atomic_open(self.out / f"{ROLE_PATHS[r]}.jsonl")) for r in EXAMPLE_ROLES}
+        self._jsonl = {r: self._open(f"{ROLE_PATHS[r]}.jsonl") for r in EXAMPLE_ROLES}
         return self
+
+    def _open(self, relative: str) -> HashingWriter:
+        """A JSON/JSONL file of the corpus, hashed as it is written (`file_entry`)."""
+        handle = HashingWriter(self._stack.enter_context(atomic_open(self.out / relative)))
+        self._written[relative] = handle
+        return handle
+
+    def file_entry(self, relative: str, **extra: Any) -> dict[str, Any]:
+        """The manifest entry of a corpus file (call after the writer closed): hashed as written
+        for the JSON and JSONL files (most of the bytes), read again for the Parquet ones."""
+        handle = self._written.get(relative)
+        return handle.entry(**extra) if handle is not None else file_entry(self.out / relative, **extra)
 
     def _table_writer(self, path: Path, schema: pa.Schema) -> TableWriter:
         writer = TableWriter(self._stack.enter_context(atomic_path(path)), schema)
@@ -417,8 +430,7 @@ class CorpusWriter:
 
     def write_official(self, name: str, elements: Iterable[bytes], fix: int, value: str | None) -> None:
         if name not in self._arrays:
-            handle = self._stack.enter_context(atomic_open(self.out / ALPHA_UMI_DIR / f"{name}.json"))
-            self._arrays[name] = JsonArrayWriter(handle)
+            self._arrays[name] = JsonArrayWriter(self._open(f"{ALPHA_UMI_DIR}/{name}.json"))
         array = self._arrays[name]
         for element in _fixed_lines(elements, fix, value):
             array.write_raw(element)

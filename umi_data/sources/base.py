@@ -22,13 +22,15 @@ from dataclasses import dataclass, field
 from functools import cache, cached_property
 from importlib import resources
 from pathlib import Path
-from typing import Any, Callable, Iterable, Iterator, Sequence
+from typing import TYPE_CHECKING, Any, Callable, Iterable, Iterator, Sequence
 
-import jsonschema
 import orjson
 from pydantic import ValidationError
 
 from umi_data.core import Reject, RejectReason, Trajectory, TurnOrderError, UnstorableValueError, find_unstorable
+
+if TYPE_CHECKING:
+    import jsonschema
 
 MAX_ERRORS_IN_DETAIL = 5
 UTF8_BOM = b"\xef\xbb\xbf"
@@ -259,6 +261,9 @@ def raw_schema(name: str) -> dict[str, Any]:
 
 @cache
 def _validator(name: str, part: str) -> jsonschema.protocols.Validator:
+    """The full validator (jsonschema, imported here: only a record the fast check refuses needs it)."""
+    import jsonschema
+
     schema = raw_schema(name)
     if part != "file":
         schema = {"$ref": f"#/$defs/{part}", "$defs": schema["$defs"]}
