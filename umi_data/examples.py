@@ -65,7 +65,9 @@ def text_lengths(examples: pa.Table | pa.RecordBatch) -> dict[str, pa.Array]:
     what the card's length statistics and plot are made of."""
     import pyarrow.compute as pc
 
-    return {f"{name}_chars": pc.utf8_length(examples.column(name)).cast(pa.int32()) for name in ("input", "target")}
+    lengths = {f"{name}_chars": pc.utf8_length(examples.column(name)).cast(pa.int32()) for name in ("input", "target")}
+    # One array each: a table's column may have no chunk at all, whose type a list of chunks loses.
+    return {name: values.combine_chunks() if isinstance(values, pa.ChunkedArray) else values for name, values in lengths.items()}
 
 
 def example_id(trajectory_id: str, role: str, step: int) -> str:
