@@ -7,13 +7,15 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+import tempfile
 from pathlib import Path
 
 import pytest
 
 import umi_data.build
+import umi_data.parts
 from test_build_golden import golden_inputs
-from umi_data.build import BuildConfig, build_corpus
+from umi_data.build import BuildConfig, build_corpus, rewrite_card
 from umi_data.shards import merge_shards
 
 REPO = Path(__file__).resolve().parents[1]
@@ -35,6 +37,29 @@ def test_workers_write_the_same_bytes(inputs: list[str], tmp_path: Path, monkeyp
     monkeypatch.setattr(umi_data.build, "PART_FILES", 5)  # many parts: row groups and stale inputs cross them
     build_corpus(config, tmp_path / "two", progress=False, workers=2)
     assert tree_bytes(tmp_path / "two") == tree_bytes(tmp_path / "one")
+    assert_card_as_from_the_files(tmp_path / "two")
+
+
+def test_worker_parts_travel_through_files_that_are_removed(inputs: list[str], tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    spool = tmp_path / "tmp"
+    spool.mkdir()
+    monkeypatch.setattr(tempfile, "tempdir", str(spool))  # where the build's part files go
+    made: list[str] = []
+    real = umi_data.parts._load_part
+    monkeypatch.setattr(umi_data.parts, "_load_part", lambda path: made.append(path) or real(path))
+    monkeypatch.setattr(umi_data.build, "PART_FILES", 40)
+    build_corpus(BuildConfig(source="toolbench", inputs=inputs), tmp_path / "out", progress=False, workers=2)
+    assert len(made) > 1 and all(Path(path).parent.parent == spool for path in made)
+    assert list(spool.iterdir()) == []
+
+
+def assert_card_as_from_the_files(corpus: Path) -> None:
+    """The build's card measures lengths as it writes (`CorpusWriter.lengths`), compat's stale
+    backbone inputs resolved: `card DIR`, which reads them back from the Parquet files, gives the
+    same bytes."""
+    before = tree_bytes(corpus)
+    rewrite_card(corpus)
+    assert tree_bytes(corpus) == before
 
 
 @pytest.mark.parametrize("compat", [None, "alpha-umi"])
@@ -50,6 +75,7 @@ def test_shards_merge_into_the_same_corpus(inputs: list[str], tmp_path: Path, co
         build_corpus(config, shard, progress=False, shard=(index, count))
     result = merge_shards(list(reversed(shards)), tmp_path / "merged")
     assert tree_bytes(tmp_path / "merged") == tree_bytes(tmp_path / "whole")
+    assert_card_as_from_the_files(tmp_path / "merged")
     assert [r.locator for r in result.rejects] == [json.loads(line)["locator"] for line in (tmp_path / "whole" / "rejects.jsonl").read_text().splitlines()]
 
 

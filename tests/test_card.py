@@ -94,3 +94,19 @@ def test_token_lengths_with_a_local_tokenizer(corpus: Path, tmp_path: Path) -> N
     assert lengths["input_tokens"].to_list() == expected
     assert all(0 < t < c for t, c in zip(lengths["input_tokens"], lengths["input_chars"]))
     assert {r["measure"] for r in stats.length_summary(lengths)} >= {"input_tokens", "target_tokens"}
+
+
+def test_card_lengths_of_tables_with_and_without_chunks() -> None:
+    """The builder measures every examples table it writes; one read back with no chunk at all
+    (a part without examples of a role) must not break the card's frame."""
+    import pyarrow as pa
+
+    from umi_data.examples import EXAMPLE_SCHEMA, text_lengths
+    from umi_data.stats import card_lengths
+
+    row = {"example_id": "t/backbone/0", "trajectory_id": "t", "instruction_id": "i", "role": "backbone", "step": 0,
+           "input": "ab\u00e9", "target": "c", "split": "A", "source": "synthetic"}
+    empty = pa.Table.from_batches([], schema=EXAMPLE_SCHEMA)
+    one = pa.Table.from_pylist([row], schema=EXAMPLE_SCHEMA)
+    frame = card_lengths({"backbone": [text_lengths(empty), text_lengths(one)], "planner": [text_lengths(empty)]})
+    assert frame.rows() == [("backbone", 3, 1)]

@@ -27,7 +27,8 @@ from umi_data.render import STALE_INPUT
 from umi_data.shards import SHARD_MANIFEST, shard_files, write_shard_manifest
 from umi_data.sources import discover_files, get_source
 from umi_data.sources.base import InputPathError, check_input_paths, iter_files, load_json, text_name
-from umi_data.write import file_entry, write_json
+from umi_data.stats import card_lengths
+from umi_data.write import write_json
 
 #: Input files converted together (a worker's unit of work): big enough to amortise sending
 #: the work, small enough that the parts in flight stay a few megabytes.
@@ -143,20 +144,22 @@ def finish_corpus(config: BuildConfig, writer: CorpusWriter, exclusions: list, o
         "inputs": {"files": writer.inputs, "bytes": writer.input_bytes, "sha256": writer.combined_input_hash, "list": INPUTS},
         "exclusion_lists": exclusions,
         "files": {
-            TRAJECTORIES: file_entry(out / TRAJECTORIES, rows=writer.stats.accepted),
-            REJECTS: file_entry(out / REJECTS, rows=writer.stats.read - writer.stats.accepted),
-            INPUTS: file_entry(out / INPUTS, rows=writer.inputs),
+            TRAJECTORIES: writer.file_entry(TRAJECTORIES, rows=writer.stats.accepted),
+            REJECTS: writer.file_entry(REJECTS, rows=writer.stats.read - writer.stats.accepted),
+            INPUTS: writer.file_entry(INPUTS, rows=writer.inputs),
         },
         "examples": {role: {"total": sum(c.values()), "A": c["A"], "B": c["B"]} for role, c in writer.splits.items()},
     }
     for role in EXAMPLE_ROLES:
         for suffix in (".parquet", ".jsonl"):
             name = ROLE_PATHS[role] + suffix
-            manifest["files"][name] = file_entry(out / name, rows=manifest["examples"][role]["total"])
+            manifest["files"][name] = writer.file_entry(name, rows=manifest["examples"][role]["total"])
     for name, rows in writer.official_rows().items():
-        manifest["files"][f"{ALPHA_UMI_DIR}/{name}.json"] = file_entry(out / ALPHA_UMI_DIR / f"{name}.json", rows=rows)
+        manifest["files"][f"{ALPHA_UMI_DIR}/{name}.json"] = writer.file_entry(f"{ALPHA_UMI_DIR}/{name}.json", rows=rows)
+    lengths = card_lengths(writer.lengths)
+    writer.lengths.clear()
     release_memory()  # the card's statistics start from a small heap, not the writers' high-water mark
-    manifest["files"].update(write_card(out, manifest))
+    manifest["files"].update(write_card(out, manifest, lengths))
     if claim is not None:
         claim.sweep([*manifest["files"], MANIFEST])  # nothing of an older corpus (or a killed build) stays beside this one
     write_json(out / MANIFEST, manifest)

@@ -32,9 +32,10 @@ SOURCE_LICENSES = {"toolbench": "apache-2.0", "toolalpaca": "apache-2.0", "synth
 SIZE_CATEGORIES = ((1_000, "n<1K"), (10_000, "1K<n<10K"), (100_000, "10K<n<100K"), (1_000_000, "100K<n<1M"))
 
 
-def write_card(directory: Path, manifest: dict[str, Any]) -> dict[str, Any]:
-    """Write README.md, card/stats.json and the plots; return their manifest file entries."""
-    figures = _stats_frames(directory)
+def write_card(directory: Path, manifest: dict[str, Any], lengths: pl.DataFrame | None = None) -> dict[str, Any]:
+    """Write README.md, card/stats.json and the plots; return their manifest file entries.
+    `lengths`: the builder's `stats.card_lengths` of what it wrote (else read from the corpus)."""
+    figures = _stats_frames(directory, lengths)
     numbers = stats.corpus_stats(directory, summary=figures["summary"], lengths=figures["lengths"])
     entries = {}
     with atomic_open(directory / STATS) as handle:
@@ -50,11 +51,11 @@ def write_card(directory: Path, manifest: dict[str, Any]) -> dict[str, Any]:
     return entries
 
 
-def _stats_frames(directory: Path) -> dict[str, Any]:
+def _stats_frames(directory: Path, lengths: pl.DataFrame | None) -> dict[str, Any]:
     summary = stats.turn_summary(directory)
     return {
         "summary": summary,
-        "lengths": stats.example_lengths(directory, with_split=False),
+        "lengths": lengths if lengths is not None else stats.example_lengths(directory, with_split=False),
         "steps": summary.trajectories.select("id", "outcome", "steps", "calls"),
         "tools": summary.calls_per_tool,
     }

@@ -60,5 +60,15 @@ def assign_split(instruction_id: str, seed: int = DEFAULT_SPLIT_SEED, ratio: flo
     return "A" if int.from_bytes(digest[:8], "big") < ratio * 2**64 else "B"
 
 
+def text_lengths(examples: pa.Table | pa.RecordBatch) -> dict[str, pa.Array]:
+    """`input_chars` and `target_chars` (int32, in characters) of a table or batch of examples:
+    what the card's length statistics and plot are made of."""
+    import pyarrow.compute as pc
+
+    lengths = {f"{name}_chars": pc.utf8_length(examples.column(name)).cast(pa.int32()) for name in ("input", "target")}
+    # One array each: a table's column may have no chunk at all, whose type a list of chunks loses.
+    return {name: values.combine_chunks() if isinstance(values, pa.ChunkedArray) else values for name, values in lengths.items()}
+
+
 def example_id(trajectory_id: str, role: str, step: int) -> str:
     return f"{trajectory_id}/{role}/{step}"

@@ -81,15 +81,20 @@ def _dumps(value: Any) -> str | None:
 
 
 def trajectory_to_row(trajectory: Trajectory) -> dict[str, Any]:
-    """A plain dict in the Parquet layout (JSON fields as text)."""
-    row = trajectory.model_dump()
-    for tool in row["tools"]:
-        tool["parameters"] = _dumps(tool["parameters"])
-    for turn in row["turns"]:
-        for name in _JSON_TURN_FIELDS:
-            if name in turn:
-                turn[name] = _dumps(turn[name])
-    row["meta"] = _dumps(row["meta"])
+    """A plain dict in the Parquet layout (JSON fields as text). Built from the models' fields
+    as they are (a `model_dump` would deep-copy every tool schema only to serialise it here)."""
+    row = dict(trajectory.__dict__)
+    row["tools"] = [{**tool.__dict__, "parameters": _dumps(tool.parameters)} for tool in trajectory.tools]
+    row["turns"] = [_turn_row(turn.__dict__) for turn in trajectory.turns]
+    row["meta"] = _dumps(trajectory.meta)
+    return row
+
+
+def _turn_row(fields: dict[str, Any]) -> dict[str, Any]:
+    row = dict(fields)
+    for name in _JSON_TURN_FIELDS:
+        if name in row:
+            row[name] = _dumps(row[name])
     return row
 
 

@@ -14,7 +14,7 @@ from typing import Any
 import orjson
 import polars as pl
 
-from umi_data.examples import EXAMPLE_ROLES, ROLE_PATHS
+from umi_data.examples import EXAMPLE_ROLES, ROLE_PATHS, text_lengths
 
 QUANTILES = (0.5, 0.9, 0.99)
 
@@ -112,7 +112,6 @@ def example_lengths(directory: str | Path, tokenizer: str | Path | None = None, 
     gathered as Arrow arrays, never as Python lists. `with_split=False` (the card) leaves out
     the split and stores the role as an enum: a few bytes per example."""
     import pyarrow as pa
-    import pyarrow.compute as pc
     import pyarrow.parquet as pq
 
     loaded = _load_tokenizer(tokenizer) if tokenizer is not None else None
@@ -123,8 +122,7 @@ def example_lengths(directory: str | Path, tokenizer: str | Path | None = None, 
             lengths = {"role": pa.array([role] * batch.num_rows, pa.string())}
             if with_split:
                 lengths["split"] = batch.column("split")
-            lengths |= {"input_chars": pc.utf8_length(batch.column("input")).cast(pa.int64()),
-                        "target_chars": pc.utf8_length(batch.column("target")).cast(pa.int64())}
+            lengths |= text_lengths(batch)
             if loaded is not None:
                 lengths["input_tokens"] = pa.array(_token_counts(loaded, batch.column("input").to_pylist()), pa.int64())
                 lengths["target_tokens"] = pa.array(_token_counts(loaded, batch.column("target").to_pylist()), pa.int64())
@@ -135,6 +133,27 @@ def example_lengths(directory: str | Path, tokenizer: str | Path | None = None, 
         schema |= {"input_tokens": pl.Int64, "target_tokens": pl.Int64}
     if not with_split:
         schema = {name: (pl.Enum(EXAMPLE_ROLES) if name == "role" else kind) for name, kind in schema.items() if name != "split"}
+    return _frame(columns, schema)
+
+
+def card_lengths(chunks: dict[str, list[dict[str, Any]]]) -> pl.DataFrame:
+    """The frame `example_lengths(directory, with_split=False)` reads, from the `text_lengths` of
+    each role's tables in the order they were written (the builder measures them as it writes,
+    so the card need not decompress every text again)."""
+    import pyarrow as pa
+
+    columns: dict[str, list[Any]] = {}
+    for role in EXAMPLE_ROLES:
+        for lengths in chunks.get(role, []):
+            rows = len(lengths["input_chars"])
+            for name, values in ({"role": pa.array([role] * rows, pa.string())} | lengths).items():
+                columns.setdefault(name, []).append(values)
+    return _frame(columns, {"role": pl.Enum(EXAMPLE_ROLES), "input_chars": pl.Int64, "target_chars": pl.Int64})
+
+
+def _frame(columns: dict[str, list[Any]], schema: dict[str, Any]) -> pl.DataFrame:
+    import pyarrow as pa
+
     if not columns:
         return pl.DataFrame(schema=schema)
     return pl.DataFrame({name: pl.Series(name, pa.chunked_array(chunks)).cast(schema[name]) for name, chunks in columns.items()})
@@ -184,5 +203,5 @@ def corpus_stats(directory: str | Path, tokenizer: str | Path | None = None, *, 
 
 
 __all__ = [
-    "TurnSummary", "turn_summary", "calls_per_tool", "corpus_stats", "counts", "example_lengths", "length_summary", "steps_per_trajectory",
+    "TurnSummary", "turn_summary", "calls_per_tool", "card_lengths", "corpus_stats", "counts", "example_lengths", "length_summary", "steps_per_trajectory",
 ]

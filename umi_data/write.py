@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import hashlib
 from pathlib import Path
-from typing import IO, Any
+from typing import IO, Any, Iterable
 
 import orjson
 
@@ -35,6 +35,26 @@ def sha256_file(path: Path) -> str:
 
 def file_entry(path: Path, **extra: Any) -> dict[str, Any]:
     return {"sha256": sha256_file(path), "bytes": path.stat().st_size, **extra}
+
+
+class HashingWriter:
+    """A binary handle that hashes and counts what goes through it: the manifest entry of a file
+    of gigabytes without reading it again after the build (`entry`, like `file_entry`)."""
+
+    def __init__(self, handle: IO[bytes]) -> None:
+        self.handle, self.sha256, self.bytes = handle, hashlib.sha256(), 0
+
+    def write(self, data: bytes) -> None:
+        self.sha256.update(data)
+        self.bytes += len(data)
+        self.handle.write(data)
+
+    def writelines(self, lines: Iterable[bytes]) -> None:
+        for line in lines:
+            self.write(line)
+
+    def entry(self, **extra: Any) -> dict[str, Any]:
+        return {"sha256": self.sha256.hexdigest(), "bytes": self.bytes, **extra}
 
 
 class JsonlWriter:
