@@ -7,7 +7,6 @@ what was read, and the manifest (written last) says so.
 
 from __future__ import annotations
 
-import hashlib
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal, Sequence
@@ -79,7 +78,7 @@ def load_excluded_query_ids(paths: Sequence[str]) -> tuple[frozenset[tuple[str, 
             raise ExclusionListError(f"{file.path}: {problem}")
         group = file.path.name.split("_", 1)[0]
         pairs.update((group, str(query_id)) for query_id in loaded.value)
-        entries.append({"file": file.name, "group": group, "ids": len(loaded.value), "sha256": hashlib.sha256(loaded.data).hexdigest()})
+        entries.append({"file": file.name, "group": group, "ids": len(loaded.value), "sha256": loaded.sha256})
     return frozenset(pairs), entries
 
 
