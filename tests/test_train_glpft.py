@@ -11,8 +11,8 @@ from statistics import mean
 import pytest
 
 from umi_data.variants import VARIANTS
-from umi_train import RoleNotTrainedError, encode_prompt, glpft, load_role
-from train_fixtures import corpus, model  # noqa: F401 (fixtures)
+from umi_train import RoleNotTrainedError, glpft, load_role
+from train_fixtures import corpus, generate_each_role, model  # noqa: F401 (fixtures)
 from umi_train.testing import FAST_OPTIONS, cli_args
 
 ROLES = ("planner", "caller", "summarizer", "backbone")
@@ -79,15 +79,7 @@ def test_merged_backbone_logits_equal_base_plus_adapter(reuse_run: Path, model: 
 
 
 def test_each_role_model_generates_after_reloading(reuse_run: Path, corpus: Path) -> None:
-    import torch
-
-    from umi_train.data import read_role_rows
-
-    for role in ROLES:
-        model, tokenizer = load_role(reuse_run, role)
-        prompt = encode_prompt(read_role_rows(corpus, role)[0]["input"], tokenizer)
-        with torch.no_grad():
-            output = model.generate(torch.tensor([prompt]), max_new_tokens=8, do_sample=False)
+    for role, prompt, output, tokenizer in generate_each_role(reuse_run, corpus, ROLES, max_new_tokens=8):
         assert output.shape[1] > len(prompt), role
         assert tokenizer.decode(output[0, len(prompt):], skip_special_tokens=True) or output[0, -1] == tokenizer.eos_token_id
 

@@ -16,6 +16,7 @@ from pathlib import Path
 
 import pytest
 
+from train_fixtures import generate_each_role
 from umi_train.testing import FAST_OPTIONS, cli_args, sample_corpus, single_thread, smollm2_model
 
 REPO = Path(__file__).resolve().parents[1]
@@ -102,11 +103,7 @@ def test_one_lora_step_per_role_on_real_examples_merges_and_generates(smollm2: P
         expected = load_with_adapter(smollm2, out / "stage1" / "backbone" / "adapter").eval()(input_ids).logits
         actual = load_base(out / "stage1" / "merged").eval()(input_ids).logits
     assert (actual - expected).abs().max().item() < 1e-4
-    for role in ROLES:
-        model, tokenizer = load_role(out, role)
-        prompt = encode_prompt(read_role_rows(corpus, role)[0]["input"], tokenizer)
-        with torch.no_grad():
-            output = model.generate(torch.tensor([prompt]), max_new_tokens=6, do_sample=False)
+    for role, prompt, output, _ in generate_each_role(out, corpus, ROLES, max_new_tokens=6):
         assert output.shape[1] > len(prompt), role
 
 
