@@ -77,6 +77,30 @@ def test_stats_counts_match_the_manifest(corpus: Path) -> None:
     assert by_role == {role: c["total"] for role, c in manifest["examples"].items()}
 
 
+def test_turn_counts_agree_with_each_trajectory_read_whole(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Steps, calls, roles and tools are counted over a batch's flattened turns; batches of 7 rows
+    make trajectories at every batch position count, against a plain count per trajectory."""
+    from collections import Counter
+
+    import pyarrow.parquet as pq
+
+    assert main(["synth", "--n", "40", "--seed", "3", "--out", str(tmp_path / "world")]) == 0
+    corpus = tmp_path / "c"
+    assert main(["build", "toolbench", str(tmp_path / "world" / "answer"), "--out", str(corpus), "--no-progress"]) == 0
+    monkeypatch.setattr(stats, "BATCH_ROWS", 7)
+    rows = pq.read_table(corpus / "trajectories.parquet").to_pylist()
+    assert len(rows) == 40 and len({r["outcome"] for r in rows}) > 1
+    expected = sorted((r["id"], r["outcome"], sum(t["role"] == "planner" and t["next"] is not None for t in r["turns"]),
+                       sum(t["role"] == "caller" for t in r["turns"])) for r in rows)
+    assert stats.steps_per_trajectory(corpus).rows() == expected
+    summary = stats.turn_summary(corpus)
+    groups = Counter((r["source"], r["outcome"], steps) for r, (_, _, steps, _) in zip(sorted(rows, key=lambda r: r["id"]), expected))
+    assert summary.groups.rows() == [(*key, n) for key, n in sorted(groups.items())]
+    assert summary.turns_by_role == dict(sorted(Counter(t["role"] for r in rows for t in r["turns"]).items()))
+    tools = Counter(t["name"] for r in rows for t in r["turns"] if t["role"] == "caller")
+    assert summary.calls_per_tool.rows() == sorted(tools.items(), key=lambda item: (-item[1], item[0]))
+
+
 def test_token_lengths_with_a_local_tokenizer(corpus: Path, tmp_path: Path) -> None:
     from tokenizers import Tokenizer, models, pre_tokenizers, trainers
 

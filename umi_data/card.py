@@ -56,7 +56,7 @@ def _stats_frames(directory: Path, lengths: pl.DataFrame | None) -> dict[str, An
     return {
         "summary": summary,
         "lengths": lengths if lengths is not None else stats.example_lengths(directory, with_split=False),
-        "steps": summary.trajectories.select("id", "outcome", "steps", "calls"),
+        "steps": summary.groups,
         "tools": summary.calls_per_tool,
     }
 
@@ -227,14 +227,13 @@ def _plot_lengths(frames: dict[str, pl.DataFrame], path: Path) -> None:
 def _plot_steps(frames: dict[str, pl.DataFrame], path: Path) -> None:
     figure = _figure(8, 4.5)
     ax = figure.subplots()
-    steps = frames["steps"]
+    steps = frames["steps"]  # trajectories per (source, outcome, steps)
     top = max(steps["steps"].to_list() or [0])
     bottom = [0] * (top + 1)
     for outcome in ("answer", "give_up", "unfinished"):
-        part = steps.filter(pl.col("outcome") == outcome)
         heights = [0] * (top + 1)
-        for n in part["steps"].to_list():
-            heights[n] += 1
+        for n, k in steps.filter(pl.col("outcome") == outcome).select("steps", "trajectories").iter_rows():
+            heights[n] += k
         if any(heights):
             ax.bar(range(top + 1), heights, bottom=bottom, label=outcome)
             bottom = [b + h for b, h in zip(bottom, heights)]

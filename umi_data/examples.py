@@ -70,5 +70,18 @@ def text_lengths(examples: pa.Table | pa.RecordBatch) -> dict[str, pa.Array]:
     return {name: values.combine_chunks() if isinstance(values, pa.ChunkedArray) else values for name, values in lengths.items()}
 
 
+#: chunks of lengths joined into one (`append_lengths`): a part adds a few hundred examples, and
+#: each chunk kept apart costs its Arrow and Python objects, more than its 8 bytes an example.
+LENGTH_CHUNKS_JOINED = 256
+
+
+def append_lengths(chunks: list[dict[str, pa.Array]], lengths: dict[str, pa.Array]) -> None:
+    """Append one table's `text_lengths` to `chunks`, joining them into one chunk every
+    `LENGTH_CHUNKS_JOINED`: memory stays 8 bytes an example, not an object per part."""
+    chunks.append(lengths)
+    if len(chunks) >= LENGTH_CHUNKS_JOINED:
+        chunks[:] = [{name: pa.concat_arrays([chunk[name] for chunk in chunks]) for name in lengths}]
+
+
 def example_id(trajectory_id: str, role: str, step: int) -> str:
     return f"{trajectory_id}/{role}/{step}"

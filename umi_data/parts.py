@@ -29,7 +29,7 @@ import pyarrow.parquet as pq
 from umi_data.compat import OfficialWouldFail
 from umi_data.core import Reject, RejectReason, Trajectory, UnstorableValueError
 from umi_data.corpus import ALPHA_UMI_DIR
-from umi_data.examples import EXAMPLE_ROLES, EXAMPLE_SCHEMA, ROLE_PATHS, assign_split, example_id, text_lengths
+from umi_data.examples import EXAMPLE_ROLES, EXAMPLE_SCHEMA, ROLE_PATHS, append_lengths, assign_split, example_id, text_lengths
 from umi_data.render import STALE_INPUT, AlphaUmiCompatRenderer, DefaultRenderer, Rendered, RenderFn
 from umi_data.rows import TRAJECTORY_SCHEMA, rows_to_table, trajectory_to_row
 from umi_data.sources import get_source, read_source
@@ -425,7 +425,7 @@ class CorpusWriter:
                 table = table.set_column(table.schema.get_field_index("input"), table.schema.field("input"), inputs)
                 fix -= head
             self._parquet[role].write(table)
-            self.lengths[role].append(text_lengths(table))
+            append_lengths(self.lengths[role], text_lengths(table))
         self._jsonl[role].writelines(lines)
 
     def write_official(self, name: str, elements: Iterable[bytes], fix: int, value: str | None) -> None:
