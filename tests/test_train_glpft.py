@@ -5,6 +5,7 @@ setup with a step or two, stage skipping, and which model plays which role."""
 from __future__ import annotations
 
 import json
+import shutil
 from pathlib import Path
 from statistics import mean
 
@@ -143,3 +144,32 @@ def test_stage1_from_copies_a_matching_backbone_and_refuses_another(reuse_run: P
         assert glpft.main([*glpft_args(model, corpus, other, variant, **options), "--stage1-from", str(reuse_run)]) == 2
         assert "trained with other options" in capsys.readouterr().err
         assert not (other / "stage1" / "backbone" / "run.json").exists()
+
+
+def test_stage1_from_rerun_takes_the_copied_stage1_without_the_source(reuse_run: Path, model: Path, corpus: Path, tmp_path: Path,
+                                                                     capsys) -> None:
+    """Once the run holds the copied, complete stage 1, a rerun of the same command (interrupted
+    before glpft.json, say) takes it from there: the source may since have been moved or deleted.
+    Without a complete stage 1 the source is still required, and a stage 1 trained with other
+    options is still refused."""
+    source = tmp_path / "source"
+    shutil.copytree(reuse_run / "stage1" / "backbone", source / "stage1" / "backbone")
+    out = tmp_path / "single"
+    args = [*glpft_args(model, corpus, out, "single", max_steps=12, save_steps=6), "--stage1-from", str(source)]
+    assert glpft.main(args) == 0
+    backbone = out / "stage1" / "backbone"
+    first, kept = read(out / "glpft.json"), (backbone / "run.json").read_bytes()
+    shutil.rmtree(source)
+    assert glpft.main(args) == 0 and "is complete; nothing to do" in capsys.readouterr().out
+    (out / "glpft.json").unlink()  # interrupted after stage 1, before the record
+    assert glpft.main(args) == 0
+    assert "copied from" not in capsys.readouterr().out
+    assert (backbone / "run.json").read_bytes() == kept and read(out / "glpft.json")["stages"] == first["stages"]
+    assert first["stages"]["stage1"]["parts"]["backbone"]["copied_from"] == str(source / "stage1" / "backbone")
+    (out / "glpft.json").unlink()
+    for target, options, message in ((out, {"max_steps": 3}, "holds a finished run with different options"),
+                                     (tmp_path / "fresh", {"max_steps": 12, "save_steps": 6}, "no finished stage1 backbone run")):
+        assert glpft.main([*glpft_args(model, corpus, target, "single", **options), "--stage1-from", str(source)]) == 2
+        err = capsys.readouterr().err
+        assert message in err and len(err.strip().splitlines()) == 1, err
+    assert (backbone / "run.json").read_bytes() == kept and not (tmp_path / "fresh" / "stage1" / "backbone" / "run.json").exists()

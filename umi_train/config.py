@@ -108,7 +108,8 @@ class GLPFTConfig(_RunPaths):
     resume: bool = Field(default=False, description="continue interrupted stages from their last checkpoint")
     stage1_from: Path | None = Field(
         default=None, description="take stage 1 from this finished glpft run directory instead of training it again (its backbone "
-                                  "must have been trained on the same base model, corpus, split and options; its adapter is copied)")
+                                  "must have been trained on the same base model, corpus, split and options; its adapter is copied; "
+                                  "not read when --out already holds stage 1 complete)")
 
 
 def _without_none(annotation: Any) -> Any:

@@ -27,7 +27,7 @@ from umi_train.checkpoints import same_training
 from umi_train.config import GLPFTConfig, SFTConfig, UsageError, parse_config, run_cli
 from umi_train.data import check_corpus
 from umi_train.provenance import MODEL_FILE, model_identity, read_json, versions, write_model_card
-from umi_train.sft import ADAPTER, RUN_FILE, comparable, locked_run_dir, roles_of, train_adapter
+from umi_train.sft import ADAPTER, RUN_FILE, comparable, finished_run, locked_run_dir, roles_of, train_adapter
 
 PROG = "python -m umi_train.glpft"
 GLPFT_FILE = "glpft.json"
@@ -103,23 +103,33 @@ def adopt_part(config: GLPFTConfig, stage: Stage, part: Part) -> Path:
     """Copy a part of `--stage1-from`'s stage 1 into this run, so that training it finds it
     complete: the same adapter as training it again with the same options and seed, without the
     cost (reuse and single train the same backbone). Only a finished run trained exactly as this
-    one would be is taken; anything else is a usage error, never a silent substitute."""
+    one would be is taken; anything else is a usage error, never a silent substitute. A rerun
+    whose part is already complete here with these options (the skip check of any rerun) takes
+    it as it is: the source is only read to copy, so it may since have been moved or deleted."""
     assert config.stage1_from is not None
     source, target = part_dir(config.stage1_from, stage, part), part_dir(config.out, stage, part)
+    if finished_run(part_config(config, stage, part)) is None:
+        check_source(config, stage, part)
+        if dist.is_main():
+            if target.exists() and any(target.iterdir()):
+                raise UsageError(f"--stage1-from: {target} already holds a {part.name} run in progress; resume it without --stage1-from")
+            print(f"{PROG}: {stage.name} {part.name} copied from {source}", flush=True)
+            with atomic_dir(target) as tmp:
+                shutil.copytree(source, tmp, dirs_exist_ok=True, ignore=shutil.ignore_patterns(".umi-lock", "checkpoints"))
+    dist.barrier()
+    return source
+
+
+def check_source(config: GLPFTConfig, stage: Stage, part: Part) -> None:
+    """A usage error unless `--stage1-from` holds this part finished and trained as this run would train it."""
+    assert config.stage1_from is not None
+    source = part_dir(config.stage1_from, stage, part)
     done = read_json(source / RUN_FILE)
     if done is None:
         raise UsageError(f"--stage1-from {config.stage1_from}: no finished {stage.name} {part.name} run in {source}")
     if not same_training(done["config"], comparable(part_config(config, stage, part))):
         raise UsageError(f"--stage1-from {config.stage1_from}: its {part.name} was trained with other options "
                          f"(base model, corpus, split or training options differ)")
-    if dist.is_main() and read_json(target / RUN_FILE) is None:
-        if target.exists() and any(target.iterdir()):
-            raise UsageError(f"--stage1-from: {target} already holds a {part.name} run in progress; resume it without --stage1-from")
-        print(f"{PROG}: {stage.name} {part.name} copied from {source}", flush=True)
-        with atomic_dir(target) as tmp:
-            shutil.copytree(source, tmp, dirs_exist_ok=True, ignore=shutil.ignore_patterns(".umi-lock", "checkpoints"))
-    dist.barrier()
-    return source
 
 
 def run_stage(config: GLPFTConfig, variant: Variant, stage: Stage) -> dict[str, Any]:

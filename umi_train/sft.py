@@ -54,14 +54,21 @@ def last_checkpoint(run_dir: Path) -> Path | None:
     return found[0] if found else None
 
 
+def finished_run(config: SFTConfig) -> dict[str, Any] | None:
+    """The finished run in `--out` if it was trained with the same options (to skip), None when
+    `--out` holds no finished run; an error when it holds one trained otherwise. Only what changes
+    the training is compared, so a moved or renamed run directory still matches."""
+    done = read_json(config.out / RUN_FILE)
+    if done is not None and not same_training(done["config"], comparable(config)):
+        raise UsageError(f"--out {config.out}: holds a finished run with different options; choose another --out")
+    return done
+
+
 def check_run_dir(config: SFTConfig) -> dict[str, Any] | None:
     """The finished run in `--out` with the same options (to skip), None to train; an error for
-    a run directory that holds something else. Only what changes the training is compared, so a
-    moved or renamed run directory still resumes."""
-    done = read_json(config.out / RUN_FILE)
+    a run directory that holds something else."""
+    done = finished_run(config)
     if done is not None:
-        if not same_training(done["config"], comparable(config)):
-            raise UsageError(f"--out {config.out}: holds a finished run with different options; choose another --out")
         return done
     started = read_json(config.out / CONFIG_FILE)
     if started is not None and not same_training(started, comparable(config)):
