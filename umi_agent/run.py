@@ -111,8 +111,10 @@ def episode_metrics(tasks: Sequence[dict[str, Any]], episodes: Sequence[Episode]
 class EpisodeLog:
     """`episodes.json`, a JSON array of `Trajectory` documents written one episode at a time: each
     is appended and flushed as soon as it and the episodes before it (in task order) have finished,
-    so a run that stops keeps what it played and the file does not depend on `--concurrency`.
-    What a model wrote never stops the writer: lone surrogates become U+FFFD (`scrub_text`)."""
+    so a run that stops keeps what it played and the file does not depend on `--concurrency`. A
+    run killed outright leaves the array unclosed; the agent-run source still reads its complete
+    episodes (umi_data/sources/agent_run.py). What a model wrote never stops the writer: lone
+    surrogates become U+FFFD (`scrub_text`)."""
 
     def __init__(self, path: Path) -> None:
         path.parent.mkdir(parents=True, exist_ok=True)

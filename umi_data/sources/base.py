@@ -71,6 +71,10 @@ class RecordContext:
 
 
 Converted = Trajectory | Reject
+#: What a `Source.salvage` recovers from a file that did not load: its complete records (parsed by
+#: Python's json: each is checked for unstorable values like any such record) and the reject of
+#: the cut-off rest, if any.
+Salvaged = tuple[list[Any], Reject | None]
 
 
 @dataclass(frozen=True)
@@ -89,6 +93,11 @@ class Source:
     #: A check that comes before the schema check (a record the source itself marks invalid is
     #: `invalid_data`, whatever else is wrong with it): a reject, or None to go on.
     precheck: Callable[[Any, RecordContext], Reject | None] | None = None
+    #: For a "list" file that did not load: the records still readable from it and the reject of
+    #: its unreadable rest (None when there is none), or None to reject the whole file. Only a
+    #: format whose writer appends record by record has one (umi's own episode log, which a
+    #: killed run leaves unclosed); every other source rejects such a file whole.
+    salvage: Callable[[InputFile, Loaded], Salvaged | None] | None = None
 
     @property
     def description(self) -> str:
@@ -202,7 +211,7 @@ def load_json(file: InputFile) -> Loaded:
 _CUT_TOKEN = re.compile(r"(t|tr|tru|f|fa|fal|fals|n|nu|nul|-|-?\d+\.|-?\d+(\.\d+)?[eE][+-]?)")
 
 
-def _is_truncation(text: str, error: json.JSONDecodeError) -> bool:
+def is_truncation(text: str, error: json.JSONDecodeError) -> bool:
     """True when the document is a prefix of valid JSON: it stops between tokens, inside a
     string, or inside its last literal, number or escape sequence."""
     body = text.rstrip()
@@ -215,17 +224,17 @@ def _is_truncation(text: str, error: json.JSONDecodeError) -> bool:
     return error.pos >= len(body) - len(last_token) and _CUT_TOKEN.fullmatch(last_token) is not None
 
 
-def _refuse_constant(name: str) -> Any:
+def refuse_constant(name: str) -> Any:
     raise ValueError(f"{name} is not JSON")
 
 
 def _classify_json_error(text: str, data: bytes, fail: Callable[[RejectReason, str], Loaded]) -> Loaded:
     # orjson is fast but its messages are terse; the stdlib parser says where and why.
     try:
-        value = json.loads(text, parse_constant=_refuse_constant)
+        value = json.loads(text, parse_constant=refuse_constant)
     except json.JSONDecodeError as exc:
         where = f"line {exc.lineno} column {exc.colno} (char {exc.pos})"
-        if _is_truncation(text, exc):
+        if is_truncation(text, exc):
             return fail(RejectReason.TRUNCATED_JSON, f"the JSON stops before its end: {exc.msg} at {where}")
         return fail(RejectReason.INVALID_JSON, f"not valid JSON: {exc.msg} at {where}")
     except RecursionError:
@@ -361,10 +370,16 @@ def read_source(
         loaded = load_json(file)
         if on_file is not None:
             on_file(file, loaded)
-        if loaded.reject is not None:
+        if loaded.reject is None:
+            yield from _read_records(source, file, loaded, options)
+            continue
+        salvaged = source.salvage(file, loaded) if source.salvage is not None and loaded.data else None
+        if salvaged is None:
             yield loaded.reject
             continue
-        yield from _read_records(source, file, loaded, options)
+        records, rest = salvaged
+        yield from _read_records(source, file, Loaded(data=loaded.data, value=records, checked=False), options)
+        yield from [rest] if rest is not None else []
 
 
 def _read_records(source: Source, file: InputFile, loaded: Loaded, options: dict[str, Any]) -> Iterator[Converted]:
