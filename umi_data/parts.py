@@ -1,21 +1,18 @@
 """A build in parts: each run of input files is converted and rendered on its own (in a worker
-process, or in a shard on another machine) into a `Part`, and `umi_data.corpus_writer.CorpusWriter`
-appends parts, in input order, to the corpus files.
+process, or in a shard on another machine) into a `Part`.
 
-What a part carries is already serialised (Arrow tables, JSON lines), so a worker does the
-costly work and the writer only copies bytes and cuts Parquet row groups.
+What a part carries is already serialised (Arrow tables, JSON lines), so whoever converts it does
+the costly work and the writer (`umi_data.corpus_writer.CorpusWriter`) only copies bytes and cuts
+Parquet row groups. How parts run in worker processes and come back is `umi_data.part_workers`;
+this module is what a part is and how one is made, the same in every process and every shard.
 """
 
 from __future__ import annotations
 
-import os
-import pickle
-import tempfile
-from collections import Counter, deque
+from collections import Counter
 from dataclasses import dataclass, field
-from itertools import islice
 from pathlib import Path
-from typing import Any, Iterable, Iterator
+from typing import Any
 
 import orjson
 import pyarrow as pa
@@ -104,32 +101,6 @@ class Part:
     fresh_input: str | None = None
     last_input: str | None = None
 
-    def __getstate__(self) -> dict[str, Any]:
-        """A worker's part crosses to the writer with each table as one Arrow IPC stream, about
-        5x cheaper to pickle than a table's columns one by one."""
-        state = dict(self.__dict__)
-        state["trajectories"] = _to_ipc(self.trajectories)
-        state["examples"] = {role: _to_ipc(table) for role, table in self.examples.items()}
-        return state
-
-    def __setstate__(self, state: dict[str, Any]) -> None:
-        state["trajectories"] = _from_ipc(state["trajectories"])
-        state["examples"] = {role: _from_ipc(data) for role, data in state["examples"].items()}
-        self.__dict__.update(state)
-
-
-def _to_ipc(table: pa.Table | None) -> bytes | None:
-    if table is None:
-        return None
-    sink = pa.BufferOutputStream()
-    with pa.ipc.new_stream(sink, table.schema) as writer:
-        writer.write_table(table)
-    return sink.getvalue().to_pybytes()
-
-
-def _from_ipc(data: bytes | None) -> pa.Table | None:
-    return None if data is None else pa.ipc.open_stream(data).read_all()
-
 
 def convert_part(task: PartTask) -> Part:
     """Read, convert and render `task.files` (runs in a worker process)."""
@@ -209,62 +180,4 @@ def _context(trajectory: Trajectory) -> RecordContext:
     return RecordContext(InputFile(Path(meta.get("file", "")), meta.get("file", "")), meta.get("locator", "$"), "")
 
 
-def batched(items: Iterable[Any], size: int) -> Iterator[list[Any]]:
-    """Lists of `size` consecutive items (the last shorter), read lazily."""
-    iterator = iter(items)
-    while chunk := list(islice(iterator, size)):
-        yield chunk
-
-
-def run_parts(tasks: Iterable[PartTask], workers: int, progress: bool | None = None) -> Iterator[Part]:
-    """`convert_part` of each task, in order: in this process for one worker, else in a pool of
-    `workers` processes with at most two tasks per worker in flight (memory stays flat however
-    many files there are)."""
-    from tqdm import tqdm
-
-    # disable=None: a bar on a terminal, nothing when stderr is a pipe or a file.
-    bar = tqdm(desc="reading", unit="file", disable=None if progress is None else not progress, leave=False)
-    with bar:
-        for part in _converted(tasks, workers):
-            bar.update(len(part.inputs))
-            yield part
-
-
-def _converted(tasks: Iterable[PartTask], workers: int) -> Iterator[Part]:
-    if workers <= 1:
-        yield from map(convert_part, tasks)
-        return
-    import multiprocessing
-    from concurrent.futures import ProcessPoolExecutor
-
-    # spawn, not fork: the parent has Arrow's and polars' thread pools running.
-    with tempfile.TemporaryDirectory(prefix="umi-parts-") as spool, \
-            ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn")) as pool:
-        in_flight: deque[Any] = deque()
-        for task in tasks:
-            in_flight.append(pool.submit(_convert_to_file, task, spool))
-            if len(in_flight) >= 2 * workers:
-                yield _load_part(in_flight.popleft().result())
-        while in_flight:
-            yield _load_part(in_flight.popleft().result())
-
-
-def _convert_to_file(task: PartTask, spool: str) -> str:
-    """`convert_part` in a worker, the part pickled into a file under `spool`: a part is
-    megabytes, which the pool's result pipe would carry 64 KB at a time (a wake-up of each
-    side per 64 KB, and the reading done by the pool's thread beside the writer's)."""
-    part = convert_part(task)
-    descriptor, path = tempfile.mkstemp(dir=spool, suffix=".part")
-    with os.fdopen(descriptor, "wb") as handle:
-        pickle.dump(part, handle, protocol=pickle.HIGHEST_PROTOCOL)
-    return path
-
-
-def _load_part(path: str) -> Part:
-    with open(path, "rb") as handle:
-        part = pickle.load(handle)
-    os.unlink(path)
-    return part
-
-
-__all__ = ["BuildStats", "MAX_REJECTS_KEPT", "Part", "PartTask", "batched", "convert_part", "run_parts"]
+__all__ = ["BuildStats", "MAX_REJECTS_KEPT", "Part", "PartTask", "convert_part"]
