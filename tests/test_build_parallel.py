@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 import umi_data.build
-import umi_data.parts
+import umi_data.part_workers
 from test_build_golden import golden_inputs
 from umi_data.build import BuildConfig, build_corpus, rewrite_card
 from umi_data.shards import merge_shards
@@ -45,8 +45,8 @@ def test_worker_parts_travel_through_files_that_are_removed(inputs: list[str], t
     spool.mkdir()
     monkeypatch.setattr(tempfile, "tempdir", str(spool))  # where the build's part files go
     made: list[str] = []
-    real = umi_data.parts._load_part
-    monkeypatch.setattr(umi_data.parts, "_load_part", lambda path: made.append(path) or real(path))
+    real = umi_data.part_workers._load_part
+    monkeypatch.setattr(umi_data.part_workers, "_load_part", lambda path: made.append(path) or real(path))
     monkeypatch.setattr(umi_data.build, "PART_FILES", 40)
     build_corpus(BuildConfig(source="toolbench", inputs=inputs), tmp_path / "out", progress=False, workers=2)
     assert len(made) > 1 and all(Path(path).parent.parent == spool for path in made)

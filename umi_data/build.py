@@ -17,11 +17,13 @@ from pydantic import BaseModel, ConfigDict, Field
 import umi_data
 from umi_data.card import CARD, CARD_DIR, write_card
 from umi_data.core import Reject
-from umi_data.corpus import ALPHA_UMI_DIR, MANIFEST, CorpusNotFoundError, require_corpus
+from umi_data.corpus import ALPHA_UMI_DIR, INPUTS, MANIFEST, REJECTS, TRAJECTORIES, CorpusNotFoundError, require_corpus
+from umi_data.corpus_writer import CorpusWriter
 from umi_data.build_fields import BUILD_FIELDS, DEFAULT_SPLIT_RATIO, DEFAULT_SPLIT_SEED
 from umi_data.examples import EXAMPLE_ROLES, ROLE_PATHS
 from umi_data.outdir import Output, OutputClaim, claim_out_dir
-from umi_data.parts import INPUTS, REJECTS, TRAJECTORIES, BuildStats, CorpusWriter, PartTask, batched, run_parts
+from umi_data.part_workers import batched, run_parts
+from umi_data.parts import BuildStats, PartTask
 from umi_data.render import STALE_INPUT
 from umi_data.shards import SHARD_MANIFEST, shard_files, write_shard_manifest
 from umi_data.sources import discover_files, get_source

@@ -1,6 +1,6 @@
 """The corpus directory: its layout constants, the check that one is complete, and the reading
 side for users of HF datasets (`load_corpus(DIR, role)`). The files are written by
-`umi_data.parts.CorpusWriter`.
+`umi_data.corpus_writer.CorpusWriter`.
 """
 
 from __future__ import annotations
@@ -11,6 +11,9 @@ from typing import Any
 from umi_data.examples import EXAMPLE_ROLES, ROLE_PATHS
 
 ALPHA_UMI_DIR = "alpha_umi"
+TRAJECTORIES = "trajectories.parquet"
+REJECTS = "rejects.jsonl"
+INPUTS = "inputs.jsonl"
 #: Written last by `build`: a directory with a manifest is a complete corpus.
 MANIFEST = "manifest.json"
 

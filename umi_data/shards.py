@@ -5,7 +5,7 @@ the inputs writes, byte for byte.
 Shard I holds input files [I*n/N, (I+1)*n/N) of the n files in build order, so shards joined in
 index order are the build's order. A shard directory has the corpus files of its part (no card)
 and `shard.json`, which carries what the merge needs: counts, and compat mode's leading backbone
-examples still waiting for the input of the shard before (see `umi_data.parts`).
+examples still waiting for the input of the shard before (see `umi_data.corpus_writer`).
 """
 
 from __future__ import annotations
@@ -17,9 +17,10 @@ from typing import TYPE_CHECKING, Any, Iterator, Sequence
 
 import orjson
 
-from umi_data.corpus import ALPHA_UMI_DIR
+from umi_data.corpus import ALPHA_UMI_DIR, INPUTS, REJECTS, TRAJECTORIES
+from umi_data.corpus_writer import ROW_GROUP_ROWS, CorpusWriter
 from umi_data.examples import EXAMPLE_ROLES, ROLE_PATHS
-from umi_data.parts import INPUTS, REJECTS, ROW_GROUP_ROWS, TRAJECTORIES, BuildStats, CorpusWriter
+from umi_data.parts import BuildStats
 from umi_data.render import STALE_INPUT
 from umi_data.sources.base import InputFile, iter_files
 from umi_data.write import write_json
