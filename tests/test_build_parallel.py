@@ -126,3 +126,26 @@ def test_streamed_file_list_is_sorted_by_relative_path(tmp_path: Path) -> None:
         (tmp_path / name).write_text("{}")
     expected = sorted(n for n in names if n.endswith(".json") and not n.rsplit("/", 1)[-1].startswith("."))
     assert [f.name for f in iter_files([tmp_path])] == expected == [f.name for f in discover_files([tmp_path])]
+
+
+def test_data_commands_take_the_lean_arrow_pool_unless_one_was_chosen() -> None:
+    """`build`, `merge` and `card` switch Arrow to jemalloc (flatter peak memory, measured in
+    umi_data/memory.py) when this pyarrow has it, and keep a pool the user chose."""
+    import os
+    import subprocess
+    import sys
+
+    import pyarrow as pa
+
+    from umi_data.memory import LEAN_POOL, POOL_VARIABLE
+
+    code = "from umi_data.memory import use_lean_memory_pool; print(use_lean_memory_pool())"
+    env = {k: v for k, v in os.environ.items() if k != POOL_VARIABLE}
+
+    def pool(**extra: str) -> str:
+        return subprocess.run([sys.executable, "-c", code], env=env | extra, capture_output=True, text=True, check=True).stdout.strip()
+
+    supported = pa.supported_memory_backends()
+    assert pool() == (LEAN_POOL if LEAN_POOL in supported else pa.default_memory_pool().backend_name)
+    other = next(name for name in ("system", "mimalloc") if name in supported)
+    assert pool(**{POOL_VARIABLE: other}) == other

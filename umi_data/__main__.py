@@ -111,6 +111,9 @@ def _shard(text: str) -> tuple[int, int]:
 
 def cmd_build(args: argparse.Namespace) -> int:
     from umi_data.build import BuildConfig, build_corpus, reject_listing, summary_line
+    from umi_data.memory import use_lean_memory_pool
+
+    use_lean_memory_pool()
 
     config = BuildConfig(
         source=args.source, inputs=args.inputs, exclude_test_ids=args.exclude_test_ids, strict=args.strict,
@@ -133,6 +136,9 @@ def cmd_build(args: argparse.Namespace) -> int:
 def cmd_merge(args: argparse.Namespace) -> int:
     from umi_data.build import summary_line
     from umi_data.shards import merge_shards
+    from umi_data.memory import use_lean_memory_pool
+
+    use_lean_memory_pool()
 
     print(summary_line(merge_shards(args.shards, args.out)))
     return 0
@@ -181,6 +187,9 @@ def cmd_query(args: argparse.Namespace) -> int:
 
 def cmd_card(args: argparse.Namespace) -> int:
     from umi_data.build import rewrite_card
+    from umi_data.memory import use_lean_memory_pool
+
+    use_lean_memory_pool()
 
     for path in rewrite_card(args.corpus):
         print(path)

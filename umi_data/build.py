@@ -21,6 +21,7 @@ from umi_data.corpus import ALPHA_UMI_DIR, INPUTS, MANIFEST, REJECTS, TRAJECTORI
 from umi_data.corpus_writer import CorpusWriter
 from umi_data.build_fields import BUILD_FIELDS, DEFAULT_SPLIT_RATIO, DEFAULT_SPLIT_SEED
 from umi_data.examples import EXAMPLE_ROLES, ROLE_PATHS
+from umi_data.memory import release_memory
 from umi_data.outdir import Output, OutputClaim, claim_out_dir
 from umi_data.part_workers import batched, run_parts
 from umi_data.parts import BuildStats, PartTask
@@ -165,23 +166,6 @@ def finish_corpus(config: BuildConfig, writer: CorpusWriter, exclusions: list, o
         claim.sweep([*manifest["files"], MANIFEST])  # nothing of an older corpus (or a killed build) stays beside this one
     write_json(out / MANIFEST, manifest)
     return manifest
-
-
-def release_memory() -> None:
-    """Hand freed memory back to the system: Arrow's pool keeps freed buffers, and glibc keeps
-    freed heap pages, unless asked (which makes a long build's peak RSS that of its buffers,
-    plus the card's, never their sum)."""
-    import ctypes
-    import gc
-
-    import pyarrow as pa
-
-    gc.collect()
-    pa.default_memory_pool().release_unused()
-    try:
-        ctypes.CDLL("libc.so.6").malloc_trim(0)
-    except (OSError, AttributeError):  # not glibc: nothing to trim
-        pass
 
 
 def rewrite_card(directory: Path) -> list[Path]:

@@ -21,6 +21,7 @@ from typing import Any, Iterable, Iterator
 
 import pyarrow as pa
 
+from umi_data.memory import use_memory_pool
 from umi_data.parts import Part, PartTask, convert_part
 
 
@@ -54,7 +55,8 @@ def _converted(tasks: Iterable[PartTask], workers: int) -> Iterator[Part]:
 
     # spawn, not fork: the parent has Arrow's and polars' thread pools running.
     with tempfile.TemporaryDirectory(prefix="umi-parts-") as spool, \
-            ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn")) as pool:
+            ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn"), initializer=use_memory_pool,
+                                initargs=(pa.default_memory_pool().backend_name,)) as pool:  # the parent's allocator
         in_flight: deque[Any] = deque()
         for task in tasks:
             in_flight.append(pool.submit(_convert_to_file, task, spool))
