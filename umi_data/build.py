@@ -161,7 +161,7 @@ def finish_corpus(config: BuildConfig, writer: CorpusWriter, exclusions: list, o
     lengths = card_lengths(writer.lengths)
     writer.lengths.clear()
     release_memory()  # the card's statistics start from a small heap, not the writers' high-water mark
-    manifest["files"].update(write_card(out, manifest, lengths))
+    manifest["files"].update(write_card(out, manifest, lengths, writer.turns.summary()))
     if claim is not None:
         claim.sweep([*manifest["files"], MANIFEST])  # nothing of an older corpus (or a killed build) stays beside this one
     write_json(out / MANIFEST, manifest)

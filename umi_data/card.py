@@ -32,10 +32,12 @@ SOURCE_LICENSES = {"toolbench": "apache-2.0", "toolalpaca": "apache-2.0", "synth
 SIZE_CATEGORIES = ((1_000, "n<1K"), (10_000, "1K<n<10K"), (100_000, "10K<n<100K"), (1_000_000, "100K<n<1M"))
 
 
-def write_card(directory: Path, manifest: dict[str, Any], lengths: pl.DataFrame | None = None) -> dict[str, Any]:
+def write_card(directory: Path, manifest: dict[str, Any], lengths: pl.DataFrame | None = None,
+               summary: stats.TurnSummary | None = None) -> dict[str, Any]:
     """Write README.md, card/stats.json and the plots; return their manifest file entries.
-    `lengths`: the builder's `stats.card_lengths` of what it wrote (else read from the corpus)."""
-    figures = _stats_frames(directory, lengths)
+    `lengths` and `summary`: the builder's `stats.card_lengths` and `TurnCounter` summary of what
+    it wrote (else read from the corpus)."""
+    figures = _stats_frames(directory, lengths, summary)
     numbers = stats.corpus_stats(directory, summary=figures["summary"], lengths=figures["lengths"])
     entries = {}
     with atomic_open(directory / STATS) as handle:
@@ -51,8 +53,8 @@ def write_card(directory: Path, manifest: dict[str, Any], lengths: pl.DataFrame 
     return entries
 
 
-def _stats_frames(directory: Path, lengths: pl.DataFrame | None) -> dict[str, Any]:
-    summary = stats.turn_summary(directory)
+def _stats_frames(directory: Path, lengths: pl.DataFrame | None, summary: stats.TurnSummary | None) -> dict[str, Any]:
+    summary = summary or stats.turn_summary(directory)
     return {
         "summary": summary,
         "lengths": lengths if lengths is not None else stats.example_lengths(directory, with_split=False),

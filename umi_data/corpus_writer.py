@@ -23,6 +23,7 @@ import pyarrow.parquet as pq
 from umi_data.core import Reject
 from umi_data.corpus import ALPHA_UMI_DIR, INPUTS, REJECTS, TRAJECTORIES
 from umi_data.examples import EXAMPLE_ROLES, EXAMPLE_SCHEMA, ROLE_PATHS, append_lengths, text_lengths
+from umi_data.stats import TurnCounter
 from umi_data.parts import MAX_REJECTS_KEPT, BuildStats, Part
 from umi_data.render import STALE_INPUT
 from umi_data.rows import TRAJECTORY_SCHEMA
@@ -83,6 +84,8 @@ class CorpusWriter:
         #: `text_lengths` of every examples table written, per role (8 bytes an example): the
         #: card's length statistics without decompressing every text again.
         self.lengths: dict[str, list[dict[str, pa.Array]]] = {role: [] for role in EXAMPLE_ROLES}
+        #: the card's counts of trajectories, turns and calls, taken as trajectories are written
+        self.turns = TurnCounter()
 
     def __enter__(self) -> "CorpusWriter":
         self._trajectories = self._table_writer(self.out / TRAJECTORIES, TRAJECTORY_SCHEMA)
@@ -152,6 +155,7 @@ class CorpusWriter:
 
     def write_trajectories(self, table: pa.Table) -> None:
         self._trajectories.write(table)
+        self.turns.add(table)
 
     def resolve(self, stale_rows: int, fresh_input: str | None, last_input: str | None) -> str | None:
         """The input of a part's `stale_rows` leading backbone examples, and the state after it."""

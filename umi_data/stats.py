@@ -45,41 +45,63 @@ class TurnSummary:
         return int(self.groups["trajectories"].sum())
 
 
+class TurnCounter:
+    """Gathers a `TurnSummary` from tables or batches of trajectory rows as they are read, or as
+    the builder writes them (so the build's card need not read trajectories.parquet again)."""
+
+    def __init__(self) -> None:
+        self.groups: Counter[tuple[str, str, int]] = Counter()
+        self.roles: Counter[str] = Counter()
+        self.tools: Counter[str | None] = Counter()
+
+    def add(self, rows: Any) -> tuple[Any, Any]:
+        """Count a table or batch with `source`, `outcome` and `turns` (role, next, name at
+        least); return its planner decisions and calls per row (numpy)."""
+        import numpy as np
+
+        turns = rows.column("turns")
+        counted = [_count_turns(chunk, len(chunk), self.roles, self.tools) for chunk in getattr(turns, "chunks", [turns])]
+        steps, calls = (np.concatenate([c[i] for c in counted]) if counted else np.zeros(0, np.int64) for i in (0, 1))
+        self.groups.update(zip(rows.column("source").to_pylist(), rows.column("outcome").to_pylist(), steps.tolist()))
+        return steps, calls
+
+    def summary(self) -> TurnSummary:
+        keys = sorted(self.groups)
+        return TurnSummary(
+            groups=pl.DataFrame([(*key, self.groups[key]) for key in keys], orient="row",
+                                schema={"source": pl.String, "outcome": pl.String, "steps": pl.Int64, "trajectories": pl.Int64}),
+            turns_by_role=dict(sorted(self.roles.items())),
+            calls_per_tool=pl.DataFrame({"name": list(self.tools), "calls": list(self.tools.values())},
+                                        schema={"name": pl.String, "calls": pl.Int64}).sort(["calls", "name"], descending=[True, False]),
+        )
+
+
 def turn_summary(directory: str | Path) -> TurnSummary:
-    groups: Counter[tuple[str, str, int]] = Counter()
-    roles: Counter[str] = Counter()
-    tools: Counter[str | None] = Counter()
-    for batch, steps, _ in _turn_batches(directory, roles, tools):
-        groups.update(zip(batch.column("source").to_pylist(), batch.column("outcome").to_pylist(), steps.tolist()))
-    keys = sorted(groups)
-    return TurnSummary(
-        groups=pl.DataFrame([(*key, groups[key]) for key in keys], orient="row",
-                            schema={"source": pl.String, "outcome": pl.String, "steps": pl.Int64, "trajectories": pl.Int64}),
-        turns_by_role=dict(sorted(roles.items())),
-        calls_per_tool=pl.DataFrame({"name": list(tools), "calls": list(tools.values())}, schema={"name": pl.String, "calls": pl.Int64})
-        .sort(["calls", "name"], descending=[True, False]),
-    )
+    counter = TurnCounter()
+    for _ in _turn_batches(directory, counter):
+        pass
+    return counter.summary()
 
 
-def _turn_batches(directory: str | Path, roles: Counter[str], tools: Counter[str | None]) -> Iterator[tuple[Any, Any, Any]]:
-    """(batch of `id`, `source`, `outcome`, planner decisions and calls per row as numpy arrays)
-    for every batch of `trajectories.parquet`, counting turns per role into `roles` and calls per
-    tool name into `tools` on the way."""
+def _turn_batches(directory: str | Path, counter: TurnCounter) -> Iterator[tuple[Any, Any, Any]]:
+    """(batch of `id`, `source`, `outcome`, `turns`; planner decisions and calls per row as numpy
+    arrays) for every batch of `trajectories.parquet`, counted into `counter` on the way."""
     import pyarrow.parquet as pq
 
     for batch in pq.ParquetFile(Path(directory) / "trajectories.parquet").iter_batches(BATCH_ROWS, columns=_TURN_LEAVES, use_threads=False):
-        yield batch, *_count_turns(batch.column("turns"), batch.num_rows, roles, tools)
+        yield batch, *counter.add(batch)
 
 
 def _count_turns(turns: Any, rows: int, roles: Counter[str], tools: Counter[str | None]) -> tuple[Any, Any]:
-    """Planner decisions and calls per row of one batch's `turns` column, counted over the
-    flattened turns with numpy (no exploded copy of the batch: that cost ~100 MB of retained heap
-    at 100k trajectories); adds the turns per role to `roles` and the calls per tool to `tools`."""
+    """Planner decisions and calls per row of one `turns` list array, counted over the flattened
+    turns with numpy (no exploded copy of the batch: that cost ~100 MB of retained heap at 100k
+    trajectories); adds the turns per role to `roles` and the calls per tool to `tools`."""
     import numpy as np
     import pyarrow.compute as pc
 
     parents = pc.list_parent_indices(turns).to_numpy()
-    role, next_, name = turns.flatten().flatten()  # a null turn's fields read as null
+    values = turns.flatten()
+    role, next_, name = (pc.struct_field(values, field) for field in ("role", "next", "name"))  # a null turn's read as null
     decided = pc.fill_null(pc.and_(pc.equal(role, "planner"), pc.is_valid(next_)), False).to_numpy(zero_copy_only=False)
     called = pc.fill_null(pc.equal(role, "caller"), False).to_numpy(zero_copy_only=False)
     roles.update({str(r["values"]): r["counts"] for r in pc.value_counts(role.drop_null()).to_pylist()})
@@ -119,7 +141,7 @@ def steps_per_trajectory(directory: str | Path) -> pl.DataFrame:
     import pyarrow as pa
 
     columns: dict[str, list[Any]] = {name: [] for name in ("id", "outcome", "steps", "calls")}
-    for batch, steps, calls in _turn_batches(directory, Counter(), Counter()):
+    for batch, steps, calls in _turn_batches(directory, TurnCounter()):
         columns["id"].append(batch.column("id"))
         columns["outcome"].append(batch.column("outcome"))
         columns["steps"].append(pa.array(steps, pa.int64()))
@@ -230,5 +252,5 @@ def corpus_stats(directory: str | Path, tokenizer: str | Path | None = None, *, 
 
 
 __all__ = [
-    "TurnSummary", "turn_summary", "calls_per_tool", "card_lengths", "corpus_stats", "counts", "example_lengths", "length_summary", "steps_per_trajectory",
+    "TurnCounter", "TurnSummary", "turn_summary", "calls_per_tool", "card_lengths", "corpus_stats", "counts", "example_lengths", "length_summary", "steps_per_trajectory",
 ]
