@@ -160,7 +160,7 @@ def _write(root: Path, answers: list[dict[str, Any]], junk: bytes | None) -> int
 
 @pytest.fixture(autouse=True)
 def _no_card(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(umi_data.build, "write_card", lambda out, manifest, lengths=None: {})
+    monkeypatch.setattr(umi_data.build, "write_card", lambda out, manifest, lengths=None, summary=None: {})
 
 
 @settings(max_examples=10, deadline=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture])
