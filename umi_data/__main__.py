@@ -111,9 +111,6 @@ def _shard(text: str) -> tuple[int, int]:
 
 def cmd_build(args: argparse.Namespace) -> int:
     from umi_data.build import BuildConfig, build_corpus, reject_listing, summary_line
-    from umi_data.memory import use_lean_memory_pool
-
-    use_lean_memory_pool()
 
     config = BuildConfig(
         source=args.source, inputs=args.inputs, exclude_test_ids=args.exclude_test_ids, strict=args.strict,
@@ -136,9 +133,6 @@ def cmd_build(args: argparse.Namespace) -> int:
 def cmd_merge(args: argparse.Namespace) -> int:
     from umi_data.build import summary_line
     from umi_data.shards import merge_shards
-    from umi_data.memory import use_lean_memory_pool
-
-    use_lean_memory_pool()
 
     print(summary_line(merge_shards(args.shards, args.out)))
     return 0
@@ -187,9 +181,6 @@ def cmd_query(args: argparse.Namespace) -> int:
 
 def cmd_card(args: argparse.Namespace) -> int:
     from umi_data.build import rewrite_card
-    from umi_data.memory import use_lean_memory_pool
-
-    use_lean_memory_pool()
 
     for path in rewrite_card(args.corpus):
         print(path)
@@ -215,6 +206,8 @@ def cmd_demo(args: argparse.Namespace) -> int:
     return 0
 
 
+#: The commands that read or write a whole corpus, however large: Arrow's leaner pool (umi_data/memory.py).
+LEAN_MEMORY_COMMANDS = frozenset({"build", "merge", "card"})
 COMMANDS = {"build": cmd_build, "merge": cmd_merge, "validate": cmd_validate, "schemas": cmd_schemas, "export": cmd_export, "query": cmd_query, "card": cmd_card, "synth": synth_cli.run, "demo": cmd_demo}
 
 
@@ -224,6 +217,10 @@ def main(argv: list[str] | None = None) -> int:
     if args.command is None:
         parser.print_help()
         return 0
+    if args.command in LEAN_MEMORY_COMMANDS:
+        from umi_data.memory import use_lean_memory_pool
+
+        use_lean_memory_pool()
     try:
         return COMMANDS[args.command](args)
     except Exception as exc:

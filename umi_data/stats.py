@@ -60,7 +60,7 @@ class TurnCounter:
         import numpy as np
 
         turns = rows.column("turns")
-        counted = [_count_turns(chunk, len(chunk), self.roles, self.tools) for chunk in getattr(turns, "chunks", [turns])]
+        counted = [_count_turns(chunk, self.roles, self.tools) for chunk in getattr(turns, "chunks", [turns])]
         steps, calls = (np.concatenate([c[i] for c in counted]) if counted else np.zeros(0, np.int64) for i in (0, 1))
         self.groups.update(zip(rows.column("source").to_pylist(), rows.column("outcome").to_pylist(), steps.tolist()))
         return steps, calls
@@ -92,7 +92,7 @@ def _turn_batches(directory: str | Path, counter: TurnCounter) -> Iterator[tuple
         yield batch, *counter.add(batch)
 
 
-def _count_turns(turns: Any, rows: int, roles: Counter[str], tools: Counter[str | None]) -> tuple[Any, Any]:
+def _count_turns(turns: Any, roles: Counter[str], tools: Counter[str | None]) -> tuple[Any, Any]:
     """Planner decisions and calls per row of one `turns` list array, counted over the flattened
     turns with numpy (no exploded copy of the batch: that cost ~100 MB of retained heap at 100k
     trajectories); adds the turns per role to `roles` and the calls per tool to `tools`."""
@@ -106,7 +106,7 @@ def _count_turns(turns: Any, rows: int, roles: Counter[str], tools: Counter[str 
     called = pc.fill_null(pc.equal(role, "caller"), False).to_numpy(zero_copy_only=False)
     roles.update({str(r["values"]): r["counts"] for r in pc.value_counts(role.drop_null()).to_pylist()})
     tools.update({r["values"]: r["counts"] for r in pc.value_counts(pc.filter(name, called)).to_pylist()})
-    return np.bincount(parents[decided], minlength=rows), np.bincount(parents[called], minlength=rows)
+    return np.bincount(parents[decided], minlength=len(turns)), np.bincount(parents[called], minlength=len(turns))
 
 
 def counts(directory: str | Path, summary: TurnSummary | None = None) -> dict[str, Any]:

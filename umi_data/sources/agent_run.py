@@ -19,7 +19,7 @@ from typing import Any
 
 from umi_data.core import Reject, RejectReason, Trajectory
 from umi_data.sources.base import (
-    UTF8_BOM, Converted, InputFile, Loaded, RecordContext, Salvaged, Source, is_truncation, refuse_constant,
+    UTF8_BOM, Converted, InputFile, Loaded, RecordContext, Salvaged, Source, error_position, is_truncation, refuse_constant,
 )
 
 _SPACE = re.compile(r"[ \t\n\r]*")
@@ -34,8 +34,10 @@ def salvage_unclosed(file: InputFile, loaded: Loaded) -> Salvaged | None:
     records, never anywhere else), and the reject of the record it stops in; None for any
     other file, whose reject stands."""
     text = _text_before_cut(loaded.data.removeprefix(UTF8_BOM))
-    position = _SPACE.match(text).end() if text is not None else 0
-    if text is None or not text.startswith("[", position):
+    if text is None:
+        return None
+    position = _SPACE.match(text).end()
+    if not text.startswith("[", position):
         return None
     decoder = json.JSONDecoder(parse_constant=refuse_constant)
     records: list[Any] = []
@@ -69,11 +71,10 @@ def _text_before_cut(body: bytes) -> str | None:
 
 
 def _cut_record(file: InputFile, index: int, error: json.JSONDecodeError) -> Reject:
-    where = f"line {error.lineno} column {error.colno} (char {error.pos})"
     return Reject(
         source_file=file.name, locator=f"$[{index}]", reason=RejectReason.TRUNCATED_JSON,
         detail=f"the episode log stops inside this record and its array was never closed (a run killed while "
-               f"writing it?): {error.msg} at {where}; the {index} record(s) before it are read",
+               f"writing it?): {error.msg} at {error_position(error)}; the {index} record(s) before it are read",
     )
 
 

@@ -224,6 +224,11 @@ def is_truncation(text: str, error: json.JSONDecodeError) -> bool:
     return error.pos >= len(body) - len(last_token) and _CUT_TOKEN.fullmatch(last_token) is not None
 
 
+def error_position(error: json.JSONDecodeError) -> str:
+    """Where the stdlib parser stopped, as the reject details say it."""
+    return f"line {error.lineno} column {error.colno} (char {error.pos})"
+
+
 def refuse_constant(name: str) -> Any:
     raise ValueError(f"{name} is not JSON")
 
@@ -233,7 +238,7 @@ def _classify_json_error(text: str, data: bytes, fail: Callable[[RejectReason, s
     try:
         value = json.loads(text, parse_constant=refuse_constant)
     except json.JSONDecodeError as exc:
-        where = f"line {exc.lineno} column {exc.colno} (char {exc.pos})"
+        where = error_position(exc)
         if is_truncation(text, exc):
             return fail(RejectReason.TRUNCATED_JSON, f"the JSON stops before its end: {exc.msg} at {where}")
         return fail(RejectReason.INVALID_JSON, f"not valid JSON: {exc.msg} at {where}")
@@ -379,7 +384,8 @@ def read_source(
             continue
         records, rest = salvaged
         yield from _read_records(source, file, Loaded(data=loaded.data, value=records, checked=False), options)
-        yield from [rest] if rest is not None else []
+        if rest is not None:
+            yield rest
 
 
 def _read_records(source: Source, file: InputFile, loaded: Loaded, options: dict[str, Any]) -> Iterator[Converted]:
