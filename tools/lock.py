@@ -3,7 +3,7 @@
     python tools/lock.py lock  [--torch torch==2.13.0]   # make lock: resolve afresh, write the lock
     python tools/lock.py constraints --torch SPEC OUT     # the lock as pip constraints (torch as SPEC)
     python tools/lock.py install --torch SPEC --extras E # make install: this Python's env from the lock
-    python tools/lock.py check                           # the running environment matches the lock
+    python tools/lock.py check [--extras E]              # the environment matches the lock (extra packages: a warning)
 
 `lock` creates a temporary virtualenv, installs torch, then the project with all its extras
 (read from pyproject.toml, so an extra added later is locked by the next `make lock`), then the
@@ -104,29 +104,74 @@ def install(torch_spec: str, extras_spec: str, constraints_file: Path) -> int:
     _pip(python, "install", "-c", str(constraints_file), "-e", f"{REPO}[{extras_spec}]")
     if no_deps():
         _pip(python, "install", "-c", str(constraints_file), "--no-deps", *no_deps())
-    return check(torch_spec)
+    return check(torch_spec, extras_spec)
 
 
-def check(torch_spec: str) -> int:
-    """Exit 1, listing them, when installed packages differ from the lock or are not in it
-    (torch is compared with `torch_spec`, which `make test TORCH_SPEC=...` may change)."""
+def check(torch_spec: str, extras_spec: str = "train,serve,dev") -> int:
+    """Exit 1 when an installed package's version differs from the lock or a package the project
+    needs (with `extras_spec`) is missing; a package installed by hand that the lock does not
+    name (a linter, a notebook) is one warning line, not a failure. Torch is compared with
+    `torch_spec`, which `make test TORCH_SPEC=...` may change."""
     pins = read_lock()
     pins["torch"] = torch_spec.partition("==")[2].strip() or pins.get("torch", "")
-    problems = []
-    for dist in metadata.distributions():
-        name, version = canonical(dist.metadata["Name"]), dist.version
-        if name in UNLOCKED:
-            continue
-        locked = pins.get(name)
-        if locked is None:
-            problems.append(f"{name} {version} is installed but not in {LOCK.name}")
-        elif version != locked and version.split("+")[0] != locked:
-            problems.append(f"{name} {version} is installed, {LOCK.name} says {locked}")
+    installed: dict[str, str] = {}
+    for dist in metadata.distributions():  # the first on sys.path is the one Python imports
+        installed.setdefault(canonical(dist.metadata["Name"]), dist.version)
+    problems, extra = compare(installed, pins, needed(extras_spec))
+    if extra:
+        print(f"lock check: warning: not in {LOCK.name}, installed by hand? {', '.join(extra)}", file=sys.stderr)
     for problem in problems:
         print(f"lock check: {problem}", file=sys.stderr)
     if problems:
-        print(f"lock check: run `make lock` after changing dependencies (and commit {LOCK.name})", file=sys.stderr)
+        print(f"lock check: run `make install` (or `make lock` after changing dependencies, and commit {LOCK.name})",
+              file=sys.stderr)
     return 1 if problems else 0
+
+
+def compare(installed: dict[str, str], pins: dict[str, str], needed: dict[str, str]) -> tuple[list[str], list[str]]:
+    """(problems, extra packages) of an environment (canonical name -> version) against the lock:
+    a version other than the pinned one and a needed package not installed are problems;
+    packages the lock does not name are extras."""
+    problems, extra = [], []
+    for name, version in sorted(installed.items()):
+        locked = pins.get(name)
+        if name in UNLOCKED:
+            continue
+        if locked is None:
+            extra.append(f"{name} {version}")
+        elif version != locked and version.split("+")[0] != locked:
+            problems.append(f"{name} {version} is installed, {LOCK.name} says {locked}")
+    for name, wanted_by in sorted(needed.items()):
+        if name not in installed:
+            problems.append(f"{name} is missing (needed by {wanted_by}; {LOCK.name} says {pins.get(name, 'nothing')})")
+    return problems, extra
+
+
+def needed(extras_spec: str) -> dict[str, str]:
+    """Every distribution the project needs with these extras (canonical name -> the package that
+    asks for it), walked through the installed packages' metadata; the `[tool.umi] no-deps`
+    packages are needed themselves, their own dependencies are not."""
+    from packaging.requirements import Requirement
+
+    need = {canonical(name): PROJECT for name in no_deps()}
+    todo = [(PROJECT, frozenset(e.strip() for e in extras_spec.split(",") if e.strip()))]
+    seen: set[tuple[str, frozenset[str]]] = set()
+    while todo:
+        name, wanted_extras = todo.pop()
+        if (name, wanted_extras) in seen or (name != PROJECT and name in map(canonical, no_deps())):
+            continue
+        seen.add((name, wanted_extras))
+        try:
+            requires = metadata.distribution(name).requires or []
+        except metadata.PackageNotFoundError:
+            continue  # reported as missing by whoever needs it
+        for line in requires:
+            requirement = Requirement(line)
+            if requirement.marker and not any(requirement.marker.evaluate({"extra": e}) for e in wanted_extras | {""}):
+                continue
+            need.setdefault(canonical(requirement.name), name)
+            todo.append((canonical(requirement.name), frozenset(requirement.extras)))
+    return need
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -143,6 +188,7 @@ def main(argv: list[str] | None = None) -> int:
     command.add_argument("--constraints", type=Path, required=True, help="where to write the constraints file pip installs with")
     command = commands.add_parser("check", help="compare the running environment with the lock")
     command.add_argument("--torch", default="torch==2.13.0")
+    command.add_argument("--extras", default="train,serve,dev", help="the extras whose packages must be installed")
     args = parser.parse_args(argv)
     if args.command == "lock":
         lock(args.torch)
@@ -152,7 +198,7 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     if args.command == "install":
         return install(args.torch, args.extras, args.constraints)
-    return check(args.torch)
+    return check(args.torch, args.extras)
 
 
 if __name__ == "__main__":
