@@ -1,0 +1,377 @@
+"""What the chat formats share (`openai-messages`, `sharegpt-tools`, `hermes`): each source
+reads its records into a list of `Message`s (system / user / assistant with its calls / tool
+result) and a tool list; this module turns them into a `Trajectory`, one per conversation.
+
+The mapping (../shared/TOOLCALLING.md §1-7), the inverse of the OpenAI chat shape:
+
+- system messages: not turns; their text is `meta.system_prompt` (several joined by a blank line).
+- user message: a `UserTurn`; the first one is the instruction. A conversation must start with
+  one (else `no_user_turn`). Later user messages stay in the same trajectory: a multi-turn chat
+  is one trajectory whose answers are conclusions each followed by the next user turn.
+- assistant message with calls: for each call, in the order written, a planner turn deciding
+  `caller` (the message's text is the thought of the first; later ones have none), the caller
+  turn (`raw_arguments` verbatim: the argument string, or the JSON text of an argument object)
+  and the observation of the result linked to it. Several calls in one message (parallel calls)
+  are therefore consecutive planner / caller / observation triples, results paired by call id,
+  then by tool name, then by order.
+- tool results: `ObservationTurn(response=text)`; a ToolBench `{"error", "response"}` envelope
+  (StableToolBench writes its OpenAI-style messages with them) is opened. A result that answers
+  no call is `orphan_tool_result`.
+- assistant message without calls, followed by a user message or ending the conversation: the
+  answer, i.e. a planner turn deciding `conclusion` (thought "") and the conclusion. Followed by
+  an assistant message with calls and no text of its own: it is that call's thought. Followed by
+  another assistant message otherwise: a thought that decides nothing (history).
+- ToolBench's `Finish` convention: a lone call to `Finish` whose arguments say `return_type`
+  `give_answer` is the answer (`ConclusionTurn.raw_arguments` keeps the string), and
+  `give_up_and_restart` is the give-up (`PlannerTurn.next="give_up"` with the string): that is
+  how a chat file says "give up". A `Finish` schema with a `return_type` parameter is not a tool.
+- A call to a name not in the tool list is `hallucinated=True`, not a reject.
+- Missing results: a call with no result ends the trajectory (`unfinished`) when it is the last
+  call of the last message (OpenAI examples may end on a call); the other unanswered calls of
+  that last message get an empty observation (counted in `meta.unanswered_calls`), e.g. xLAM
+  data converted to messages: parallel calls and no results. Elsewhere a call without a result
+  is `unanswered_call`.
+- outcome: `answer` when the last turn is a conclusion, `give_up`, else `unfinished` (the
+  conversation ends on a user message, a call or a result).
+"""
+
+from __future__ import annotations
+
+import ast
+import json
+from dataclasses import dataclass, field
+from typing import Any, Callable
+
+from umi_data.core import (
+    ConclusionTurn, ObservationTurn, PlannerTurn, RejectReason, ToolSpec, Trajectory, UserTurn, make_instruction_id,
+    make_trajectory_id, outcome_of,
+)
+from umi_data.sources.base import Converted, RecordContext
+from umi_data.sources.toolbench import FINISH, caller_turn, json_value, NOT_JSON, parse_finish, parse_observation, _json_envelope
+
+FINISH_TYPES = ("give_answer", "give_up_and_restart")
+
+
+class ChatReject(Exception):
+    """A conversation umi cannot represent, with the reason code and where."""
+
+    def __init__(self, reason: RejectReason, detail: str) -> None:
+        super().__init__(detail)
+        self.reason, self.detail = reason, detail
+
+
+@dataclass(frozen=True)
+class Call:
+    name: str
+    raw_arguments: str
+    id: str | None = None
+
+
+@dataclass(frozen=True)
+class Message:
+    """One message of a conversation, in the shape every chat format reduces to. `where` is its
+    JSON path in the record (for reject details); `empty_thought` how an assistant message
+    wrote no text ("null", "empty_string", "absent", as `PlannerTurn` records it)."""
+
+    role: str  # system | user | assistant | tool
+    where: str
+    content: str = ""
+    calls: tuple[Call, ...] = ()
+    call_id: str | None = None
+    name: str | None = None
+    empty_thought: str = "null"
+    reasoning: str = ""  # an assistant's separate reasoning text (`reasoning_content`, `<think>`), if any
+
+    @property
+    def thought(self) -> str:
+        """The planner thought of an assistant message with calls: its reasoning, then its text."""
+        return "\n".join(part for part in (self.reasoning, self.content) if part)
+
+
+@dataclass
+class _Counts:
+    parallel_messages: int = 0
+    unanswered_calls: int = 0
+    merged_results: int = 0
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+# --- tools ----------------------------------------------------------------------------------
+
+
+def parse_tools(value: Any, where: str, python_repr: bool = False) -> list[ToolSpec]:
+    """A tool list given as a list, one object or a JSON string of either (`python_repr`: also a
+    Python literal, as Hermes v1 writes them); items bare `{name, description, parameters}` or
+    wrapped `{"type": "function", "function": {...}}`. ToolBench's `Finish` schema is left out."""
+    if value is None or (isinstance(value, str) and not value.strip()):
+        return []
+    if isinstance(value, str):
+        value = loads_lenient(value, python_repr)
+        if value is NOT_JSON:
+            raise ChatReject(RejectReason.INVALID_TOOLS, f"{where}: the tool list is not JSON")
+    items = [value] if isinstance(value, dict) else value
+    if not isinstance(items, list):
+        raise ChatReject(RejectReason.INVALID_TOOLS, f"{where}: the tool list is not a list of tool schemas")
+    tools = [_tool(item, f"{where}[{index}]", python_repr) for index, item in enumerate(items)]
+    return [tool for tool in tools if not _is_finish_schema(tool)]
+
+
+def loads_lenient(text: str, python_repr: bool = False) -> Any:
+    """JSON text parsed (`NOT_JSON` when it is not), or with `python_repr` a Python literal."""
+    value = json_value(text)
+    if value is NOT_JSON and python_repr:
+        try:
+            value = ast.literal_eval(text.strip())
+        except (ValueError, SyntaxError, MemoryError, RecursionError, TypeError):
+            return NOT_JSON
+        try:
+            json.dumps(value)
+        except (TypeError, ValueError):
+            return NOT_JSON
+    return value
+
+
+def _tool(item: Any, where: str, python_repr: bool) -> ToolSpec:
+    if isinstance(item, str):  # a list of JSON strings, one per tool
+        item = loads_lenient(item, python_repr)
+    if isinstance(item, dict) and isinstance(item.get("function"), dict) and "name" not in item:
+        item = item["function"]
+    name = item.get("name") if isinstance(item, dict) else None
+    if not isinstance(name, str) or not name:
+        raise ChatReject(RejectReason.INVALID_TOOLS, f"{where}: a tool schema needs a non-empty string name")
+    description = item.get("description")
+    parameters = item.get("parameters", item.get("parameter"))
+    return ToolSpec(name=name, description=description if isinstance(description, str) else "",
+                    parameters=_parameters(parameters, where))
+
+
+def _parameters(parameters: Any, where: str) -> dict[str, Any]:
+    """A JSON Schema object. xLAM writes `{arg: {"type", "description"}}` with no `type` or
+    `properties` key: that map becomes the properties (its Python-ish type strings kept)."""
+    if parameters is None:
+        return {"type": "object", "properties": {}}
+    if not isinstance(parameters, dict):
+        raise ChatReject(RejectReason.INVALID_TOOLS, f"{where}.parameters: expected an object")
+    if "properties" not in parameters and "type" not in parameters and parameters and all(isinstance(v, dict) for v in parameters.values()):
+        return {"type": "object", "properties": parameters}
+    if not isinstance(parameters.get("properties", {}), dict):
+        raise ChatReject(RejectReason.INVALID_TOOLS, f"{where}.parameters.properties: expected an object")
+    return parameters
+
+
+def _is_finish_schema(tool: ToolSpec) -> bool:
+    return tool.name == FINISH and "return_type" in (tool.parameters.get("properties") or {})
+
+
+def arguments_text(value: Any) -> str:
+    """A call's argument string as the model wrote it: a string verbatim, an object as its JSON
+    text (the format stored it parsed), nothing as `{}`."""
+    if isinstance(value, str):
+        return value
+    if value is None:
+        return "{}"
+    return json.dumps(value, ensure_ascii=False)
+
+
+# --- messages → turns -----------------------------------------------------------------------
+
+
+def chat_trajectory(
+    messages: list[Message], tools: list[ToolSpec], ctx: RecordContext, source: str, meta: dict[str, Any],
+) -> Converted:
+    """The trajectory of one conversation, or the reject that says why it cannot be one."""
+    try:
+        turns, counts = _turns(messages, {tool.name for tool in tools})
+    except ChatReject as exc:
+        return ctx.reject(exc.reason, exc.detail)
+    if not any(turn.role == "planner" for turn in turns):
+        return ctx.reject(RejectReason.NO_DECISION, f"{ctx.locator}: the conversation has no assistant message")
+    systems = [m.content for m in messages if m.role == "system"]
+    instruction = turns[0].content
+    meta = {
+        "file": ctx.file.name, "locator": ctx.locator, **meta,
+        "system_prompt": "\n\n".join(systems) if systems else None,
+        "user_turns": sum(turn.role == "user" for turn in turns),
+        "parallel_messages": counts.parallel_messages, "unanswered_calls": counts.unanswered_calls,
+        "merged_results": counts.merged_results,
+    }
+    return Trajectory(
+        id=make_trajectory_id(source, ctx.file.name, ctx.locator, ctx.content_hash), source=source,
+        instruction=instruction, instruction_id=make_instruction_id(instruction), tools=tools,
+        turns=turns, outcome=outcome_of(turns), meta=meta,
+    )
+
+
+def _turns(messages: list[Message], names: set[str]) -> tuple[list[Any], _Counts]:
+    body = [m for m in messages if m.role != "system"]
+    if body and body[0].role != "user":
+        raise ChatReject(RejectReason.NO_USER_TURN, f"{body[0].where}: a {body[0].role} message before any user message")
+    turns: list[Any] = []
+    counts = _Counts()
+    index = 0
+    while index < len(body):
+        message = body[index]
+        if message.role == "user":
+            turns.append(UserTurn(content=message.content))
+            index += 1
+        elif message.role == "tool":
+            raise ChatReject(RejectReason.ORPHAN_TOOL_RESULT, f"{message.where}: a tool result with no call before it")
+        elif message.calls:
+            end = _results_end(body, index + 1)
+            turns.extend(_call_turns(message, body[index + 1:end], names, end == len(body), counts))
+            index = end
+        else:
+            index = _text_turns(body, index, turns)
+    return turns, counts
+
+
+def _results_end(body: list[Message], start: int) -> int:
+    end = start
+    while end < len(body) and body[end].role == "tool":
+        end += 1
+    return end
+
+
+def _text_turns(body: list[Message], index: int, turns: list[Any]) -> int:
+    """Turns of an assistant message without calls; returns the index of the next message."""
+    message = body[index]
+    following = body[index + 1] if index + 1 < len(body) else None
+    if following is None or following.role == "user":
+        turns += [PlannerTurn(thought=message.reasoning, next="conclusion"), ConclusionTurn(answer=message.content)]
+    elif following.role == "tool":
+        raise ChatReject(RejectReason.ORPHAN_TOOL_RESULT, f"{following.where}: a tool result after an assistant message without calls")
+    elif following.calls and not following.thought and message.thought:
+        # "thought" then "call" written as two messages: one planner step
+        body[index + 1] = Message(following.role, following.where, message.thought, following.calls)
+    else:
+        turns.append(PlannerTurn(thought=message.thought, empty_thought=_form(message), next=None))
+    return index + 1
+
+
+def _form(message: Message) -> str:
+    return "null" if message.thought else message.empty_thought
+
+
+def _call_turns(message: Message, results: list[Message], names: set[str], last: bool, counts: _Counts) -> list[Any]:
+    if len(message.calls) == 1 and (finish := _finish(message)) is not None:
+        return finish + [_observation(r) for r in results]
+    if len(message.calls) > 1:
+        counts.parallel_messages += 1
+    pairs = pair_results(message, results, counts)
+    turns: list[Any] = []
+    for position, (call, result) in enumerate(pairs):
+        first = position == 0
+        turns.append(PlannerTurn(thought=message.thought if first else "", empty_thought=_form(message) if first else "null", next="caller"))
+        turns.append(caller_turn(call.name, call.raw_arguments, names))
+        if result is not None:
+            turns.append(_observation(result))
+        elif not last:
+            raise ChatReject(RejectReason.UNANSWERED_CALL, f"{message.where}: the call to {call.name[:64]!r} has no result and the conversation goes on")
+        elif position < len(pairs) - 1:
+            counts.unanswered_calls += 1
+            turns.append(ObservationTurn(response=""))
+    return turns
+
+
+def _finish(message: Message) -> list[Any] | None:
+    """The turns of ToolBench's `Finish` call (an answer or a give-up), or None for any other call."""
+    call = message.calls[0]
+    if call.name != FINISH:
+        return None
+    parsed = json_value(call.raw_arguments)
+    if not (isinstance(parsed, dict) and parsed.get("return_type") in FINISH_TYPES):
+        return None
+    kind, answer = parse_finish(call.raw_arguments)
+    plan = {"thought": message.thought, "empty_thought": _form(message)}
+    if kind == "give_up":
+        return [PlannerTurn(**plan, next="give_up", raw_arguments=call.raw_arguments)]
+    return [PlannerTurn(**plan, next="conclusion"), ConclusionTurn(answer=answer, raw_arguments=call.raw_arguments)]
+
+
+def _observation(result: Message) -> ObservationTurn:
+    if _json_envelope(result.content) is not None:
+        return parse_observation(result.content)
+    return ObservationTurn(response=result.content)
+
+
+def pair_results(message: Message, results: list[Message], counts: _Counts) -> list[tuple[Call, Message | None]]:
+    """Each call of `message` with its result: by call id, then by tool name, then in order. A
+    result that fits no call is `orphan_tool_result`. One result for several calls (LLaMA-Factory
+    merges parallel results into one observation) is split when it holds one part per call."""
+    calls = list(message.calls)
+    if len(calls) > 1 and len(results) == 1:
+        results = split_merged(results[0], len(calls), counts)
+    matched: list[Message | None] = [None] * len(calls)
+    for result in results:
+        slot = _slot(calls, matched, result)
+        if slot is None:
+            raise ChatReject(RejectReason.ORPHAN_TOOL_RESULT, f"{result.where}: a tool result that answers no call of {message.where}")
+        matched[slot] = result
+    return list(zip(calls, matched))
+
+
+def _slot(calls: list[Call], matched: list[Message | None], result: Message) -> int | None:
+    free = [i for i in range(len(calls)) if matched[i] is None]
+    if result.call_id is not None and any(call.id is not None for call in calls):
+        return next((i for i in free if calls[i].id == result.call_id), None)
+    if result.name is not None and any(calls[i].name == result.name for i in free):
+        return next(i for i in free if calls[i].name == result.name)
+    return free[0] if free else None
+
+
+def split_merged(result: Message, parts: int, counts: _Counts) -> list[Message]:
+    """One result message answering `parts` calls, as one message per call: a JSON array of
+    `parts` items, or `parts` `<tool_response>` blocks. Otherwise the text is the last call's
+    result and the calls before it get empty results (counted in `meta.merged_results`)."""
+    from umi_data.sources.hermes import tool_responses
+
+    value = json_value(result.content)
+    if isinstance(value, list) and len(value) == parts:
+        texts = [item if isinstance(item, str) else json.dumps(item, ensure_ascii=False) for item in value]
+        return [Message("tool", f"{result.where}[{i}]", text) for i, text in enumerate(texts)]
+    blocks = tool_responses(result.content, result.where)
+    if len(blocks) == parts:
+        return blocks
+    counts.merged_results += 1
+    empty = [Message("tool", result.where, "") for _ in range(parts - 1)]
+    return empty + [result]
+
+
+def text_of(value: Any, where: str) -> str:
+    """Message content as text: a string, null (""), or a list of parts whose text parts are
+    joined (OpenAI's content parts); a part that is not text is `unsupported_content`."""
+    if value is None:
+        return ""
+    if isinstance(value, str):
+        return value
+    if isinstance(value, list):
+        texts = []
+        for index, part in enumerate(value):
+            if isinstance(part, str):
+                texts.append(part)
+            elif isinstance(part, dict) and isinstance(part.get("text"), str) and part.get("type", "text") in ("text", "input_text", "output_text"):
+                texts.append(part["text"])
+            else:
+                kind = part.get("type") if isinstance(part, dict) else type(part).__name__
+                raise ChatReject(RejectReason.UNSUPPORTED_CONTENT, f"{where}[{index}]: a {kind!s} content part is not text")
+        return "".join(texts)
+    return json.dumps(value, ensure_ascii=False)
+
+
+def rejecting(convert: Callable[[Any, RecordContext], Converted]) -> Callable[[Any, RecordContext], Converted]:
+    """`convert` with a `ChatReject` raised anywhere inside turned into the record's reject."""
+
+    def run(record: Any, ctx: RecordContext) -> Converted:
+        try:
+            return convert(record, ctx)
+        except ChatReject as exc:
+            return ctx.reject(exc.reason, exc.detail)
+
+    run.__doc__ = convert.__doc__
+    return run
+
+
+def scalar_id(record: dict[str, Any]) -> Any:
+    """The record's own id (datasets often carry one), when it is a plain value."""
+    value = record.get("id")
+    return value if isinstance(value, (str, int)) and not isinstance(value, bool) else None
