@@ -205,7 +205,7 @@ def chat_trajectory(
 def _turns(messages: list[Message], names: set[str]) -> tuple[list[Any], _Counts]:
     body = [m for m in messages if m.role != "system"]
     if body and body[0].role != "user":
-        raise ChatReject(RejectReason.NO_USER_TURN, f"{body[0].where}: a {body[0].role} message before any user message")
+        raise ChatReject(RejectReason.NO_USER_TURN, f"{body[0].where}: the conversation starts with an {body[0].role} message, before any user message")
     turns: list[Any] = []
     counts = _Counts()
     index = 0
@@ -353,7 +353,7 @@ def text_of(value: Any, where: str) -> str:
                 texts.append(part["text"])
             else:
                 kind = part.get("type") if isinstance(part, dict) else type(part).__name__
-                raise ChatReject(RejectReason.UNSUPPORTED_CONTENT, f"{where}[{index}]: a {kind!s} content part is not text")
+                raise ChatReject(RejectReason.UNSUPPORTED_CONTENT, f"{where}[{index}]: content part of type {kind!s} is not text")
         return "".join(texts)
     return json.dumps(value, ensure_ascii=False)
 

@@ -116,8 +116,10 @@ def _record_tools(record: dict[str, Any], messages: list[list[Message]], where: 
         return parse_tools(record["tools"], f"{where}.tools", python_repr=True)
     for part in messages:
         for message in part:
-            if message.role == "system" and (found := _TOOLS.search(message.content)):
-                return parse_tools(_tool_items(found.group(1)), f"{message.where} <tools>", python_repr=True)
+            # the prompt also says "within <tools></tools> XML tags": the list is the non-empty block
+            blocks = [m.group(1) for m in _TOOLS.finditer(message.content) if m.group(1).strip()] if message.role == "system" else []
+            if blocks:
+                return parse_tools(_tool_items(blocks[0]), f"{message.where} <tools>", python_repr=True)
     return []
 
 
