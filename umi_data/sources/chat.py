@@ -43,8 +43,8 @@ from dataclasses import dataclass, field
 from typing import Any, Callable
 
 from umi_data.core import (
-    ConclusionTurn, ObservationTurn, PlannerTurn, RejectReason, ToolSpec, Trajectory, UserTurn, make_instruction_id,
-    make_trajectory_id, outcome_of,
+    ConclusionTurn, ObservationTurn, PlannerTurn, RejectReason, ToolSpec, Trajectory, UserTurn, find_unstorable,
+    make_instruction_id, make_trajectory_id, outcome_of,
 )
 from umi_data.sources.base import Converted, RecordContext
 from umi_data.sources.toolbench import FINISH, caller_turn, json_value, NOT_JSON, parse_finish, parse_observation, _json_envelope
@@ -125,8 +125,10 @@ def loads_lenient(text: str, python_repr: bool = False) -> Any:
         except (ValueError, SyntaxError, MemoryError, RecursionError, TypeError):
             return NOT_JSON
         try:
-            json.dumps(value)
-        except (TypeError, ValueError):
+            json.dumps(value, allow_nan=False)
+        except (TypeError, ValueError, RecursionError):  # sets, bytes, tuple keys, 1e999, nesting
+            return NOT_JSON
+        if find_unstorable(value) is not None:  # a lone surrogate, an integer beyond 64 bits
             return NOT_JSON
     return value
 
