@@ -200,6 +200,17 @@ def test_glaive_raw_chat_rows() -> None:
     assert items["$[2]"].reason == RejectReason.INVALID_CALL
 
 
+def test_toolace_raw_rows_bracket_calls_and_result_lists() -> None:
+    [t] = read("sharegpt-tools", FIXTURES / "toolace_raw.json")
+    assert t.meta["format"] == "toolace" and t.tool_names == ["Market Trends API", "stock.quote"]  # from the system prompt
+    assert turns(t)[1:7] == [  # a multi-word name kept whole; results paired by name
+        ("planner", "", "caller"), ("caller", "Market Trends API", '{"trend_type": "MARKET_INDEXES, gainers", "country": "us"}', False),
+        ("observation", '{"gainers": ["NVDA"]}'),
+        ("planner", "", "caller"), ("caller", "stock.quote", '{"symbol": "AAPL"}', False), ("observation", '{"price": 190.5}'),
+    ]
+    assert turns(t)[-1] == ("conclusion", "[3, 2, 1]")  # a list that names no tool is an answer
+
+
 # --- hermes ---------------------------------------------------------------------------------
 
 
@@ -261,7 +272,8 @@ def test_validate_reads_json_lines(capsys) -> None:
     ("openai-messages", ["openai_finetune.jsonl", "openai_array.json", "openai_one_record.json"], 14,
      {"orphan_tool_result": 2, "unanswered_call": 1, "unknown_role": 1, "no_user_turn": 1, "no_decision": 1,
       "unsupported_content": 1, "invalid_call": 1, "invalid_tools": 1, "truncated_json": 1, "wrong_type": 1}),
-    ("sharegpt-tools", ["sharegpt_llamafactory.json", "glaive_raw.jsonl"], 6, {"invalid_call": 2, "invalid_tools": 1, "unknown_role": 1}),
+    ("sharegpt-tools", ["sharegpt_llamafactory.json", "glaive_raw.jsonl", "toolace_raw.json"], 7,
+     {"invalid_call": 2, "invalid_tools": 1, "unknown_role": 1}),
     ("hermes", ["hermes_v1.json"], 4, {"invalid_call": 1}),
 ])
 def test_build_counts_every_record(source: str, names: list, accepted: int, rejects: dict, tmp_path: Path) -> None:

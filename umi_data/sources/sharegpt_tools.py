@@ -1,6 +1,7 @@
 """ShareGPT conversations with tool turns (`sharegpt-tools`): LLaMA-Factory's `sharegpt` format
 with `function_call` / `observation` (its Glaive and ToolACE conversions, APIGen-MT), and
-Glaive function-calling v2's raw `{system, chat}` text (../shared/TOOLCALLING.md §3, §7).
+ToolACE's raw rows and Glaive function-calling v2's raw `{system, chat}` text
+(../shared/TOOLCALLING.md §3, §6, §7).
 
 A record is `{"conversations" | "messages": [...], "tools"?: "<JSON string>" | [...],
 "system"?: str}`; files are JSON Lines, a JSON array of records, or one record. Message keys
@@ -15,7 +16,8 @@ commonly name instead (`role` / `content`); speakers:
 - `observation` (also `tool`, `function`): the result. One observation answering several calls
   is split when it is a JSON list of one item per call or holds one `<tool_response>` each.
 
-Glaive's raw rows: `system` = "SYSTEM: ... functions ..." followed by the JSON tool schemas,
+ToolACE's raw rows (`user` / `assistant` / `tool`, calls written `[Name(k="v")]`, tools in the
+system prompt): umi_data/sources/toolace.py. Glaive's raw rows: `system` = "SYSTEM: ... functions ..." followed by the JSON tool schemas,
 `chat` = `USER: ... ASSISTANT: <functioncall> {"name", "arguments": '<json>'} <|endoftext|>
 FUNCTION RESPONSE: ... ASSISTANT: ...`. How messages become turns: umi_data/sources/chat.py.
 """
@@ -52,7 +54,16 @@ def convert(record: dict[str, Any], ctx: RecordContext) -> Converted:
     if isinstance(record.get("system"), str) and record["system"]:
         messages.insert(0, Message("system", f"{ctx.locator}.system", record["system"]))
     tools = parse_tools(record.get("tools"), f"{ctx.locator}.tools")
-    return chat_trajectory(messages, tools, ctx, SOURCE_NAME, {"format": "sharegpt", "record_id": scalar_id(record)})
+    shape = "sharegpt"
+    if any(m.role == "assistant" and not m.calls and m.content.lstrip().startswith("[") for m in messages):
+        from umi_data.sources import toolace  # ToolACE's raw rows: calls written `[Name(k=v)]`
+
+        systems = [m for m in messages if m.role == "system"]
+        tools = tools or (toolace.system_tools(systems[0].content, systems[0].where) if systems else [])
+        before = sum(bool(m.calls) for m in messages)
+        messages = toolace.with_bracket_calls(messages, {tool.name for tool in tools})
+        shape = "toolace" if sum(bool(m.calls) for m in messages) > before else shape
+    return chat_trajectory(messages, tools, ctx, SOURCE_NAME, {"format": shape, "record_id": scalar_id(record)})
 
 
 def message_of(message: dict[str, Any], where: str) -> Message:
