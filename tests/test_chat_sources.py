@@ -82,7 +82,7 @@ def test_openai_parallel_calls_are_consecutive_steps_paired_by_id(openai: dict) 
         ("planner", "", "caller"), ("caller", "get_weather", '{"city": "Lyon"}', False), ("observation", "Lyon: 21"),
         ("planner", "", "caller"), ("caller", "get_weather", '{"city": "Paris"}', False), ("observation", "Paris: 18"),
     ]
-    assert t.meta["parallel_messages"] == 1
+    assert t.meta["parallel_messages"] == 1 and t.meta["parallel_calls"] == [[2, 5]]  # the callers of one message
 
 
 def test_openai_legacy_function_call_and_empty_result(openai: dict) -> None:
@@ -131,6 +131,19 @@ def test_openai_finish_give_up_and_answer(openai: dict) -> None:
     assert answer.turns[2].raw_arguments == '{"return_type": "give_answer", "final_answer": "Paris"}'
 
 
+def test_openai_text_before_the_answer_is_its_thought(tmp_path: Path) -> None:
+    """The inverse of umi's chat export: a text-only assistant message right before the answer
+    is the thought that decided to answer; one before anything else decides nothing."""
+    record = {"messages": [
+        {"role": "user", "content": "q"}, {"role": "assistant", "content": "aside"}, {"role": "assistant", "content": "so I answer"},
+        {"role": "assistant", "content": "A"}, {"role": "user", "content": "q2"}, {"role": "assistant", "content": "B"}]}
+    path = tmp_path / "x.jsonl"
+    path.write_text(json.dumps(record) + "\n")
+    [t] = read("openai-messages", path)
+    assert turns(t) == [("user", "q"), ("planner", "aside", None), ("planner", "so I answer", "conclusion"), ("conclusion", "A"),
+                        ("user", "q2"), ("planner", "", "conclusion"), ("conclusion", "B")]
+
+
 def test_openai_content_parts_and_reasoning(openai: dict) -> None:
     t = openai["$[10]"]
     assert t.instruction == "Weather in Oslo?"
@@ -176,9 +189,11 @@ def test_sharegpt_llamafactory_variants() -> None:
     # a list of calls in one function_call turn; one observation holding a JSON list of results
     assert [x for x in turns(items["$[1]"]) if x[0] == "observation"] == [("observation", "Lyon: 21"),
                                                                          ("observation", '{"city": "Paris", "temp": 18}')]
-    # role/content tags, gpt text then function_call = one step; string arguments verbatim; empty result
-    assert turns(items["$[2]"])[1:4] == [("planner", "I will convert it.", "caller"), ("caller", "convert", '{"value": 3}', False),
-                                         ("observation", "")]
+    # role/content tags; gpt text then a function_call: a thought that decides nothing, then the call
+    # (string arguments verbatim, an empty result); a text right before the answer is its thought
+    assert turns(items["$[2]"])[1:] == [
+        ("planner", "I will convert it.", None), ("planner", "", "caller"), ("caller", "convert", '{"value": 3}', False),
+        ("observation", ""), ("planner", "", "conclusion"), ("conclusion", "The converter returned nothing.")]
     # a <think> thought before the JSON; no tools ("") makes the call hallucinated; two user turns
     assert turns(items["$[3]"])[1:3] == [("planner", "I need the restaurant tool.", "caller"), ("caller", "book_table", '{"people": 2}', True)]
     assert items["$[3]"].meta["user_turns"] == 2

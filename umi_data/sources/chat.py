@@ -13,14 +13,17 @@ The mapping (../shared/TOOLCALLING.md §1-7), the inverse of the OpenAI chat sha
   turn (`raw_arguments` verbatim: the argument string, or the JSON text of an argument object)
   and the observation of the result linked to it. Several calls in one message (parallel calls)
   are therefore consecutive planner / caller / observation triples, results paired by call id,
-  then by tool name, then by order.
+  then by tool name, then by order; `meta.parallel_calls` lists the caller indices of each such
+  message (umi's chat export reads it to write them back as one message).
 - tool results: `ObservationTurn(response=text)`; a ToolBench `{"error", "response"}` envelope
-  (StableToolBench writes its OpenAI-style messages with them) is opened. A result that answers
+  (StableToolBench writes its OpenAI-style messages with them; also one cut at 1024 characters)
+  is opened as the toolbench source opens it. A result that answers
   no call is `orphan_tool_result`.
 - assistant message without calls, followed by a user message or ending the conversation: the
-  answer, i.e. a planner turn deciding `conclusion` (thought "") and the conclusion. Followed by
-  an assistant message with calls and no text of its own: it is that call's thought. Followed by
-  another assistant message otherwise: a thought that decides nothing (history).
+  answer, i.e. a planner turn deciding `conclusion` (thought: its `reasoning`, else "") and the
+  conclusion. A text-only assistant message right before that answer is the thought that decided
+  to answer (how umi's chat export writes a conclusion's thought); any other text-only assistant
+  message followed by another assistant message is a thought that decides nothing (history).
 - ToolBench's `Finish` convention: a lone call to `Finish` whose arguments say `return_type`
   `give_answer` is the answer (`ConclusionTurn.raw_arguments` keeps the string), and
   `give_up_and_restart` is the give-up (`PlannerTurn.next="give_up"` with the string): that is
@@ -47,7 +50,9 @@ from umi_data.core import (
     make_instruction_id, make_trajectory_id, outcome_of,
 )
 from umi_data.sources.base import Converted, RecordContext
-from umi_data.sources.toolbench import FINISH, caller_turn, json_value, NOT_JSON, parse_finish, parse_observation, _json_envelope
+from umi_data.sources.toolbench import (
+    _ENVELOPE_ERROR, FINISH, NOT_JSON, _json_envelope, caller_turn, json_value, parse_finish, parse_observation,
+)
 
 FINISH_TYPES = ("give_answer", "give_up_and_restart")
 
@@ -93,7 +98,9 @@ class _Counts:
     parallel_messages: int = 0
     unanswered_calls: int = 0
     merged_results: int = 0
-    extra: dict[str, Any] = field(default_factory=dict)
+    #: per message with several calls, the turn indices of its callers (`meta.parallel_calls`,
+    #: which umi's chat exports read to write them back as one message)
+    parallel_groups: list[list[int]] = field(default_factory=list)
 
 
 # --- tools ----------------------------------------------------------------------------------
@@ -194,7 +201,8 @@ def chat_trajectory(
         "file": ctx.file.name, "locator": ctx.locator, **meta,
         "system_prompt": "\n\n".join(systems) if systems else None,
         "user_turns": sum(turn.role == "user" for turn in turns),
-        "parallel_messages": counts.parallel_messages, "unanswered_calls": counts.unanswered_calls,
+        "parallel_messages": counts.parallel_messages, "parallel_calls": counts.parallel_groups,
+        "unanswered_calls": counts.unanswered_calls,
         "merged_results": counts.merged_results,
     }
     return Trajectory(
@@ -220,7 +228,10 @@ def _turns(messages: list[Message], names: set[str]) -> tuple[list[Any], _Counts
             raise ChatReject(RejectReason.ORPHAN_TOOL_RESULT, f"{message.where}: a tool result with no call before it")
         elif message.calls:
             end = _results_end(body, index + 1)
+            start, groups = len(turns), len(counts.parallel_groups)
             turns.extend(_call_turns(message, body[index + 1:end], names, end == len(body), counts))
+            if len(counts.parallel_groups) > groups:
+                counts.parallel_groups[-1] = [start + i for i in counts.parallel_groups[-1]]
             index = end
         else:
             index = _text_turns(body, index, turns)
@@ -238,16 +249,26 @@ def _text_turns(body: list[Message], index: int, turns: list[Any]) -> int:
     """Turns of an assistant message without calls; returns the index of the next message."""
     message = body[index]
     following = body[index + 1] if index + 1 < len(body) else None
-    if following is None or following.role == "user":
+    if _is_answer(body, index):
         turns += [PlannerTurn(thought=message.reasoning, next="conclusion"), ConclusionTurn(answer=message.content)]
-    elif following.role == "tool":
+    elif following is not None and following.role == "tool":
         raise ChatReject(RejectReason.ORPHAN_TOOL_RESULT, f"{following.where}: a tool result after an assistant message without calls")
-    elif following.calls and not following.thought and message.thought:
-        # "thought" then "call" written as two messages: one planner step
-        body[index + 1] = Message(following.role, following.where, message.thought, following.calls)
+    elif _is_answer(body, index + 1) and not following.reasoning:
+        # a text-only message right before the answer is the thought that decided to answer
+        answer = body[index + 1]
+        turns += [PlannerTurn(thought=message.thought, empty_thought=_form(message), next="conclusion"),
+                  ConclusionTurn(answer=answer.content)]
+        return index + 2
     else:
         turns.append(PlannerTurn(thought=message.thought, empty_thought=_form(message), next=None))
     return index + 1
+
+
+def _is_answer(body: list[Message], index: int) -> bool:
+    """An assistant message without calls that ends the chat or is followed by the user's turn."""
+    if index >= len(body) or body[index].role != "assistant" or body[index].calls:
+        return False
+    return index + 1 == len(body) or body[index + 1].role == "user"
 
 
 def _form(message: Message) -> str:
@@ -261,9 +282,11 @@ def _call_turns(message: Message, results: list[Message], names: set[str], last:
         counts.parallel_messages += 1
     pairs = pair_results(message, results, counts)
     turns: list[Any] = []
+    group = []
     for position, (call, result) in enumerate(pairs):
         first = position == 0
         turns.append(PlannerTurn(thought=message.thought if first else "", empty_thought=_form(message) if first else "null", next="caller"))
+        group.append(len(turns))  # the caller's index within this message's turns (offset later)
         turns.append(caller_turn(call.name, call.raw_arguments, names))
         if result is not None:
             turns.append(_observation(result))
@@ -272,6 +295,8 @@ def _call_turns(message: Message, results: list[Message], names: set[str], last:
         elif position < len(pairs) - 1:
             counts.unanswered_calls += 1
             turns.append(ObservationTurn(response=""))
+    if len(group) > 1:
+        counts.parallel_groups.append(group)
     return turns
 
 
@@ -291,7 +316,9 @@ def _finish(message: Message) -> list[Any] | None:
 
 
 def _observation(result: Message) -> ObservationTurn:
-    if _json_envelope(result.content) is not None:
+    """A result's text is the response; ToolBench's `{"error", "response"}` envelope (also one cut
+    at 1024 characters) is opened as the toolbench source opens it."""
+    if _json_envelope(result.content) is not None or _ENVELOPE_ERROR.match(result.content):
         return parse_observation(result.content)
     return ObservationTurn(response=result.content)
 
