@@ -15,7 +15,7 @@ from typing import Any
 
 from umi_data.core import RejectReason, ToolSpec
 from umi_data.sources.chat import Call, ChatReject, Message, arguments_text, parse_tools
-from umi_data.sources.toolbench import NOT_JSON, json_value
+from umi_data.sources.toolbench import json_value
 
 _LABEL = re.compile(r"(?:^|\n)[ \t]*(USER|ASSISTANT|FUNCTION RESPONSE|SYSTEM):[ \t]?")
 _ROLES = {"USER": "user", "ASSISTANT": "assistant", "FUNCTION RESPONSE": "tool", "SYSTEM": "system"}
@@ -73,4 +73,4 @@ def system_tools(system: str, where: str) -> list[ToolSpec]:
     return parse_tools(found, where) if found else []
 
 
-__all__ = ["glaive_messages", "glaive_call", "system_tools", "NOT_JSON"]
+__all__ = ["glaive_messages", "glaive_call", "system_tools"]
