@@ -201,6 +201,32 @@ def test_sharegpt_llamafactory_variants() -> None:
         "$[4]": "invalid_call", "$[5]": "invalid_tools", "$[6]": "unknown_role"}
 
 
+def test_sharegpt_thought_block_and_joined_results_read_exactly(tmp_path: Path) -> None:
+    """LLaMA-Factory's thought block and its separator of merged results (what its OpenAI
+    converter and umi's sharegpt export write) are read back exactly."""
+    record = {"conversations": [
+        {"from": "human", "value": "Lyon and Paris?"},
+        {"from": "function_call", "value": "<think>\n  two cities\n</think>\n\n" + json.dumps(
+            [{"name": "w", "arguments": {"c": "Lyon"}}, {"name": "w", "arguments": {"c": "Paris"}}])},
+        {"from": "observation", "value": "21\n</tool_response>\n<tool_response>\n18"},
+        {"from": "gpt", "value": "21 and 18."}], "tools": json.dumps([{"name": "w", "parameters": {"type": "object", "properties": {}}}])}
+    path = tmp_path / "x.json"
+    path.write_text(json.dumps([record]))
+    [t] = read("sharegpt-tools", path)
+    assert turns(t)[1] == ("planner", "  two cities", "caller")
+    assert [x for x in turns(t) if x[0] == "observation"] == [("observation", "21"), ("observation", "18")]
+    assert t.meta["merged_results"] == 0
+
+
+def test_hermes_thought_before_the_blocks_is_kept_exactly(tmp_path: Path) -> None:
+    record = {"conversations": [{"from": "human", "value": "q"},
+                                {"from": "gpt", "value": "  indented thought\n<tool_call>\n{\"name\": \"f\", \"arguments\": {}}\n</tool_call>"}]}
+    path = tmp_path / "x.json"
+    path.write_text(json.dumps(record))
+    [t] = read("hermes", path)
+    assert turns(t)[1:] == [("planner", "  indented thought", "caller"), ("caller", "f", "{}", True)]
+
+
 def test_glaive_raw_chat_rows() -> None:
     items = by_locator("sharegpt-tools", "glaive_raw.jsonl")
     first = items["$[0]"]

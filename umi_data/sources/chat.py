@@ -55,6 +55,8 @@ from umi_data.sources.toolbench import (
 )
 
 FINISH_TYPES = ("give_answer", "give_up_and_restart")
+#: What LLaMA-Factory's OpenAI converter (and umi's sharegpt export) puts between merged results.
+LLAMAFACTORY_RESULT_JOIN = "\n</tool_response>\n<tool_response>\n"
 __all__ = [
     "Call", "ChatReject", "Message", "arguments_text", "chat_trajectory", "loads_lenient", "pair_results", "parse_tools",
     "rejecting", "scalar_id", "split_merged", "text_of",
@@ -267,7 +269,8 @@ def _slot(calls: list[Call], matched: list[Message | None], result: Message) -> 
 
 def split_merged(result: Message, parts: int, counts: _Counts) -> list[Message]:
     """One result message answering `parts` calls, as one message per call: a JSON array of
-    `parts` items, or `parts` `<tool_response>` blocks. Otherwise the text is the last call's
+    `parts` items, `parts` texts joined by LLaMA-Factory's `</tool_response>` separator, or
+    `parts` `<tool_response>` blocks. Otherwise the text is the last call's
     result and the calls before it get empty results (counted in `meta.merged_results`)."""
     from umi_data.sources.hermes import tool_responses
 
@@ -275,6 +278,9 @@ def split_merged(result: Message, parts: int, counts: _Counts) -> list[Message]:
     if isinstance(value, list) and len(value) == parts:
         texts = [item if isinstance(item, str) else json.dumps(item, ensure_ascii=False) for item in value]
         return [Message("tool", f"{result.where}[{i}]", text) for i, text in enumerate(texts)]
+    joined = result.content.split(LLAMAFACTORY_RESULT_JOIN)  # how LLaMA-Factory's converter merges them
+    if len(joined) == parts:
+        return [Message("tool", f"{result.where}[{i}]", text) for i, text in enumerate(joined)]
     blocks = tool_responses(result.content, result.where)
     if len(blocks) == parts:
         return blocks

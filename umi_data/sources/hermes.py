@@ -73,10 +73,19 @@ def message_of(speaker: Any, value: Any, where: str) -> list[Message]:
     if role == "assistant":
         blocks = list(_CALL.finditer(text))
         if blocks:
-            thought = _CALL.sub("\n", text).strip()
+            thought = _thought(text, blocks)
             calls = tuple(call_of(b.group(1), f"{where} (<tool_call> {i})") for i, b in enumerate(blocks))
             return [Message("assistant", where, thought, calls=calls)]
     return [Message(role, where, text)]
+
+
+def _thought(text: str, blocks: list[re.Match]) -> str:
+    """The text outside the `<tool_call>` blocks: what precedes the first (less the newline
+    before it) when only whitespace is between and after them, else all of it, stripped."""
+    rest = "".join(text[a.end():b.start()] for a, b in zip(blocks, blocks[1:])) + text[blocks[-1].end():]
+    if not rest.strip():
+        return text[:blocks[0].start()].removesuffix("\n")
+    return _CALL.sub("\n", text).strip()
 
 
 def call_of(block: str, where: str) -> Call:

@@ -41,6 +41,7 @@ _ROLES = {
     "tool_call": "call", "observation": "tool", "tool": "tool", "function": "tool", "system": "system",
 }
 _THINK = re.compile(r"^\s*<think>(.*?)</think>\s*$", re.S)
+_THOUGHT_BLOCK = re.compile(r"<think>\n(.*)\n</think>\n\n", re.S)
 
 
 def convert(record: dict[str, Any], ctx: RecordContext) -> Converted:
@@ -91,9 +92,11 @@ def parse_call_text(text: str, where: str) -> tuple[str, tuple[Call, ...]]:
     if not items:
         raise ChatReject(RejectReason.INVALID_CALL, f"{where}: an empty list of calls")
     calls = tuple(call_of(item, f"{where}[{i}]" if isinstance(value, list) else where) for i, item in enumerate(items))
-    thought = text[:start].strip()
-    think = _THINK.match(thought)
-    return (think.group(1).strip() if think else thought), calls
+    exact = _THOUGHT_BLOCK.fullmatch(text[:start])  # LLaMA-Factory's thought block, as umi's export writes it
+    if exact:
+        return exact.group(1), calls
+    think = _THINK.match(text[:start].strip())
+    return (think.group(1).strip() if think else text[:start].strip()), calls
 
 
 def _trailing_json(text: str) -> tuple[Any, int]:
