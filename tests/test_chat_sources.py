@@ -166,7 +166,16 @@ def test_openai_rejects_are_named(openai: dict) -> None:
     assert {k: v.reason.value for k, v in openai.items() if isinstance(v, Reject)} == expected
     assert openai["$[21]"].detail.startswith("line 22: ")
     assert "$[2]" not in openai  # the blank line is no record
-    assert sum(isinstance(v, Trajectory) for v in openai.values()) == 11
+    assert sum(isinstance(v, Trajectory) for v in openai.values()) == 12
+
+
+def test_raw_xlam_rows(openai: dict) -> None:
+    t = openai["$[23]"]
+    assert t.meta["format"] == "xlam" and t.meta["record_id"] == 7 and t.tool_names == ["sum_to", "is_prime"]
+    assert t.tools[0].parameters["properties"]["n"] == {"description": "upper end", "type": "int", "default": 10}
+    assert turns(t)[1:] == [("planner", "", "caller"), ("caller", "sum_to", '{"n": 4}', False), ("observation", ""),
+                            ("planner", "", "caller"), ("caller", "is_prime", '{"num": 17}', False)]
+    assert t.outcome == "unfinished" and t.meta["parallel_calls"] == [[2, 5]]
 
 
 def test_openai_array_and_one_record_files() -> None:
@@ -273,6 +282,8 @@ def test_hermes_v1_python_reprs_parallel_calls_by_name() -> None:
     assert chatml.meta["format"] == "hermes-chatml" and turns(chatml)[3] == ("observation", "5")
     assert turns(items["$[3]"])[-1] == ("conclusion", '{"name": "Ada"}')  # json-mode rows: an answer without tools
     assert items["$[4]"].reason == RejectReason.INVALID_CALL
+    qwen = items["$[5]"]  # results in a user turn made only of <tool_response> blocks
+    assert turns(qwen)[3] == ("observation", "5") and qwen.meta["user_turns"] == 1
 
 
 # --- files, core and build ------------------------------------------------------------------
@@ -310,12 +321,12 @@ def test_validate_reads_json_lines(capsys) -> None:
 
 
 @pytest.mark.parametrize("source,names,accepted,rejects", [
-    ("openai-messages", ["openai_finetune.jsonl", "openai_array.json", "openai_one_record.json"], 14,
+    ("openai-messages", ["openai_finetune.jsonl", "openai_array.json", "openai_one_record.json"], 15,
      {"orphan_tool_result": 2, "unanswered_call": 1, "unknown_role": 1, "no_user_turn": 1, "no_decision": 1,
       "unsupported_content": 1, "invalid_call": 1, "invalid_tools": 1, "truncated_json": 1, "wrong_type": 1}),
     ("sharegpt-tools", ["sharegpt_llamafactory.json", "glaive_raw.jsonl", "toolace_raw.json"], 7,
      {"invalid_call": 2, "invalid_tools": 1, "unknown_role": 1}),
-    ("hermes", ["hermes_v1.json"], 4, {"invalid_call": 1}),
+    ("hermes", ["hermes_v1.json"], 5, {"invalid_call": 1}),
 ])
 def test_build_counts_every_record(source: str, names: list, accepted: int, rejects: dict, tmp_path: Path) -> None:
     result = build_corpus(BuildConfig(source=source, inputs=[str(FIXTURES / n) for n in names]), tmp_path / "c")

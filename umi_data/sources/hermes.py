@@ -13,7 +13,8 @@ a JSON array of records, or one record.
   `{"name", "arguments"}` in JSON or as a Python literal; an unclosed last block runs to the end.
   The text outside the blocks is the thought; a gpt turn without blocks is text (an answer).
 - tool: each `<tool_response>…</tool_response>` block is one result `{"name", "content"}`
-  (linked to a call by name, then order); text without blocks is one result.
+  (linked to a call by name, then order); text without blocks is one result. A user turn made
+  only of such blocks (Qwen-style templates put results there) is results too.
 
 How messages become turns: umi_data/sources/chat.py.
 """
@@ -70,6 +71,8 @@ def message_of(speaker: Any, value: Any, where: str) -> list[Message]:
     text = text_of(value, f"{where}.value")
     if role == "tool":
         return tool_responses(text, where) or [Message("tool", where, text)]
+    if role == "user" and text.lstrip().startswith("<tool_response>") and not _RESPONSE.sub("", text).strip():
+        return tool_responses(text, where)  # Qwen-style templates put the results in a user turn
     if role == "assistant":
         blocks = list(_CALL.finditer(text))
         if blocks:

@@ -17,6 +17,10 @@ records, or one record. Each message:
 - `tool` (`tool_call_id`, `content`), legacy `function` (`name`, `content`) and Llama's
   `ipython`: a tool result, linked by id, else by name, else by order.
 
+Raw xLAM / APIGen rows (`{id, query, tools, answers}`, tools and answers as JSON strings; no
+tool results) are read too: the query, then one assistant message making the answers' calls,
+so the trajectory is `unfinished` (parallel calls before the last get empty results).
+
 `weight` (OpenAI's 0/1 loss switch) is not kept: umi trains every decision of its roles.
 How messages become turns: umi_data/sources/chat.py.
 """
@@ -28,7 +32,7 @@ from typing import Any
 from umi_data.core import RejectReason
 from umi_data.sources.base import Converted, RecordContext, Source
 from umi_data.sources.chat import (
-    Call, ChatReject, Message, arguments_text, chat_trajectory, parse_tools, rejecting, scalar_id, text_of,
+    Call, ChatReject, Message, arguments_text, chat_trajectory, loads_lenient, parse_tools, rejecting, scalar_id, text_of,
 )
 
 SOURCE_NAME = "openai_messages"
@@ -37,6 +41,8 @@ _ROLES = {"system": "system", "developer": "system", "user": "user", "assistant"
 
 
 def convert(record: dict[str, Any], ctx: RecordContext) -> Converted:
+    if "messages" not in record and "query" in record and "answers" in record:
+        return _xlam(record, ctx)
     if "messages" in record:
         raw, shape = record["messages"], "messages"
     else:
@@ -91,6 +97,21 @@ def _call(function: Any, where: str, call_id: str | None) -> Call:
     if not isinstance(name, str) or not name:
         raise ChatReject(RejectReason.INVALID_CALL, f"{where}: a tool call needs a non-empty string name")
     return Call(name, arguments_text(function.get("arguments")), call_id)
+
+
+def _xlam(record: dict[str, Any], ctx: RecordContext) -> Converted:
+    """A raw xLAM / APIGen row `{query, tools, answers}`: the query and one assistant message
+    making the answers' calls (parallel when several), with no results (the data has none)."""
+    answers = record["answers"]
+    if isinstance(answers, str):
+        answers = loads_lenient(answers)
+    if not isinstance(answers, list):
+        raise ChatReject(RejectReason.INVALID_CALL, f"{ctx.locator}.answers: not a list of calls")
+    calls = tuple(_call(answer, f"{ctx.locator}.answers[{i}]", None) for i, answer in enumerate(answers))
+    messages = [Message("user", f"{ctx.locator}.query", text_of(record["query"], f"{ctx.locator}.query")),
+                Message("assistant", f"{ctx.locator}.answers", "", calls=calls)]
+    tools = parse_tools(record.get("tools"), f"{ctx.locator}.tools")
+    return chat_trajectory(messages, tools, ctx, SOURCE_NAME, {"format": "xlam", "record_id": scalar_id(record)})
 
 
 SOURCE = Source(
