@@ -43,6 +43,11 @@ def test_the_300_glaive_conversations_build_with_every_record_accounted(glaive_c
         "backbone": 957, "planner": 957, "caller": 211, "summarizer": 746}
 
 
+def test_the_glaive_file_validates(glaive_file: Path, capsys) -> None:
+    assert main(["validate", "sharegpt-tools", str(glaive_file)]) == 0
+    assert "0 problem(s)" in capsys.readouterr().out
+
+
 def test_the_glaive_corpus_answers_duckdb_queries(glaive_corpus: Path) -> None:
     out = json.loads(run_query([str(glaive_corpus)], "select count(*) as n, count(distinct name) as tools from tool_calls", "json"))
     assert out[0]["n"] == 211 and out[0]["tools"] > 20
