@@ -83,7 +83,7 @@ class Message:
     call_id: str | None = None
     name: str | None = None
     empty_thought: str = "null"
-    reasoning: str = ""  # an assistant's separate reasoning text (`reasoning_content`, `<think>`), if any
+    reasoning: str = ""  # an assistant's separate reasoning text (OpenAI-style `reasoning_content` / `reasoning`), if any
 
     @property
     def thought(self) -> str:
