@@ -18,8 +18,8 @@ import orjson
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 ID_HEX_CHARS = 16
-SOURCES = ("toolbench", "toolalpaca", "alpha_umi", "synthetic", "agent_run")
-Source = Literal["toolbench", "toolalpaca", "alpha_umi", "synthetic", "agent_run"]
+SOURCES = ("toolbench", "toolalpaca", "alpha_umi", "synthetic", "agent_run", "openai_messages", "sharegpt_tools", "hermes")
+Source = Literal["toolbench", "toolalpaca", "alpha_umi", "synthetic", "agent_run", "openai_messages", "sharegpt_tools", "hermes"]
 Next = Literal["caller", "conclusion", "give_up"]
 Outcome = Literal["answer", "give_up", "unfinished"]
 EmptyThought = Literal["null", "empty_string", "absent"]
@@ -149,6 +149,8 @@ def _turn_key(turn: Any) -> str:
 # What may follow each turn. A conclusion may be followed by an observation: ToolBench's
 # `Finish` is itself a tool call, and a Finish the environment did not accept (no answer)
 # returns an observation after which the episode goes on (seen in the alpha-UMi test set).
+# A conclusion may be followed by a user turn: the user's next message in a multi-turn chat
+# (the imported chat formats, umi_data/sources/chat.py); the outcome is still the last turn's.
 _ALLOWED_NEXT: dict[str, frozenset[str]] = {
     "start": frozenset({"user"}),
     "user": frozenset({"user", "planner"}),
@@ -158,7 +160,7 @@ _ALLOWED_NEXT: dict[str, frozenset[str]] = {
     "planner:give_up": frozenset(),
     "caller": frozenset({"observation"}),
     "observation": frozenset({"user", "planner"}),
-    "conclusion": frozenset({"observation"}),
+    "conclusion": frozenset({"observation", "user"}),
 }
 
 
@@ -318,6 +320,14 @@ class RejectReason(StrEnum):
     INVENTED_DIALOGUE = "invented_dialogue"  # the model wrote turns not its own (user turns, observations) that cannot be cut off
     INVALID_TEXT = "invalid_text"  # a string holds a lone surrogate (UTF-8 cannot store it)
     OFFICIAL_WOULD_FAIL = "official_would_fail"  # compat mode: an official alpha-UMi script raises on this record
+    # The chat formats (openai-messages, sharegpt-tools, hermes; umi_data/sources/chat.py):
+    UNKNOWN_ROLE = "unknown_role"  # a message role (speaker) the format does not define
+    NO_USER_TURN = "no_user_turn"  # an assistant or tool message before any user message: no task to learn from
+    INVALID_TOOLS = "invalid_tools"  # the tool list is not JSON, or not a list of named tool schemas
+    INVALID_CALL = "invalid_call"  # a tool call that cannot be read (no name, unparseable call text)
+    ORPHAN_TOOL_RESULT = "orphan_tool_result"  # a tool result that answers no call before it
+    UNANSWERED_CALL = "unanswered_call"  # a call without a result while the conversation goes on
+    UNSUPPORTED_CONTENT = "unsupported_content"  # a content part that is not text (an image, audio)
 
 
 class Reject(_Model):

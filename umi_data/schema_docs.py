@@ -12,7 +12,9 @@ from typing import Any, Sequence
 
 from umi_data.core import Reject, RejectReason, Trajectory, find_unstorable
 from umi_data.sources import get_source, read_source
-from umi_data.sources.base import SCHEMA_PACKAGE, discover_files, load_json, schema_errors, text_name
+from umi_data.sources.base import (
+    SCHEMA_PACKAGE, InputFile, Source, discover_files, is_json_lines, json_lines, load_bytes, load_json, schema_errors, text_name,
+)
 from umi_data.write import atomic_open
 
 SCHEMA_DIALECT = "https://json-schema.org/draft/2020-12/schema"
@@ -68,8 +70,11 @@ def validate_files(source_name: str, paths: Sequence[str]) -> tuple[int, list[Fi
     files = discover_files(paths, source.suffixes)
     problems = []
     for file in files:
-        loaded = load_json(file)
         shown = text_name(file.path)
+        if is_json_lines(source, file):
+            problems.extend(_json_lines_problems(source, file, shown))
+            continue
+        loaded = load_json(file)
         if loaded.reject is not None:
             problems.append(FileProblem(shown, "$", f"{loaded.reject.reason.value}: {loaded.reject.detail}"))
             continue
@@ -79,7 +84,8 @@ def validate_files(source_name: str, paths: Sequence[str]) -> tuple[int, list[Fi
                 reason = RejectReason.INVALID_TEXT if problem.text else RejectReason.INVALID_JSON
                 problems.append(FileProblem(shown, problem.path, f"{reason.value}: {problem.problem}"))
                 continue  # schema messages would quote the bad text
-        errors = schema_errors(loaded.value, source.schema)
+        one_record = source.records_per_file == "records" and isinstance(loaded.value, dict)
+        errors = schema_errors(loaded.value, source.schema, "record" if one_record else "file")
         problems.extend(FileProblem(shown, e.path, e.message) for e in errors)
         if not errors:  # text decoded inside the records (observations, arguments) must be storable too
             unstorable = [r for r in read_source(source, [file]) if isinstance(r, Reject) and r.reason in _UNSTORABLE]
@@ -88,3 +94,23 @@ def validate_files(source_name: str, paths: Sequence[str]) -> tuple[int, list[Fi
 
 
 _UNSTORABLE = (RejectReason.INVALID_TEXT, RejectReason.INVALID_JSON)
+
+
+def _json_lines_problems(source: Source, file: InputFile, shown: str) -> list[FileProblem]:
+    """The problems of a JSON Lines file: each line checked as one record at `$[i]`."""
+    loaded = load_bytes(file)
+    if loaded.reject is not None:
+        return [FileProblem(shown, "$", f"{loaded.reject.reason.value}: {loaded.reject.detail}")]
+    problems = []
+    for index, _, parsed in json_lines(file, loaded.data):
+        where = f"$[{index}]"
+        if parsed.reject is not None:
+            problems.append(FileProblem(shown, where, f"{parsed.reject.reason.value}: {parsed.reject.detail}"))
+            continue
+        problem = None if parsed.checked else find_unstorable(parsed.value, where)
+        if problem is not None:
+            reason = RejectReason.INVALID_TEXT if problem.text else RejectReason.INVALID_JSON
+            problems.append(FileProblem(shown, problem.path, f"{reason.value}: {problem.problem}"))
+            continue
+        problems.extend(FileProblem(shown, e.path, e.message) for e in schema_errors(parsed.value, source.schema, "record", where))
+    return problems

@@ -23,6 +23,9 @@ CATALOG: dict[str, CatalogEntry] = {
     "alpha-umi-stage2": CatalogEntry("alpha_umi", "STAGE2", "α-UMi stage-2 files and static test sets (tools, instruction, conversations)"),
     "toolalpaca": CatalogEntry("toolalpaca", "SOURCE", "ToolAlpaca API entries with Instances (one trajectory per instance)"),
     "agent-run": CatalogEntry("agent_run", "SOURCE", "umi agent runs (episodes.json: a JSON array of umi Trajectory documents, written by umi_agent)"),
+    "openai-messages": CatalogEntry("openai_messages", "SOURCE", "OpenAI-style chat records with tools (messages + tools; fine-tuning JSONL, TRL, xLAM conversions)"),
+    "sharegpt-tools": CatalogEntry("sharegpt_tools", "SOURCE", "ShareGPT conversations with function_call / observation turns and a tools column (LLaMA-Factory, Glaive)"),
+    "hermes": CatalogEntry("hermes", "SOURCE", "Hermes function-calling ChatML (<tools>, <tool_call>, <tool_response> tags; conversations or text)"),
 }
 _FROM_BASE = ("InputFile", "InputPathError", "Source", "discover_files", "iter_files", "read_source")
 

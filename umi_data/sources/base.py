@@ -33,6 +33,7 @@ if TYPE_CHECKING:
     import jsonschema
 
 MAX_ERRORS_IN_DETAIL = 5
+JSON_LINES_SUFFIX = ".jsonl"
 UTF8_BOM = b"\xef\xbb\xbf"
 #: orjson parses up to 1024 levels but serialises only 255: deeper records cannot be stored.
 MAX_STORABLE_DEPTH = 255
@@ -79,8 +80,9 @@ Salvaged = tuple[list[Any], Reject | None]
 
 @dataclass(frozen=True)
 class Source:
-    """A source format. `records_per_file` is "one" (the file is the record) or "list" (the file
-    is a JSON array of records); `schema` names the raw-format schema in `umi_data/schemas/sources`,
+    """A source format. `records_per_file` is "one" (the file is the record), "list" (the file
+    is a JSON array of records) or "records" (a JSON array of records, one record as a JSON
+    object, or, in a `.jsonl` file, one record per line: the shapes datasets are shared in); `schema` names the raw-format schema in `umi_data/schemas/sources`,
     whose `$defs/record` describes one record; `convert` turns a schema-valid record into a
     trajectory or a reject, or, for records that nest several task attempts, an iterable of
     them (one per attempt, see the module docstring)."""
@@ -192,6 +194,11 @@ def load_json(file: InputFile) -> Loaded:
         data = file.path.read_bytes()
     except OSError as exc:
         return fail(RejectReason.UNREADABLE_FILE, f"cannot read the file: {exc.strerror or exc}")
+    return parse_json_bytes(data, fail)
+
+
+def parse_json_bytes(data: bytes, fail: Callable[[RejectReason, str], Loaded]) -> Loaded:
+    """`data` (a whole file, or one JSON Lines line) parsed, or `fail(reason, detail)`."""
     body = data.removeprefix(UTF8_BOM)
     try:  # orjson checks the UTF-8 itself (strictly): no text copy on the common path
         return Loaded(data=data, value=orjson.loads(body))
@@ -372,6 +379,9 @@ def read_source(
     file once, loaded (the builder records its size and hash without reading twice)."""
     options = options or {}
     for file in files:
+        if is_json_lines(source, file):
+            yield from _read_json_lines(source, file, options, on_file)
+            continue
         loaded = load_json(file)
         if on_file is not None:
             on_file(file, loaded)
@@ -388,8 +398,63 @@ def read_source(
             yield rest
 
 
+def is_json_lines(source: Source, file: InputFile) -> bool:
+    """A `.jsonl` file of a source whose records may come one per line."""
+    return source.records_per_file == "records" and file.name.endswith(JSON_LINES_SUFFIX)
+
+
+def _read_json_lines(
+    source: Source, file: InputFile, options: dict[str, Any], on_file: Callable[[InputFile, Loaded], None] | None,
+) -> Iterator[Converted]:
+    """Every line of a JSON Lines file as one record at `$[i]` (i: the 0-based line index, so
+    a reject's locator says which line; blank lines are skipped). A line that is not JSON
+    rejects only itself."""
+    loaded = load_bytes(file)
+    if on_file is not None:
+        on_file(file, loaded)
+    if loaded.reject is not None:
+        yield loaded.reject
+        return
+    found = False
+    for index, line, parsed in json_lines(file, loaded.data):
+        found = True
+        if parsed.reject is not None:
+            yield parsed.reject
+        else:
+            yield from _read_item(source, file, f"$[{index}]", parsed.value, parsed.checked, options)
+    if not found:
+        yield Reject(source_file=file.name, locator="$", reason=RejectReason.EMPTY_FILE,
+                     detail=f"the JSON Lines file holds no record ({len(loaded.data)} bytes)")
+
+
+def load_bytes(file: InputFile) -> Loaded:
+    """A file's bytes, unparsed (JSON Lines are parsed line by line), or the reject of a file
+    that cannot be read."""
+    try:
+        return Loaded(data=file.path.read_bytes())
+    except OSError as exc:
+        return Loaded(reject=Reject(source_file=file.name, locator="$", reason=RejectReason.UNREADABLE_FILE,
+                                    detail=f"cannot read the file: {exc.strerror or exc}"))
+
+
+def json_lines(file: InputFile, data: bytes) -> Iterator[tuple[int, bytes, Loaded]]:
+    """(0-based line index, line, its parse) for every non-blank line of a JSON Lines file."""
+    for index, line in enumerate(data.removeprefix(UTF8_BOM).split(b"\n")):
+        if not line.strip():
+            continue
+
+        def fail(reason: RejectReason, detail: str, index: int = index, line: bytes = line) -> Loaded:
+            return Loaded(data=line, reject=Reject(source_file=file.name, locator=f"$[{index}]", reason=reason,
+                                                   detail=f"line {index + 1}: {detail}"))
+
+        yield index, line, parse_json_bytes(line, fail)
+
+
 def _read_records(source: Source, file: InputFile, loaded: Loaded, options: dict[str, Any]) -> Iterator[Converted]:
     value = loaded.value
+    if source.records_per_file == "records" and isinstance(value, dict):  # a file holding one record
+        yield from _read_item(source, file, "$", value, loaded.checked, options)
+        return
     if source.records_per_file == "one":
         ctx = RecordContext(file, "$", loaded.sha256, options)
         unstorable = None if loaded.checked else unstorable_reject(value, ctx)
@@ -402,17 +467,22 @@ def _read_records(source: Source, file: InputFile, loaded: Loaded, options: dict
         )
         return
     for index, record in enumerate(value):
-        ctx = RecordContext(file, f"$[{index}]", "", options)
-        unstorable = None if loaded.checked else unstorable_reject(record, ctx)
-        if unstorable is not None:
-            yield unstorable
-            continue
-        try:
-            digest = hashlib.sha256(orjson.dumps(record)).hexdigest()
-        except TypeError:  # orjson: "Recursion limit reached"
-            yield too_deep(ctx)
-            continue
-        yield from convert_record(source, record, RecordContext(file, ctx.locator, digest, options))
+        yield from _read_item(source, file, f"$[{index}]", record, loaded.checked, options)
+
+
+def _read_item(source: Source, file: InputFile, locator: str, record: Any, checked: bool, options: dict[str, Any]) -> Iterator[Converted]:
+    """One record of a list (or JSON Lines) file, hashed by its canonical JSON."""
+    ctx = RecordContext(file, locator, "", options)
+    unstorable = None if checked else unstorable_reject(record, ctx)
+    if unstorable is not None:
+        yield unstorable
+        return
+    try:
+        digest = hashlib.sha256(orjson.dumps(record)).hexdigest()
+    except TypeError:  # orjson: "Recursion limit reached"
+        yield too_deep(ctx)
+        return
+    yield from convert_record(source, record, RecordContext(file, locator, digest, options))
 
 
 def too_deep(ctx: RecordContext) -> Reject:
