@@ -203,7 +203,9 @@ class Judge:
         """One HTTP request; `ConnectionError` (transport, 5xx) or `Garbage` (the reply)."""
         import openai
 
-        messages = [{"role": "user", "content": prompt(function, arguments)}]
+        from umi_agent.jsonio import scrub_text
+
+        messages = [{"role": "user", "content": scrub_text(prompt(function, arguments))}]  # a lone surrogate cannot go out as JSON
         kwargs: dict[str, Any] = dict(model=self.config.model, temperature=self.config.temperature, max_tokens=self.config.max_tokens)
         schema = tool_schema(function)
         if self.content_mode:
@@ -223,6 +225,8 @@ class Judge:
                                   f"{str(exc).splitlines()[0][:200]}") from None
         except openai.APIConnectionError as exc:
             raise ConnectionError(f"{type(exc).__name__}: {str(exc.__cause__ or exc).splitlines()[0][:200]}") from None
+        except openai.APIError as exc:  # a body that is not a chat completion
+            raise Garbage(f"{type(exc).__name__}: {str(exc).splitlines()[0][:200] if str(exc) else ''}") from None
         return self.read_reply(response, accept)
 
     def read_reply(self, response: Any, accept: Callable[[dict], None]) -> Reply:
