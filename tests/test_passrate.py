@@ -178,3 +178,27 @@ def test_test_ids_and_no_judge(tmp_path: Path, capsys: pytest.CaptureFixture) ->
     assert main([str(answers("cot")), "--out", str(tmp_path / "r"), "--judge-url", "http://127.0.0.1:1/v1"]) == 2
     err = capsys.readouterr().err
     assert "Traceback" not in err and "missing" in err and "--judge-model" in err
+
+
+def test_rejects_and_methods_are_reported(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    """A directory with two methods needs --method; a broken answer file is a counted reject in
+    the summary, the rest is scored; a converted file that is not an object is one line, exit 2."""
+    group = tmp_path / "run" / "G1_instruction"
+    group.mkdir(parents=True)
+    for kind in KINDS:
+        for path in (answers(kind) / "G1_instruction").glob("*.json"):
+            (group / path.name).write_bytes(path.read_bytes())
+    (group / "7_CoT@1.json").write_text('{"answer_generation": {"valid_data": true}}')
+    assert main([str(group), "--out", str(tmp_path / "r")]) == 2
+    assert "give --method" in capsys.readouterr().err
+    ids = tmp_path / "ids.json"
+    ids.write_text(json.dumps(["588", "7"]))
+    assert main([str(group), "--method", "CoT@1", "--test-ids", str(ids), "--out", str(tmp_path / "r"), "--quiet"]) == 0
+    result = json.loads((tmp_path / "r" / "summary.json").read_text())["groups"]["G1_instruction"]["run"]
+    assert (result["converted"], result["evaluated"], result["method"]) == (3, 1, "CoT@1")
+    assert [(r["file"], r["reason"]) for r in result["rejects"]] == [("7_CoT@1.json", "bad answer")]
+    bad = tmp_path / "G2_instruction.json"
+    bad.write_text("[1, 2]")
+    assert main([str(bad), "--out", str(tmp_path / "r")]) == 2
+    err = capsys.readouterr().err
+    assert "Traceback" not in err and "got array" in err and len(err.strip().splitlines()) == 1

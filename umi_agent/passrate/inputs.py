@@ -66,7 +66,7 @@ def groups_of(path: Path, method: str | None, model: str | None, order: str = "s
     if not path.is_dir():
         raise InputFileError(f"{path}: no such file or directory (expected answer files or a converted-answer file)")
     files = sorted(path.glob("*.json"))
-    if files and is_answer_file(files[0]):
+    if any(is_answer_file(f) for f in files[:8]):
         chosen = method or infer_method(path)
         return [Group(name=path.name, model=model or path.resolve().parent.name, source=str(path), method=chosen,
                       conversion=convert_dir(path, chosen, order))]

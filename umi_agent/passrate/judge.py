@@ -51,6 +51,10 @@ class Garbage(ValueError):
     """A reply with no usable arguments."""
 
 
+class Transient(RuntimeError):
+    """A try that may work later (a timeout, HTTP 429): retried, never marks the judge unusable."""
+
+
 class JudgeConfig(BaseModel):
     url: str
     model: str
@@ -188,6 +192,10 @@ class Judge:
                     problem = f"unusable reply: {exc}"
                     self.count("garbage_replies")
                     continue
+                except Transient as exc:
+                    problem = str(exc)
+                    self.count("transient_failures")
+                    continue
                 except ConnectionError as exc:
                     problem, connect_failures = str(exc), connect_failures + 1
                     continue
@@ -200,7 +208,8 @@ class Judge:
                 raise JudgeError(problem)
 
     def request(self, function: str, arguments: dict[str, str], accept: Callable[[dict], None]) -> Reply:
-        """One HTTP request; `ConnectionError` (transport, 5xx) or `Garbage` (the reply)."""
+        """One HTTP request; `ConnectionError` (no connection, HTTP 401/403/404/5xx), `Transient`
+        (a timeout, HTTP 429) or `Garbage` (the reply)."""
         import openai
 
         from umi_agent.jsonio import scrub_text
@@ -221,8 +230,12 @@ class Judge:
                 self.content_mode = True
                 self.count("tools_refused")
                 return self.request(function, arguments, accept)
+            if exc.status_code in (408, 409, 429):
+                raise Transient(f"HTTP {exc.status_code} from {self.config.url}") from None
             raise ConnectionError(f"HTTP {exc.status_code} from {self.config.url} for model {self.config.model!r}: "
                                   f"{str(exc).splitlines()[0][:200]}") from None
+        except openai.APITimeoutError:
+            raise Transient(f"no reply from {self.config.url} within {self.config.timeout_s} s (--judge-timeout)") from None
         except openai.APIConnectionError as exc:
             raise ConnectionError(f"{type(exc).__name__}: {str(exc.__cause__ or exc).splitlines()[0][:200]}") from None
         except openai.APIError as exc:  # a body that is not a chat completion

@@ -97,7 +97,7 @@ def round_point(judge: Judge | None, ref: Group, out: Group, qid: str, verdicts:
 def compare(ref: Group, out: Group, ref_found: dict[str, list[Verdict]], out_found: dict[str, list[Verdict]],
             args: argparse.Namespace, judge: Judge | None) -> tuple[dict[str, Any], dict[Path, bytes]]:
     """The preference of `out` over `ref` for one test set: the outcome and ToolEval's files."""
-    ref_name = ref.model if ref.model != out.model else f"{ref.model}_reference"
+    ref_name = ref.model
     ids = read_test_ids(args.test_ids, out.name)
     ids = sorted(ids if ids is not None else set(ref.conversion.answers) | set(out.conversion.answers), key=_id_order)
     table: dict[str, dict[str, Any]] = {}

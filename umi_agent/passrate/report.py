@@ -91,8 +91,12 @@ def run(args: argparse.Namespace, judge: Any) -> int:
         files.update(written)
         summary["groups"].setdefault(group.name, {})[group.model] = result
         print(line(group.name, result))
+        if args.win_rate and group.name not in references:
+            print(f"{group.name} {group.model}: no test set {group.name} in {args.win_rate}, so no win rate", file=sys.stderr)
         if group.name in references:
             ref = references[group.name]
+            if ref.model == group.model:  # two runs of one name: keep their result files apart
+                ref = ref.model_copy(update={"model": f"{ref.model}_reference"})
             ref_result, ref_found, ref_written = score_group(ref, args, judge)
             files.update(ref_written)
             outcome, pref_files = compare(ref, group, ref_found, found, args, judge)
