@@ -6,7 +6,7 @@ with a tool call whose arguments are the recorded label: `check_answer_status` /
 pass_rate_results), `select_better_answer` the index of the answer whose final answer is the
 next recorded preferred one. Every request body is kept (`requests`) so tests can check what the
 client sent. `mode` makes it misbehave: "garbage" (text, no tool call), "refuse-tools" (HTTP 422
-while `tools` is sent, JSON in the text otherwise)."""
+while `tools` is sent, JSON in the text otherwise), "too-long" (HTTP 400, OpenAI's context-length error)."""
 
 from __future__ import annotations
 
@@ -44,6 +44,8 @@ class Replay:
         text = body["messages"][0]["content"]
         if self.mode == "refuse-tools" and "tools" in body:
             return 422, {"detail": "tools are not supported"}
+        if self.mode == "too-long":
+            return 400, {"error": {"message": "This model's maximum context length is 8 tokens", "type": "invalid_request_error"}}
         if self.mode == "garbage":
             return 200, completion(body, {"role": "assistant", "content": "the the the answer answer"})
         function = body["tool_choice"]["function"]["name"] if "tool_choice" in body else re.search(r"arguments of `(\w+)`", text).group(1)

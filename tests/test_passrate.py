@@ -137,7 +137,7 @@ def csv_like(path: Path) -> dict[str, list[str]]:
     return {row[7]: row for row in rows[1:]} | {"header": rows[0]}
 
 
-@pytest.mark.parametrize("mode", ["garbage", "down"])
+@pytest.mark.parametrize("mode", ["garbage", "down", "too-long"])
 def test_a_judge_that_fails_is_counted_in_one_line(mode: str, tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
     replay = Replay(recorded_labels(), mode=mode)
     with replay_server(replay) as url:
@@ -147,8 +147,9 @@ def test_a_judge_that_fails_is_counted_in_one_line(mode: str, tmp_path: Path, ca
     assert "Traceback" not in err and len(err.strip().splitlines()) == 1 and "6 verdicts missing" in err
     result = json.loads((tmp_path / "summary.json").read_text())["groups"]["G1_instruction"]["virtual_chatgpt_cot"]
     assert (result["judge_errors"], result["pass_rate"], result["labels"]["missing"]) == (6, 0.0, 6)
-    if mode == "garbage":
+    if mode != "down":
         assert len(replay.requests) == 18  # 3 tries per verdict, as ToolEval's tenacity
+        assert json.loads((tmp_path / "summary.json").read_text())["judge"]["content_mode"] is False
     else:
         assert "judge unusable" in err
     rows = json.loads((tmp_path / "pass_rate_results" / "virtual_chatgpt_cot" / "G1_instruction_virtual_chatgpt_cot.json").read_text())

@@ -15,7 +15,7 @@ counts as `judge_error` (that round's verdict is missing, which ToolEval's scori
 Fallbacks for judges that cannot call functions (documented in docs/passrate.md):
 - a reply without a tool call: the first JSON object in its text whose keys pass the check
   (`via: "content"`); a reply with neither is garbage, retried, then a judge error;
-- a server that refuses `tools` / `tool_choice` (HTTP 400 or 422): the rest of the run asks
+- a server that refuses `tools` / `tool_choice` (HTTP 400 or 422 naming tools or functions): the rest of the run asks
   without them, the prompt ending with one sentence that asks for the JSON object
   (`via: "content-mode"`); such numbers are not ToolEval's and the summary says so.
 A judge that cannot be reached at all (every try of a verdict failed to connect) is marked
@@ -115,6 +115,16 @@ def first_json_object(text: str, accept: Callable[[dict], None]) -> dict | None:
             except Garbage:
                 continue
     return None
+
+
+def what_server_said(exc: Exception) -> str:
+    """The first line of an HTTP error's message (OpenAI's `error.message`, FastAPI's `detail`)."""
+    body = getattr(exc, "body", None)
+    if isinstance(body, dict):
+        inner = body.get("error")
+        body = (inner.get("message") if isinstance(inner, dict) else inner) or body.get("message") or body.get("detail") or body
+    text = str(body if body is not None else exc).strip()
+    return text.splitlines()[0][:200] if text else type(exc).__name__
 
 
 class VerdictCache:
@@ -226,14 +236,16 @@ class Judge:
         try:
             response = self.client.chat.completions.create(messages=messages, **kwargs)
         except openai.APIStatusError as exc:
-            if exc.status_code in (400, 422) and not self.content_mode:
+            said = what_server_said(exc)
+            if exc.status_code in (400, 422) and not self.content_mode and ("tool" in said.lower() or "function" in said.lower()):
                 self.content_mode = True
                 self.count("tools_refused")
                 return self.request(function, arguments, accept)
+            if exc.status_code in (400, 413, 422):  # this request refused (too long, ...): this verdict fails, not the judge
+                raise Garbage(f"HTTP {exc.status_code}: {said}") from None
             if exc.status_code in (408, 409, 429):
                 raise Transient(f"HTTP {exc.status_code} from {self.config.url}") from None
-            raise ConnectionError(f"HTTP {exc.status_code} from {self.config.url} for model {self.config.model!r}: "
-                                  f"{str(exc).splitlines()[0][:200]}") from None
+            raise ConnectionError(f"HTTP {exc.status_code} from {self.config.url} for model {self.config.model!r}: {said}") from None
         except openai.APITimeoutError:
             raise Transient(f"no reply from {self.config.url} within {self.config.timeout_s} s (--judge-timeout)") from None
         except openai.APIConnectionError as exc:
