@@ -141,7 +141,7 @@ def csv_like(path: Path) -> dict[str, list[str]]:
 def test_a_judge_that_fails_is_counted_in_one_line(mode: str, tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
     replay = Replay(recorded_labels(), mode=mode)
     with replay_server(replay) as url:
-        url = url if mode == "garbage" else f"http://127.0.0.1:{free_port()}/v1"
+        url = url if mode != "down" else f"http://127.0.0.1:{free_port()}/v1"
         assert run([answers("cot")], tmp_path, url) == 1
     err = capsys.readouterr().err
     assert "Traceback" not in err and len(err.strip().splitlines()) == 1 and "6 verdicts missing" in err
