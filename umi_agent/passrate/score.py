@@ -119,6 +119,7 @@ class Score(BaseModel):
     round_scores: list[float]
     pass_rate: float | None  # mean over rounds x 100
     std: float | None  # population std over rounds x 100
+    pass_rate_upper: float | None  # were every missing verdict Solved: the most the judge could still give
     labels: dict[str, int]  # Solved / Unsolved / Unsure / missing, over queries x rounds
     rules: dict[str, int]  # no_finish / empty_answer / give_up, over queries (no judge asked)
     judge_errors: int
@@ -131,12 +132,14 @@ def score(found: dict[str, list[Verdict]], rounds: int) -> Score:
     """ToolEval's scoring of the verdicts (a missing verdict scores 0 and stays counted)."""
     n = len(found)
     round_scores = [sum(POINTS.get(v[r].status or "", 0.0) for v in found.values()) / n if n else 0.0 for r in range(rounds)]
+    upper = [sum(POINTS.get(v[r].status or "Solved", 0.0) for v in found.values()) / n if n else 0.0 for r in range(rounds)]
     every = [verdict for per_round in found.values() for verdict in per_round]
     labels = Counter(v.status or "missing" for v in every)
     rules = Counter(v[0].rule for v in found.values() if v and v[0].rule)
     return Score(evaluated=n, rounds=rounds, round_scores=round_scores,
                  pass_rate=statistics.fmean(round_scores) * 100 if n and rounds else None,
                  std=statistics.pstdev(round_scores) * 100 if n and rounds else None,
+                 pass_rate_upper=statistics.fmean(upper) * 100 if n and rounds else None,
                  labels={k: labels.get(k, 0) for k in (*STATUSES, "missing")}, rules=dict(sorted(rules.items())),
                  judge_errors=sum(v.error is not None for v in every), judge_calls=sum(v.calls for v in every),
                  judge_cache_hits=sum(v.cached for v in every), content_fallbacks=sum(bool(v.via and v.via != "tool_call") for v in every))
