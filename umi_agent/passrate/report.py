@@ -62,7 +62,8 @@ def tool_cache_rate(group: Group) -> float | None:
 
 def score_group(group: Group, args: argparse.Namespace, judge: Any) -> tuple[dict[str, Any], dict[str, list[Verdict]], dict[Path, bytes]]:
     examples = evaluated(group, read_test_ids(args.test_ids, group.name))
-    found = verdicts(examples, judge, args.evaluate_times, args.judge_concurrency)
+    found = verdicts(examples, judge, args.evaluate_times, args.judge_concurrency,
+                     progress=None if args.quiet else f"python -m umi_agent.passrate: {group.name} {group.model}")
     rows = result_rows(examples, found)
     result = {"model": group.model, "source": group.source, "method": group.method, "converted": len(group.conversion.answers),
               "rejects": [r.model_dump() for r in group.conversion.rejects], "replaced": group.conversion.replaced,

@@ -95,8 +95,10 @@ def judged(judge: Judge, example: Converted, round_: int) -> Verdict:
     return verdict
 
 
-def verdicts(examples: dict[str, Converted], judge: Judge | None, rounds: int, concurrency: int = 8) -> dict[str, list[Verdict]]:
-    """Every evaluated query's verdict per round (the judge asked only where a rule does not decide)."""
+def verdicts(examples: dict[str, Converted], judge: Judge | None, rounds: int, concurrency: int = 8,
+             progress: str | None = None) -> dict[str, list[Verdict]]:
+    """Every evaluated query's verdict per round (the judge asked only where a rule does not decide);
+    `progress`: a name to print progress lines under (None: silent)."""
     out: dict[str, list[Verdict]] = {}
     asks = []
     for qid, example in examples.items():
@@ -107,8 +109,12 @@ def verdicts(examples: dict[str, Converted], judge: Judge | None, rounds: int, c
         for qid, r in asks:
             out[qid][r] = Verdict(error="no judge given (--judge-url, --judge-model)")
         return out
+    from umi_data.cli import Progress
+
+    ask = Progress(len(asks), "judge verdicts", prog=progress or "", quiet=progress is None).wrap(
+        lambda item: judged(judge, examples[item[0]], item[1]))
     with ThreadPoolExecutor(max(1, concurrency)) as pool:
-        for (qid, r), verdict in zip(asks, pool.map(lambda ask: judged(judge, examples[ask[0]], ask[1]), asks)):
+        for (qid, r), verdict in zip(asks, pool.map(ask, asks)):
             out[qid][r] = verdict
     return out
 
