@@ -6,7 +6,8 @@ with a tool call whose arguments are the recorded label: `check_answer_status` /
 pass_rate_results), `select_better_answer` the index of the answer whose final answer is the
 next recorded preferred one. Every request body is kept (`requests`) so tests can check what the
 client sent. `mode` makes it misbehave: "garbage" (text, no tool call), "refuse-tools" (HTTP 422
-while `tools` is sent, JSON in the text otherwise), "too-long" (HTTP 400, OpenAI's context-length error)."""
+while `tools` is sent, JSON in the text otherwise), "too-long" (HTTP 400, OpenAI's context-length error),
+"text-json" (the arguments as JSON in the text, no tool call, though `tools` were sent)."""
 
 from __future__ import annotations
 
@@ -50,7 +51,7 @@ class Replay:
             return 200, completion(body, {"role": "assistant", "content": "the the the answer answer"})
         function = body["tool_choice"]["function"]["name"] if "tool_choice" in body else re.search(r"arguments of `(\w+)`", text).group(1)
         arguments = json.dumps(self.arguments(function, text))
-        if "tools" not in body:
+        if "tools" not in body or self.mode == "text-json":
             return 200, completion(body, {"role": "assistant", "content": f"Sure. ```json\n{arguments}\n```"})
         call = {"id": f"call_{len(self.requests)}", "type": "function", "function": {"name": function, "arguments": arguments}}
         return 200, completion(body, {"role": "assistant", "content": None, "tool_calls": [call]}, "tool_calls")

@@ -157,13 +157,16 @@ def test_a_judge_that_fails_is_counted_in_one_line(mode: str, tmp_path: Path, ca
     assert rows["1073"]["is_solved"] == {}
 
 
-def test_a_server_without_tools_is_asked_for_json_text(tmp_path: Path) -> None:
-    """HTTP 422 on `tools`: the rest of the run asks without them and reads the JSON in the text."""
-    replay = Replay(recorded_labels(), mode="refuse-tools")
+@pytest.mark.parametrize("mode", ["refuse-tools", "text-json"])
+def test_a_judge_without_function_calls_is_read_from_its_text(mode: str, tmp_path: Path) -> None:
+    """HTTP 422 on `tools`: the rest of the run asks without them and reads the JSON in the text;
+    a reply with JSON text instead of a tool call is read the same way."""
+    replay = Replay(recorded_labels(), mode=mode)
     with replay_server(replay) as url:
         assert run([answers("cot")], tmp_path, url) == 0
     summary = json.loads((tmp_path / "summary.json").read_text())
-    assert summary["judge"]["content_mode"] is True
+    assert summary["judge"]["content_mode"] is (mode == "refuse-tools")
+    assert all(("tools" in body) is (mode == "text-json") for body in replay.requests[1:])
     assert summary["groups"]["G1_instruction"]["virtual_chatgpt_cot"]["pass_rate"] == pytest.approx(200 / 3)
     assert summary["groups"]["G1_instruction"]["virtual_chatgpt_cot"]["content_fallbacks"] == 6
 
