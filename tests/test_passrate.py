@@ -127,7 +127,10 @@ def test_win_rate_equals_the_official_preference(tmp_path: Path) -> None:
     expected = json.loads((EXAMPLE / "preference_results" / f"{name}.json").read_text())
     assert json.loads((tmp_path / "preference_results" / f"{name}.json").read_text()) == expected
     assert csv_like(tmp_path / "preference_results" / f"{name}.csv") == csv_like(EXAMPLE / "preference_results" / f"{name}.csv")
-    outcome = json.loads((tmp_path / "summary.json").read_text())["win_rate"]["G1_instruction"]
+    summary = json.loads((tmp_path / "summary.json").read_text())
+    assert {m: r["pass_rate"] for m, r in summary["groups"]["G1_instruction"].items()} == pytest.approx(
+        {"virtual_chatgpt_dfs": 100.0, "virtual_chatgpt_cot": 200 / 3})
+    outcome = summary["win_rate"]["G1_instruction"]
     assert (outcome["win_rate"], outcome["tie_rate"], outcome["queries"]) == (1.0, 0.0, 3)
 
 

@@ -12,7 +12,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from umi_agent.jsonio import encode_json, write_files
+from umi_agent.jsonio import encode_json, scrub_text, write_files
 from umi_agent.passrate.convert import Converted
 from umi_agent.passrate.inputs import Group, dump_json, load, read_test_ids
 from umi_agent.passrate.score import Verdict, answer_stats, result_rows, score, verdicts
@@ -103,6 +103,8 @@ def run(args: argparse.Namespace, judge: Any) -> int:
                 ref = ref.model_copy(update={"model": f"{ref.model}_reference"})
             ref_result, ref_found, ref_written = score_group(ref, args, judge)
             files.update(ref_written)
+            summary["groups"][group.name][ref.model] = ref_result
+            print(line(group.name, ref_result))
             outcome, pref_files = compare(ref, group, ref_found, found, args, judge)
             files.update(pref_files)
             summary["win_rate"][group.name] = outcome
@@ -110,13 +112,15 @@ def run(args: argparse.Namespace, judge: Any) -> int:
                   f"tie {outcome['tie_rate'] * 100:.1f}% over {outcome['queries']} queries")
     summary["average"] = averages(summary["groups"])
     errors = sum(r["judge_errors"] for per in summary["groups"].values() for r in per.values())
+    errors += sum(outcome["incomplete"] for outcome in summary["win_rate"].values())
     summary["judge"] = judge_info(judge)
-    files[args.out / "summary.json"] = encode_json(summary)
+    files[args.out / "summary.json"] = encode_json(scrub_text(summary))
     write_files(files)
     if errors:
         why = ("no judge given (--judge-url URL --judge-model NAME)" if judge is None
                else judge.unreachable or "see summary.json")
-        print(f"python -m umi_agent.passrate: {errors} verdicts missing (scored 0, as ToolEval scores a missing round): {why}",
+        print(f"python -m umi_agent.passrate: {errors} verdicts missing (scored 0, as ToolEval scores a missing round; "
+              f"an incomplete comparison counts one): {why}",
               file=sys.stderr)
     return 1 if errors else 0
 
