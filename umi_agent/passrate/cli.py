@@ -21,6 +21,8 @@ from typing import Any
 from umi_agent.jsonio import InputFileError, encode_json, write_files
 from umi_data.cli import Parser, fail
 
+PROG = "python -m umi_agent.passrate"
+CONVERT_PROG = f"{PROG} convert"
 SUMMARY = "ToolEval's pass rate (and win rate) of ToolBench answer files, with any OpenAI-compatible judge"
 
 
@@ -32,7 +34,7 @@ def positive_int_type(text: str) -> int:
 
 
 def convert_parser() -> Parser:
-    parser = Parser(prog="python -m umi_agent.passrate convert",
+    parser = Parser(prog=CONVERT_PROG,
                     description="StableToolBench's converted-answer file of a directory of ToolBench answer files.")
     parser.add_argument("answer_dir", type=Path, metavar="DIR", help="answer files ({qid}_{method}.json)")
     parser.add_argument("--method", required=True, metavar="NAME", help="the method: files whose name contains it are read")
@@ -48,7 +50,7 @@ def add_order(parser: Parser) -> None:
 
 
 def score_parser() -> Parser:
-    parser = Parser(prog="python -m umi_agent.passrate", description=SUMMARY + ".\n\n" + __doc__.split("\n\n", 1)[1])
+    parser = Parser(prog=PROG, description=SUMMARY + ".\n\n" + __doc__.split("\n\n", 1)[1])
     parser.add_argument("inputs", nargs="+", type=Path, metavar="PATH",
                         help="answer directories, converted-answer files, or directories of either (one test set each)")
     parser.add_argument("--out", type=Path, required=True, metavar="DIR", help="where the results go")
@@ -76,14 +78,17 @@ def convert_main(argv: list[str]) -> int:
 
     args = convert_parser().parse_args(argv)
     if not args.answer_dir.is_dir():
-        return fail("convert", f"{args.answer_dir}: no such directory (expected ToolBench answer files)")
+        return fail(CONVERT_PROG, f"{args.answer_dir}: no such directory (expected ToolBench answer files)")
     conversion = convert_dir(args.answer_dir, args.method, args.order)
     import json
 
     files = {args.out: (json.dumps(conversion.dump(), indent=2) + "\n").encode("utf-8", "surrogatepass")}
     if conversion.rejects:
         files[args.out.with_suffix(".rejects.json")] = encode_json([r.model_dump() for r in conversion.rejects])
-    write_files(files)
+    try:
+        write_files(files)
+    except OSError as exc:
+        return fail(CONVERT_PROG, f"{args.out}: cannot write ({exc.strerror or exc})")
     print(f"converted {len(conversion.answers)} answers of {args.method} to {args.out}"
           + (f"; {len(conversion.rejects)} rejected (listed in {args.out.with_suffix('.rejects.json')})" if conversion.rejects else "")
           + (f"; {len(conversion.replaced)} files repeated a query id (the later one kept)" if conversion.replaced else ""),
@@ -111,7 +116,9 @@ def score_main(argv: list[str]) -> int:
     try:
         return run(args, judge_of(args))
     except (InputFileError, JudgeError) as exc:
-        return fail("python -m umi_agent.passrate", exc)
+        return fail(PROG, exc)
+    except OSError as exc:  # an output that cannot be written, an input that cannot be read
+        return fail(PROG, f"{exc.filename or args.out}: {exc.strerror or exc}")
 
 
 def main(argv: list[str] | None = None) -> int:

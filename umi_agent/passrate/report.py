@@ -86,6 +86,7 @@ def run(args: argparse.Namespace, judge: Any) -> int:
     """Score every group (and compare with the reference run); write the files; print a line each."""
     from umi_agent.passrate.preference import compare
 
+    args.out.mkdir(parents=True, exist_ok=True)  # an output that cannot be made fails before any judge call
     groups = load(args.inputs, args.method, args.model_name, args.order)
     references = {g.name: g for g in load([args.win_rate], None, None, args.order)} if args.win_rate else {}
     files: dict[Path, bytes] = {}
