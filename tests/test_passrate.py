@@ -12,17 +12,14 @@ import csv
 import importlib.util
 import json
 import statistics
-import sys
 from pathlib import Path
 
 import pytest
+from passrate_replay import Replay, replay_server
 
-sys.path.insert(0, str(Path(__file__).parent))
-from passrate_replay import Replay, replay_server  # noqa: E402
-
-from umi_agent.passrate.__main__ import main  # noqa: E402
-from umi_agent.passrate.judge import prompt  # noqa: E402
-from umi_train.testing import free_port  # noqa: E402
+from umi_agent.passrate.__main__ import main
+from umi_agent.passrate.judge import prompt
+from umi_train.testing import free_port
 
 EXAMPLE = Path(__file__).resolve().parents[2] / "shared" / "data" / "stabletoolbench" / "data_example"
 KINDS = ("cot", "dfs")
