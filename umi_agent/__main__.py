@@ -11,6 +11,7 @@ COMMANDS = {
     "predict": "static (teacher-forced) predictions of a run on a stage-2 test file",
     "evaluate": "the paper's step-level metrics (Plan ACC, Act. EM, Hallu., Arg. F1, ROUGE-L) of a predictions file",
     "run": "live episodes of one or more runs against the synthetic world's tools, side by side",
+    "passrate": "StableToolBench's pass rate (ToolEval, any OpenAI-compatible judge) and win rate of ToolBench answer files",
     "demo": "the whole pipeline end to end on CPU: synthetic world -> corpus -> tiny GLPFT -> evaluation",
 }
 
