@@ -35,8 +35,9 @@ Follow the shape and style of the real answers; be concrete and brief (at most a
 class Simulator:
     """Answers a miss with a model, through an overlay cache of earlier simulated answers."""
 
-    def __init__(self, url: str, model: str, overlay: Path, tools_dir: Path | None = None, timeout: float = TIMEOUT) -> None:
-        self.url = url.rstrip("/") + "/chat/completions"
+    def __init__(self, url: str, model: str, overlay: Path, tools_dir: Path | None = None, timeout: float = TIMEOUT,
+                 max_tokens: int = 1024) -> None:
+        self.url, self.max_tokens = url.rstrip("/") + "/chat/completions", max_tokens
         self.model, self.overlay, self.tools_dir, self.timeout = model, Path(overlay), tools_dir, timeout
         self.overlay.mkdir(parents=True, exist_ok=True)
         self._write_lock = threading.Lock()
@@ -79,7 +80,7 @@ class Simulator:
         return {"error": f"simulation failed: {problem}", "response": ""}
 
     def _chat(self, user: str) -> str:
-        payload = {"model": self.model, "temperature": 0, "max_tokens": 1024, "response_format": {"type": "json_object"},
+        payload = {"model": self.model, "temperature": 0, "max_tokens": self.max_tokens, "response_format": {"type": "json_object"},
                    "messages": [{"role": "system", "content": SYSTEM_PROMPT}, {"role": "user", "content": user}]}
         request = urllib.request.Request(self.url, json.dumps(payload).encode(), {"content-type": "application/json",
                                                                                  "authorization": "Bearer EMPTY"})

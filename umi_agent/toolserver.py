@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import functools
 import json
 import sys
 from http import HTTPStatus
@@ -36,10 +37,14 @@ MAX_CONNECTIONS = 512
 DEFAULT_PORT = 8080
 
 
+@functools.lru_cache(maxsize=64)
+def _head(status: int, keep_alive: bool) -> bytes:
+    return (f"HTTP/1.1 {status} {HTTPStatus(status).phrase}\r\ncontent-type: application/json\r\n"
+            f"connection: {'keep-alive' if keep_alive else 'close'}\r\ncontent-length: ").encode("ascii")
+
+
 def _response(status: int, body: bytes, keep_alive: bool) -> bytes:
-    head = (f"HTTP/1.1 {status} {HTTPStatus(status).phrase}\r\ncontent-type: application/json\r\n"
-            f"content-length: {len(body)}\r\nconnection: {'keep-alive' if keep_alive else 'close'}\r\n\r\n")
-    return head.encode("ascii") + body
+    return b"%s%d\r\n\r\n%s" % (_head(status, keep_alive), len(body), body)
 
 
 def _error_body(message: str) -> bytes:
@@ -220,16 +225,19 @@ class ToolServer:
 
 
 def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="python -m umi_agent.toolserver", description=__doc__.split("\n\n")[0])
+    from umi_data.cli import Parser
+
+    parser = Parser(prog="python -m umi_agent.toolserver",
+                    description="Serve a tool response cache with StableToolBench's POST /virtual contract (cache-only by default).")
     parser.add_argument("--cache", required=True, type=Path, metavar="DIR", help="cache directory written by `python -m umi_data tool-cache`")
-    parser.add_argument("--host", default="127.0.0.1", help="address to bind (default loopback only)")
-    parser.add_argument("--port", type=int, default=DEFAULT_PORT, help="port (0: any free port, printed)")
+    parser.add_argument("--host", default="127.0.0.1", metavar="NAME", help="address to bind: loopback only unless told otherwise")
+    parser.add_argument("--port", type=int, default=DEFAULT_PORT, metavar="N", help="port (0: any free port, printed)")
     parser.add_argument("--on-miss", choices=ON_MISS, default="error",
-                        help="error (default): a miss is an error body saying so; nearest: the closest cached input of the same "
+                        help="error: a miss is an error body saying so; nearest: the closest cached input of the same "
                              "api, flagged; simulate: an OpenAI-compatible model answers, kept in --overlay, flagged")
-    parser.add_argument("--simulator-url", metavar="URL", help="base URL of the OpenAI-compatible server (…/v1), for --on-miss simulate")
-    parser.add_argument("--simulator-model", metavar="M", help="model name on that server")
-    parser.add_argument("--overlay", type=Path, metavar="DIR", help="cache directory for simulated answers (default: CACHE.overlay beside the cache)")
+    parser.add_argument("--simulator-url", metavar="URL", help="base URL of the OpenAI-compatible server (ending in /v1), for --on-miss simulate")
+    parser.add_argument("--simulator-model", metavar="NAME", help="model name on that server")
+    parser.add_argument("--overlay", type=Path, metavar="DIR", help="cache directory for simulated answers (default: the cache directory's name + .overlay, beside it)")
     parser.add_argument("--tools", type=Path, metavar="DIR", help="toolenv/tools ({Category}/{tool}.json) for the simulator's API documentation")
     return parser
 
@@ -248,13 +256,13 @@ def build_api(args: argparse.Namespace) -> VirtualAPI:
 
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
+    from umi_data.cli import fail
     from umi_data.toolcache.store import CacheError
 
     try:
         api = build_api(args)
     except (CacheError, ValueError, OSError) as exc:
-        print(f"python -m umi_agent.toolserver: error: {exc}", file=sys.stderr)
-        return 2
+        return fail("python -m umi_agent.toolserver", exc)
     server = ToolServer(api, args.host, args.port)
     announce = lambda s: print(f"serving {args.cache} on http://{s.host}:{s.port}/virtual (on miss: {args.on_miss})", flush=True)  # noqa: E731
     try:
@@ -262,8 +270,7 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         pass
     except OSError as exc:
-        print(f"python -m umi_agent.toolserver: error: cannot listen on {args.host}:{args.port}: {exc.strerror or exc}", file=sys.stderr)
-        return 2
+        return fail("python -m umi_agent.toolserver", f"cannot listen on {args.host}:{args.port}: {exc.strerror or exc}")
     return 0
 
 

@@ -21,6 +21,7 @@ pydantic model requires them; umi does not need them).
 
 from __future__ import annotations
 
+import functools
 import json
 import threading
 from collections import Counter
@@ -29,11 +30,13 @@ from pathlib import Path
 from typing import Any, Callable, Literal
 
 from umi_data.toolcache.keys import UNPARSED, canonical_key, exact_key, parse_tool_input
-from umi_data.toolcache.names import Address, request_address
+from umi_data.toolcache.names import Address, request_address as _request_address
 from umi_data.toolcache.store import CacheStore
 
 OnMiss = Literal["error", "nearest", "simulate"]
 ON_MISS = ("error", "nearest", "simulate")
+#: Name triples whose address is remembered (standardising takes three regex passes).
+ADDRESS_MEMO = 65536
 REQUIRED = ("category", "tool_name", "api_name", "tool_input")
 OPTIONAL = ("strip", "toolbench_key")
 PARSE_ERROR = {"error": "Tool input parse error...\n", "response": ""}
@@ -63,6 +66,11 @@ class Reply:
 
     def document(self) -> dict[str, Any]:
         return json.loads(self.body)
+
+
+@functools.lru_cache(maxsize=ADDRESS_MEMO)
+def request_address(category: str, tool_name: str, api_name: str) -> Address:
+    return _request_address(category, tool_name, api_name)
 
 
 def request_problem(request: Any) -> str | None:
@@ -121,15 +129,18 @@ class VirtualAPI:
             self._count("chat_with_user")
             return Reply(200, _dumps(CHAT_WITH_USER))
         tool_input = parse_tool_input(request["tool_input"])
-        keys = None if tool_input is UNPARSED else _keys(tool_input)
-        if keys is None:
+        exact = None if tool_input is UNPARSED else _exact(tool_input)
+        if exact is None:
             self._count("parse_error")
             return Reply(200, _dumps(PARSE_ERROR))
-        return self._lookup(address, *keys)
+        return self._lookup(address, tool_input, exact)
 
-    def _lookup(self, address: Address, exact: str, canon: str | None) -> Reply | None:
+    def _lookup(self, address: Address, tool_input: Any, exact: str) -> Reply | None:
         api_id = self.cache.api_id(address)
-        found = self.cache.find(api_id, exact, canon) if api_id is not None else None
+        found = self.cache.find_exact(api_id, exact) if api_id is not None else None
+        canon = canonical_key(tool_input) if found is None else None  # only when the exact key missed
+        if found is None and api_id is not None and canon is not None:
+            found = self.cache.find_canonical(api_id, canon)
         if found is not None:
             self._count(f"hit_{found.match}")
             return Reply(200, found.response.encode("utf-8", "surrogatepass"))
@@ -185,9 +196,9 @@ class VirtualAPI:
                 "misses_per_api": misses, "on_miss": self.on_miss}
 
 
-def _keys(tool_input: Any) -> tuple[str, str | None] | None:
+def _exact(tool_input: Any) -> str | None:
     try:
-        return exact_key(tool_input), canonical_key(tool_input)
+        return exact_key(tool_input)
     except RecursionError:
         return None
 

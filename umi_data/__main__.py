@@ -97,7 +97,7 @@ def _parser() -> argparse.ArgumentParser:
                         "Index the tool responses recorded in corpora, ToolBench answer files and StableToolBench cache directories "
                         "(tool_response_cache/{Category}/{tool}_for_{Category}/{api}.json) into one SQLite cache keyed by "
                         "(category, tool, api, arguments), with a data card.")
-    cache.add_argument("inputs", metavar="INPUT", nargs="+", type=Path,
+    cache.add_argument("inputs", metavar="PATH", nargs="+", type=Path,
                        help="corpus directories (or trajectories.parquet), answer files or directories, StableToolBench cache directories; "
                             "the first recording of a key is the one served")
     cache.add_argument("--out", required=True, type=Path, metavar="DIR", help="cache directory to write")

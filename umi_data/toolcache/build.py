@@ -1,6 +1,7 @@
-"""`python -m umi_data tool-cache INPUT... --out DIR`: index recorded tool responses once.
+"""`python -m umi_data tool-cache PATH... --out DIR`: index recorded tool responses once.
 
-Inputs, in the order given (the first recording of a key is the one served): corpus
+Inputs, in the order given (the first recording of a key is the one served): cache directories
+umi wrote (to merge them, e.g. a simulator's overlay into the recordings, on purpose), corpus
 directories (or their `trajectories.parquet`), ToolBench answer files or directories of them,
 and StableToolBench `tool_response_cache` directories (or single `{Category}/{tool}/{api}.json`
 files). Every JSON file is classified by its content; one that is neither kind is a counted
@@ -20,7 +21,7 @@ from typing import Any, Iterable, Iterator
 
 from umi_data.outdir import Output, atomic_open, atomic_path, claim_out_dir
 from umi_data.toolcache.catalog import Catalog, read_catalog
-from umi_data.toolcache.collect import Resolver, answer_file_entries, corpus_entries, stb_file_entries
+from umi_data.toolcache.collect import Resolver, answer_file_entries, cache_entries, corpus_entries, stb_file_entries
 from umi_data.toolcache.store import DB_FILE, FORMAT, CacheEntry, CacheStore, CacheWriter
 from umi_data.write import write_json
 
@@ -65,7 +66,10 @@ def build_tool_cache(inputs: Iterable[str | Path], out: Path, categories: Iterab
 
 def _entries(inputs: list[Path], resolver: Resolver, counts: BuildCounts) -> Iterator[CacheEntry]:
     for path in inputs:
-        if path.is_dir() and (path / "trajectories.parquet").is_file():
+        if path.is_dir() and (path / DB_FILE).is_file():
+            counts.files["umi tool cache"] += 1
+            yield from cache_entries(path)
+        elif path.is_dir() and (path / "trajectories.parquet").is_file():
             counts.files["corpus"] += 1
             yield from corpus_entries(path / "trajectories.parquet", resolver)
         elif path.suffix == ".parquet":

@@ -183,4 +183,16 @@ def stb_file_entries(path: Path, pairs: list[tuple[str, Any]]) -> Iterator[Cache
             yield CacheEntry(address, exact, canon, body(value), f"{path}")
 
 
-__all__ = ["Resolver", "answer_file_entries", "body", "corpus_entries", "observation_body", "stb_file_entries"]
+def cache_entries(directory: Path) -> Iterator[CacheEntry]:
+    """The entries of a cache directory umi wrote, served ones first within each key as stored."""
+    from umi_data.toolcache.store import CacheStore
+
+    store = CacheStore(directory)
+    try:
+        for category, tool_dir, api, exact, _rank, response, origin, truncated in store.rows():
+            yield CacheEntry(Address(category, tool_dir, api), exact, keys_of_repr(exact)[1], response, origin, bool(truncated))
+    finally:
+        store.close()
+
+
+__all__ = ["Resolver", "cache_entries", "answer_file_entries", "body", "corpus_entries", "observation_body", "stb_file_entries"]

@@ -31,6 +31,8 @@ DB_FILE = "cache.sqlite"
 FORMAT = "umi-tool-cache/1"
 #: SQLite page cache per connection (KiB): what a reader holds whatever the cache size.
 PAGE_CACHE_KIB = 8192
+#: Addresses whose api id a reader remembers (a few MB at most; cleared when full).
+API_MEMO = 65536
 
 _SCHEMA = """
 CREATE TABLE info(key TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -140,6 +142,7 @@ class CacheStore:
         if not self.path.is_file():
             raise CacheError(f"{self.directory}: not a tool cache (no {DB_FILE}); index one with `python -m umi_data tool-cache`")
         self._local = threading.local()
+        self._api_memo: dict[Address, int | None] = {}
         fmt = self._db().execute("SELECT value FROM info WHERE key='format'").fetchone()
         if fmt is None or fmt[0] != FORMAT:
             raise CacheError(f"{self.path}: format {fmt[0] if fmt else None!r}, expected {FORMAT!r}; index the cache again")
@@ -154,6 +157,16 @@ class CacheStore:
         return db
 
     def api_id(self, address: Address) -> int | None:
+        """The api's id (remembered for up to `API_MEMO` addresses, hits and misses alike)."""
+        memo = self._api_memo
+        if address in memo:
+            return memo[address]
+        if len(memo) >= API_MEMO:
+            memo.clear()
+        memo[address] = found = self._api_id(address)
+        return found
+
+    def _api_id(self, address: Address) -> int | None:
         """The api's id; an address of a known category whose tool is only filed under an unknown
         category ("", from sources that do not name categories) falls back to that."""
         query = "SELECT api_id FROM apis WHERE category=? AND tool_dir=? AND api=?"
@@ -164,15 +177,17 @@ class CacheStore:
 
     def find(self, api_id: int, exact: str, canon: str | None) -> Found | None:
         """The served response (rank 0 first) for the exact key, else for the canonical key."""
-        db = self._db()
-        row = db.execute("SELECT response FROM entries WHERE api_id=? AND exact_hash=? AND exact_key=? ORDER BY rank, entry_id LIMIT 1",
-                         (api_id, key_hash(exact), exact)).fetchone()
-        if row is not None:
-            return Found(row[0], "exact", exact)
-        if canon is None:
-            return None
-        row = db.execute("SELECT response, exact_key FROM entries WHERE api_id=? AND canon_hash=? AND canon_key=? "
-                         "ORDER BY rank, entry_id LIMIT 1", (api_id, key_hash(canon), canon)).fetchone()
+        found = self.find_exact(api_id, exact)
+        return found if found is not None or canon is None else self.find_canonical(api_id, canon)
+
+    def find_exact(self, api_id: int, exact: str) -> Found | None:
+        row = self._db().execute("SELECT response FROM entries WHERE api_id=? AND exact_hash=? AND exact_key=? "
+                                 "ORDER BY rank, entry_id LIMIT 1", (api_id, key_hash(exact), exact)).fetchone()
+        return Found(row[0], "exact", exact) if row else None
+
+    def find_canonical(self, api_id: int, canon: str) -> Found | None:
+        row = self._db().execute("SELECT response, exact_key FROM entries WHERE api_id=? AND canon_hash=? AND canon_key=? "
+                                 "ORDER BY rank, entry_id LIMIT 1", (api_id, key_hash(canon), canon)).fetchone()
         return Found(row[0], "canonical", row[1]) if row else None
 
     def entries_of(self, api_id: int, limit: int) -> list[tuple[str, str | None, str]]:
