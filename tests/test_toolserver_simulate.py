@@ -17,7 +17,8 @@ from umi_agent.virtual import VirtualAPI
 from umi_data.toolcache.build import build_tool_cache
 from umi_data.toolcache.store import DB_FILE, CacheStore
 
-pytestmark = pytest.mark.skipif(importlib.util.find_spec("openai") is None, reason="needs the serving extra (transformers serve)")
+pytestmark = [pytest.mark.slow,
+              pytest.mark.skipif(importlib.util.find_spec("openai") is None, reason="needs the serving extra (transformers serve)")]
 
 
 def test_simulated_answers_go_to_the_overlay(tmp_path_factory: pytest.TempPathFactory, tmp_path: Path) -> None:
