@@ -217,6 +217,37 @@ def _duck_copy(duck, db) -> None:
     duck.execute("CREATE INDEX e ON entries(api_id, exact_hash)")
 
 
+def parity(cache: Path, layout: Path, work: Path, args: argparse.Namespace, requests: list[str], sample: int = 300) -> None:
+    """The same requests to umi and to the official server: how many bodies are byte-equal."""
+    import http.client
+
+    extra = [json.dumps({**json.loads(requests[0]), "tool_input": "{not json"}),  # the parse error text
+             json.dumps({**json.loads(requests[0]), "tool_input": json.loads(json.loads(requests[0])["tool_input"])})]  # a dict
+    chosen = random.Random(2).sample(requests, min(sample, len(requests))) + extra
+    bodies = {}
+    for stack in ("umi", "official"):
+        process, port = start(stack, cache, layout, work, args)
+        try:
+            answers = []
+            for body in chosen:
+                conn = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
+                try:
+                    conn.request("POST", "/virtual", body.encode(), {"content-type": "application/json"})
+                    answers.append(conn.getresponse().read())
+                except OSError as exc:
+                    answers.append(f"<{type(exc).__name__}>".encode())
+                conn.close()
+            bodies[stack] = answers
+        finally:
+            process.terminate()
+            process.wait(timeout=30)
+    equal = sum(a == b for a, b in zip(bodies["umi"], bodies["official"]))
+    print(f"parity: {equal}/{len(chosen)} response bodies byte-equal to the official server's "
+          f"({len(chosen) - len(extra)} hits, an unparsable input, a dict input)")
+    for a, b in [(a, b) for a, b in zip(bodies["umi"], bodies["official"]) if a != b][:3]:
+        print(f"  differs: umi {a[:120]!r} official {b[:120]!r}")
+
+
 def main() -> None:
     if sys.argv[1:2] == ["--_load"]:
         return load(int(sys.argv[2]), int(sys.argv[3]), float(sys.argv[4]), sys.argv[5])
@@ -249,6 +280,8 @@ def main() -> None:
     requests_file = work / "requests.jsonl"
     requests_file.write_text("\n".join(json.dumps({"category": c, "tool_name": t, "api_name": a, "tool_input": i, "strip": "",
                                                    "toolbench_key": "EMPTY"}) for c, t, a, i in requests))
+    if args.official:
+        parity(cache, layout, work, args, requests_file.read_text().splitlines())
     stacks = args.stacks.split(",") + (["official"] if args.official else [])
     clients = [int(c) for c in args.clients.split(",")]
     results: dict[tuple[str, int], list[dict]] = {}
