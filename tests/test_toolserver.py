@@ -158,3 +158,17 @@ def test_binds_loopback_by_default(small_cache: Path) -> None:
                 socket.create_connection((ip, server.port), timeout=2).close()
     finally:
         server.stop()
+
+
+def test_serves_a_stabletoolbench_cache_given_as_it_is(tmp_path: Path) -> None:
+    layout = tmp_path / "tool_response_cache"
+    (layout / "Data" / "q_for_Data").mkdir(parents=True)
+    (layout / "Data" / "q_for_Data" / "get_x.json").write_text(json.dumps({"{'a': 1}": {"error": "", "response": "one"}}, indent=4))
+    server = Server(layout)
+    try:
+        status, reply = post(server.connection(), {"category": "Data", "tool_name": "q", "api_name": "get x", "tool_input": '{"a": 1}',
+                                                   "strip": "", "toolbench_key": ""})
+    finally:
+        err = server.stop()
+    assert (status, json.loads(reply)) == (200, {"error": "", "response": "one"})
+    assert (tmp_path / "tool_response_cache.umi-index" / "cache.sqlite").is_file() and "indexing" in err

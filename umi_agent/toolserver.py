@@ -229,7 +229,8 @@ def _parser() -> argparse.ArgumentParser:
 
     parser = Parser(prog="python -m umi_agent.toolserver",
                     description="Serve a tool response cache with StableToolBench's POST /virtual contract (cache-only by default).")
-    parser.add_argument("--cache", required=True, type=Path, metavar="DIR", help="cache directory written by `python -m umi_data tool-cache`")
+    parser.add_argument("--cache", required=True, type=Path, metavar="DIR", help="cache directory written by `python -m umi_data tool-cache`, or StableToolBench's tool_response_cache/ "
+                             "as it is (indexed once into DIR.umi-index/ beside it)")
     parser.add_argument("--host", default="127.0.0.1", metavar="NAME", help="address to bind: loopback only unless told otherwise")
     parser.add_argument("--port", type=int, default=DEFAULT_PORT, metavar="N", help="port (0: any free port, printed)")
     parser.add_argument("--on-miss", choices=ON_MISS, default="error",
@@ -243,6 +244,9 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def build_api(args: argparse.Namespace) -> VirtualAPI:
+    from umi_data.toolcache.build import cache_dir_for
+
+    args.cache = cache_dir_for(args.cache, log=lambda text: print(text, file=sys.stderr, flush=True))
     simulator = None
     if args.on_miss == "simulate":
         from umi_agent.simulate import Simulator

@@ -189,4 +189,22 @@ def card_markdown(card: dict[str, Any]) -> str:
     return "\n".join(lines) + "\n"
 
 
-__all__ = ["TOOL_CACHE_OUTPUT", "ToolCacheInputError", "build_tool_cache", "card_markdown"]
+INDEX_SUFFIX = ".umi-index"
+
+
+def cache_dir_for(path: str | Path, log: Any = None) -> Path:
+    """A cache directory to serve for `path`: `path` itself when umi wrote it; for a
+    StableToolBench `tool_response_cache/` given as it is, its index `path.umi-index/` beside it,
+    built on first use (delete it to index again after the cache files change)."""
+    path = Path(path)
+    if (path / DB_FILE).is_file() or not path.is_dir() or next(path.glob("*/*/*.json"), None) is None:
+        return path  # umi's own cache, or not a cache at all (CacheStore says which)
+    index = path.with_name(path.name + INDEX_SUFFIX)
+    if not (index / DB_FILE).is_file():
+        if log is not None:
+            log(f"indexing the StableToolBench cache {path} into {index} (once)")
+        build_tool_cache([path], index)
+    return index
+
+
+__all__ = ["INDEX_SUFFIX", "TOOL_CACHE_OUTPUT", "ToolCacheInputError", "build_tool_cache", "cache_dir_for", "card_markdown"]
