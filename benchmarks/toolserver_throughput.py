@@ -104,9 +104,10 @@ async def _client(port: int, bodies: list[bytes], deadline: float, latencies: li
 def load(port: int, clients: int, seconds: float, requests_file: str) -> None:
     bodies = [line.encode() for line in Path(requests_file).read_text().splitlines()]
     latencies: list[float] = []
+    warm: list[float] = []
 
     async def run() -> None:
-        await asyncio.gather(*(_client(port, bodies, time.perf_counter() + 0.5, [], i) for i in range(clients)))  # warm-up
+        await asyncio.gather(*(_client(port, bodies, time.perf_counter() + 0.5, warm, i) for i in range(clients)))
         deadline = time.perf_counter() + seconds
         await asyncio.gather(*(_client(port, bodies, deadline, latencies, 100 + i) for i in range(clients)))
 
@@ -115,7 +116,8 @@ def load(port: int, clients: int, seconds: float, requests_file: str) -> None:
     elapsed = time.perf_counter() - started - 0.5
     latencies.sort()
     print(json.dumps({"rps": len(latencies) / elapsed, "p50_ms": 1000 * latencies[len(latencies) // 2],
-                      "p99_ms": 1000 * latencies[int(len(latencies) * 0.99)], "n": len(latencies)}))
+                      "p99_ms": 1000 * latencies[int(len(latencies) * 0.99)], "n": len(latencies),
+                      "warm_up": len(warm)}))
 
 
 # --- servers ----------------------------------------------------------------------------------
@@ -170,6 +172,12 @@ def _spawn(cmd: list[str], env: dict, cwd: Path, port: int) -> tuple[subprocess.
     process = subprocess.Popen(cmd, env=env, cwd=cwd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     _wait(port, process)
     return process, port
+
+
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time of a process so far (its children included: uvicorn may fork)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return sum(int(v) for v in fields[11:15]) / os.sysconf("SC_CLK_TCK")
 
 
 def peak_rss_mb(pid: int) -> float:
@@ -291,18 +299,20 @@ def main() -> None:
             process, port = start(stack, cache, layout, work, args)
             try:
                 for n in clients:
+                    cpu_before = cpu_seconds(process.pid)
                     result = measure(port, n, args.seconds, requests_file)
+                    result["cpu_us"] = 1e6 * (cpu_seconds(process.pid) - cpu_before) / (result["n"] + result["warm_up"])
                     results.setdefault((stack, n), []).append(result)
                     print(f"round {round_ + 1} {stack:8s} {n:2d} clients: {result['rps']:8.0f} req/s  p50 {result['p50_ms']:6.2f} ms  "
-                          f"p99 {result['p99_ms']:6.2f} ms", flush=True)
+                          f"p99 {result['p99_ms']:6.2f} ms  server CPU {result['cpu_us']:7.0f} µs/request", flush=True)
                 rss[stack] = max(rss.get(stack, 0.0), peak_rss_mb(process.pid))
             finally:
                 process.terminate()
                 process.wait(timeout=30)
-    print("\n| server | clients | req/s (median) | p50 ms | p99 ms | peak RSS MB |\n|---|---:|---:|---:|---:|---:|")
+    print("\n| server | clients | req/s (median) | p50 ms | p99 ms | server CPU µs/req | peak RSS MB |\n|---|---:|---:|---:|---:|---:|---:|")
     for (stack, n), runs in results.items():
         print(f"| {stack} | {n} | {statistics.median(r['rps'] for r in runs):.0f} | {statistics.median(r['p50_ms'] for r in runs):.2f} "
-              f"| {statistics.median(r['p99_ms'] for r in runs):.2f} | {rss[stack]:.0f} |")
+              f"| {statistics.median(r['p99_ms'] for r in runs):.2f} | {statistics.median(r['cpu_us'] for r in runs):.0f} | {rss[stack]:.0f} |")
     umi = statistics.median(r["rps"] for r in results[("umi", max(clients))])
     if args.official:
         official = statistics.median(r["rps"] for r in results[("official", max(clients))])
