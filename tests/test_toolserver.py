@@ -15,6 +15,7 @@ from typing import Iterator
 
 import pytest
 
+from umi_agent.virtual import HttpBackend
 from umi_data.toolcache.build import build_tool_cache
 from umi_data.toolcache.catalog import split_function
 
@@ -87,6 +88,10 @@ def test_answer_files_replay_byte_for_byte(toolbench_answer: Path, tmp_path: Pat
             assert status == 200 and as_toolbench_observation(body) == recorded, request
         conn.request("GET", "/stats")
         stats = json.loads(conn.getresponse().read())
+        # the same through the agent's HTTP backend (the Callable[[dict], dict] VirtualAPI also is)
+        backend = HttpBackend(f"http://127.0.0.1:{server.port}/virtual")
+        assert all(as_toolbench_observation(json.dumps(backend(request)).encode()) == recorded for request, recorded in calls[:5])
+        assert backend({"category": 1})["error"] == "request invalid, data error. status_code=422"
     finally:
         assert "Traceback" not in server.stop()
     assert stats["counts"] == {"hit_exact": 37} and stats["hit_rate"] == 1.0 and stats["misses_per_api"] == {}
