@@ -177,3 +177,38 @@ def test_serves_a_stabletoolbench_cache_given_as_it_is(tmp_path: Path) -> None:
         err = server.stop()
     assert (status, json.loads(reply)) == (200, {"error": "", "response": "one"})
     assert (tmp_path / "tool_response_cache.umi-index" / "cache.sqlite").is_file() and "indexing" in err
+
+
+def test_slow_and_idle_clients_are_cut_off(small_cache: Path) -> None:
+    server = Server(small_cache, "--request-timeout", "1", "--idle-timeout", "2")
+    try:
+        slow = socket.create_connection(("127.0.0.1", server.port), timeout=10)
+        slow.sendall(b"POST /virtual HTTP/1.1\r\ncontent-length: 100\r\n\r\n{")  # and then nothing
+        assert slow.recv(100).startswith(b"HTTP/1.1 408")
+        idle = socket.create_connection(("127.0.0.1", server.port), timeout=10)
+        assert idle.recv(100) == b""  # closed after the idle timeout, nothing sent
+    finally:
+        assert "Traceback" not in server.stop()
+
+
+def test_a_failing_simulator_is_reported_never_cached(small_cache: Path, tmp_path: Path) -> None:
+    """--on-miss simulate against a server that is not there: a flagged failure, nothing stored."""
+    import socket as socket_module
+
+    with socket_module.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        closed_port = probe.getsockname()[1]
+    server = Server(small_cache, "--on-miss", "simulate", "--simulator-url", f"http://127.0.0.1:{closed_port}/v1",
+                    "--simulator-model", "m", "--overlay", str(tmp_path / "overlay"))
+    try:
+        conn = server.connection()
+        status, reply = post(conn, {"category": "Weather", "tool_name": "open_weather", "api_name": "current", "tool_input": '{"city": "Rome"}'})
+        document = json.loads(reply)
+        assert status == 200 and document["error"].startswith("simulation failed") and document["umi"] == {"match": "simulated"}
+        assert json.loads(post(conn, {"category": "Weather", "tool_name": "open_weather", "api_name": "current",
+                                      "tool_input": '{"city": "Paris"}'})[1]) == {"error": "", "response": "sunny"}
+    finally:
+        assert "Traceback" not in server.stop()
+    from umi_data.toolcache.store import CacheStore
+
+    assert list(CacheStore(tmp_path / "overlay").rows()) == []

@@ -108,7 +108,7 @@ class _Connection(asyncio.Protocol):
             transport.write(_response(503, _error_body("too many connections"), False))
             transport.close()
             return
-        self._arm(IDLE_SECONDS)
+        self._arm(self.server.idle_seconds)
 
     def connection_lost(self, exc: Exception | None) -> None:
         self.server.connections.discard(self)
@@ -122,12 +122,12 @@ class _Connection(asyncio.Protocol):
 
     def _timeout(self) -> None:
         if self.buffer or self.request is not None:
-            self.transport.write(_response(408, _error_body(f"request not received within {REQUEST_SECONDS:.0f} s"), False))
+            self.transport.write(_response(408, _error_body(f"request not received within {self.server.request_seconds:g} s"), False))
         self.transport.close()
 
     def data_received(self, data: bytes) -> None:
         if not self.buffer and self.request is None:
-            self._arm(REQUEST_SECONDS)
+            self._arm(self.server.request_seconds)
         self.buffer += data
         if not self.busy:
             self._process()
@@ -158,7 +158,7 @@ class _Connection(asyncio.Protocol):
             if self.busy and self.timer:
                 self.timer.cancel()
             elif not self.busy:
-                self._arm(REQUEST_SECONDS if self.buffer else IDLE_SECONDS)
+                self._arm(self.server.request_seconds if self.buffer else self.server.idle_seconds)
 
     def _fail(self, status: int, message: str) -> None:
         self.transport.write(_response(status, _error_body(message), False))
@@ -184,7 +184,7 @@ class _Connection(asyncio.Protocol):
         self.busy = False
         self._send(reply, keep_alive)
         if not self.transport.is_closing():
-            self._arm(IDLE_SECONDS)
+            self._arm(self.server.idle_seconds)
             self.transport.resume_reading()
             self._process()
 
@@ -197,8 +197,10 @@ class _Connection(asyncio.Protocol):
 class ToolServer:
     """Routes requests to a `VirtualAPI`; `serve()` runs until cancelled."""
 
-    def __init__(self, api: VirtualAPI, host: str = "127.0.0.1", port: int = DEFAULT_PORT) -> None:
+    def __init__(self, api: VirtualAPI, host: str = "127.0.0.1", port: int = DEFAULT_PORT,
+                 request_seconds: float = REQUEST_SECONDS, idle_seconds: float = IDLE_SECONDS) -> None:
         self.api, self.host, self.port = api, host, port
+        self.request_seconds, self.idle_seconds = request_seconds, idle_seconds
         self.connections: set[_Connection] = set()
 
     def route(self, method: str, path: str, body: bytes) -> Reply | None:
@@ -239,6 +241,10 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--simulator-url", metavar="URL", help="base URL of the OpenAI-compatible server (ending in /v1), for --on-miss simulate")
     parser.add_argument("--simulator-model", metavar="NAME", help="model name on that server")
     parser.add_argument("--overlay", type=Path, metavar="DIR", help="cache directory for simulated answers (default: the cache directory's name + .overlay, beside it)")
+    parser.add_argument("--request-timeout", type=float, default=REQUEST_SECONDS, metavar="X",
+                        help="seconds a client has to send a whole request, once it starts one")
+    parser.add_argument("--idle-timeout", type=float, default=IDLE_SECONDS, metavar="X",
+                        help="seconds a kept-alive connection may stay idle")
     parser.add_argument("--tools", type=Path, metavar="DIR", help="toolenv/tools ({Category}/{tool}.json) for the simulator's API documentation")
     return parser
 
@@ -267,7 +273,7 @@ def main(argv: list[str] | None = None) -> int:
         api = build_api(args)
     except (CacheError, ValueError, OSError) as exc:
         return fail("python -m umi_agent.toolserver", exc)
-    server = ToolServer(api, args.host, args.port)
+    server = ToolServer(api, args.host, args.port, args.request_timeout, args.idle_timeout)
     announce = lambda s: print(f"serving {args.cache} on http://{s.host}:{s.port}/virtual (on miss: {args.on_miss})", flush=True)  # noqa: E731
     try:
         asyncio.run(server.serve(announce))
