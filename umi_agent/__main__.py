@@ -12,6 +12,7 @@ COMMANDS = {
     "evaluate": "the paper's step-level metrics (Plan ACC, Act. EM, Hallu., Arg. F1, ROUGE-L) of a predictions file",
     "run": "live episodes of one or more runs against the synthetic world's tools, side by side",
     "passrate": "StableToolBench's pass rate (ToolEval, any OpenAI-compatible judge) and win rate of ToolBench answer files",
+    "toolserver": "serve a tool response cache (python -m umi_data tool-cache) with StableToolBench's /virtual contract",
     "demo": "the whole pipeline end to end on CPU: synthetic world -> corpus -> tiny GLPFT -> evaluation",
 }
 

@@ -93,6 +93,20 @@ def _parser() -> argparse.ArgumentParser:
     card = add_command(commands, "card", "write the data card of a corpus directory again: README.md and card/")
     card.add_argument("corpus", metavar="DIR", type=Path, help="corpus directory written by `build`")
 
+    cache = add_command(commands, "tool-cache", "index recorded tool responses into a cache for `python -m umi_agent.toolserver`",
+                        "Index the tool responses recorded in corpora, ToolBench answer files and StableToolBench cache directories "
+                        "(tool_response_cache/{Category}/{tool}_for_{Category}/{api}.json) into one SQLite cache keyed by "
+                        "(category, tool, api, arguments), with a data card.")
+    cache.add_argument("inputs", metavar="PATH", nargs="+", type=Path,
+                       help="corpus directories (or trajectories.parquet), answer files or directories, StableToolBench cache directories; "
+                            "the first recording of a key is the one served")
+    cache.add_argument("--out", required=True, type=Path, metavar="DIR", help="cache directory to write")
+    cache.add_argument("--categories", nargs="+", default=[], metavar="PATH",
+                       help="where the categories of ToolBench tools come from (answer files do not say): query files with api_list "
+                            "(ToolBench instruction/*.json, StableToolBench solvable_queries) or {Category}/{tool}.json directories "
+                            "(toolenv/tools); without one, calls are filed under the unknown category, which every request falls back to")
+    cache.add_argument("--force", action="store_true", help=FORCE_HELP)
+
     synth_cli.add_parser(commands)
 
     demo = add_command(commands, "demo", "build a corpus from the small built-in sample and print its summary")
@@ -187,6 +201,16 @@ def cmd_card(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_tool_cache(args: argparse.Namespace) -> int:
+    from umi_data.toolcache.build import build_tool_cache
+
+    card = build_tool_cache(args.inputs, args.out, args.categories, force=args.force)
+    print(f"{card['keys']} keys ({card['stored_responses']} responses) of {card['apis']} apis, {card['tools']} tools, "
+          f"{card['categories']} categories; {card['duplicates']} duplicates, {card['conflicts']} conflicts kept; "
+          f"not filed: {sum(card['calls_not_filed'].values())} calls, {sum(card['files_rejected'].values())} files -> {args.out}")
+    return 0 if card["keys"] or not sum(card["files_rejected"].values()) else EXIT_REJECTS
+
+
 def cmd_demo(args: argparse.Namespace) -> int:
     from umi_data.build import BuildConfig, build_corpus, reject_listing, summary_line
 
@@ -208,7 +232,8 @@ def cmd_demo(args: argparse.Namespace) -> int:
 
 #: The commands that read or write a whole corpus, however large: Arrow's leaner pool (umi_data/memory.py).
 LEAN_MEMORY_COMMANDS = frozenset({"build", "merge", "card"})
-COMMANDS = {"build": cmd_build, "merge": cmd_merge, "validate": cmd_validate, "schemas": cmd_schemas, "export": cmd_export, "query": cmd_query, "card": cmd_card, "synth": synth_cli.run, "demo": cmd_demo}
+COMMANDS = {"build": cmd_build, "merge": cmd_merge, "validate": cmd_validate, "schemas": cmd_schemas, "export": cmd_export, "query": cmd_query, "card": cmd_card, "synth": synth_cli.run, "demo": cmd_demo,
+            "tool-cache": cmd_tool_cache}
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -238,8 +263,11 @@ def _usage_errors() -> tuple[type[Exception], ...]:
     from umi_data.query import QueryError
     from umi_data.shards import ShardError
     from umi_data.sources import InputPathError, UnknownSourceError
+    from umi_data.toolcache.build import ToolCacheInputError
+    from umi_data.toolcache.catalog import CatalogError
+    from umi_data.toolcache.store import CacheError
 
-    return (InputPathError, UnknownSourceError, ExclusionListError, ExportError, CorpusNotFoundError, QueryError, ShardError, OutDirError, OSError)
+    return (ToolCacheInputError, CatalogError, CacheError, InputPathError, UnknownSourceError, ExclusionListError, ExportError, CorpusNotFoundError, QueryError, ShardError, OutDirError, OSError)
 
 
 if __name__ == "__main__":
