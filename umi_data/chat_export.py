@@ -195,9 +195,11 @@ def _entry(path: Path, fmt: str, result: PartResult) -> dict[str, Any]:
 
 
 def _write_card(directory: Path, counts: dict[str, Any]) -> None:
-    """The dataset card `datasets` reads the split layout from (and people read the columns from)."""
+    """The card people read the columns from. No YAML `configs` block: with one, `datasets` keys its
+    cache on the relative `train.parquet` and serves one export's rows for another's (datasets 5.2);
+    without, it finds `train.parquet` as the train split by its name, keyed on the real file."""
     text = (
-        "---\nconfigs:\n- config_name: default\n  data_files:\n  - split: train\n    path: train.parquet\n---\n"
+        "---\ntags:\n- umi\n- tool-use\n- conversational\n---\n"
         f"# umi chat export ({directory.parent.name}/{directory.name})\n\n"
         f"{counts['rows']} conversations for TRL's SFTTrainer (conversational, with tools); {counts['rejected']} "
         "example(s) a chat cannot express are listed in the export's rejects.jsonl.\n\n"

@@ -11,7 +11,9 @@
   `tool_call_id` and the function `name`.
 - `llamafactory-sharegpt`: `{"conversations": [{"from", "value"}], "system", "tools"}`:
   `function_call` values are the JSON of `{"name", "arguments": {...}}` (a list for parallel
-  calls), a thought before the call goes in LLaMA-Factory's thought block `<think>\\n…\\n</think>\\n\\n`;
+  calls), a thought before the call goes in LLaMA-Factory's thought block `<think>\\n…\\n</think>\\n\\n`
+  (its default `thought_words`; FunctionFormatter cuts it off before parsing the JSON), and so does
+  the thought that decided to answer, before the answer in the final `gpt` turn;
   the results of one message's calls are one `observation` (several joined as LLaMA-Factory's
   own OpenAI converter joins them, `\\n</tool_response>\\n<tool_response>\\n`); `tools` is the JSON
   text of the bare schemas. LLaMA-Factory skips (with only a warning) an example whose roles do
@@ -123,7 +125,7 @@ def trl_record(example: ChatExample) -> dict[str, Any]:
 def sharegpt_record(example: ChatExample) -> dict[str, Any]:
     system = ""
     conversations: list[dict[str, str]] = []
-    for message in example.messages:
+    for message in _answer_with_thought(example.messages):
         role = message["role"]
         if role == "system":
             system = message["content"]
@@ -138,6 +140,15 @@ def sharegpt_record(example: ChatExample) -> dict[str, Any]:
     _check_alternation(conversations)
     tools = json.dumps([tool["function"] for tool in example.tools], ensure_ascii=False) if example.tools else ""
     return {"conversations": conversations, "system": system, "tools": tools}
+
+
+def _answer_with_thought(messages: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The thought that decided to answer, in the thought block of the answer's `gpt` turn: two
+    `gpt` turns in a row are an example LLaMA-Factory skips."""
+    if len(messages) < 2 or not all(m["role"] == "assistant" and "tool_calls" not in m for m in messages[-2:]):
+        return messages
+    thought, answer = messages[-2]["content"], messages[-1]["content"]
+    return [*messages[:-2], {"role": "assistant", "content": f"{LLAMAFACTORY_THOUGHT[0]}{thought}{LLAMAFACTORY_THOUGHT[1]}{answer}"}]
 
 
 def _sharegpt_call(message: dict[str, Any]) -> str:
