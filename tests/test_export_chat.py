@@ -205,6 +205,19 @@ def test_parallel_calls_are_one_assistant_message_with_results_in_call_order() -
     assert hermes["conversations"][2]["value"].count("<tool_call>") == 2 and hermes["conversations"][3]["value"].count("<tool_response>") == 2
 
 
+def test_what_no_chat_can_say_is_a_named_reject() -> None:
+    base = small_trajectory().turns
+    refused = [*base, ObservationTurn(error="no answer given"), PlannerTurn(thought="Again.", next="conclusion"), ConclusionTurn(answer="Sunny and rainy.")]
+    cases = {
+        "answer_refused": small_trajectory(turns=refused),
+        "unfinished": small_trajectory(turns=base[:4], outcome="unfinished"),
+        "gives_up": small_trajectory(turns=[*base[:4], PlannerTurn(thought="No.", next="give_up")], outcome="give_up"),
+    }
+    for reason, trajectory in cases.items():
+        with pytest.raises(ChatReject, match=reason):
+            to_chat_messages(trajectory)
+
+
 # --- the four formats --------------------------------------------------------------------------
 
 

@@ -163,13 +163,13 @@ def to_chat_messages(trajectory: Trajectory) -> ChatExample:
 
 
 def _check_expressible(trajectory: Trajectory) -> None:
+    turns = trajectory.turns
+    if any(isinstance(turn, ConclusionTurn) for turn in turns[:-1]):
+        raise ChatReject("answer_refused", "the environment refused an answer (an observation follows a conclusion); a chat has no result for an answer")
     if trajectory.outcome == "give_up":
         raise ChatReject("gives_up", "the trajectory gives up; a chat has no give-up, only a final answer")
-    last = trajectory.turns[-1]
     if trajectory.outcome != "answer":
-        if any(isinstance(turn, ConclusionTurn) for turn in trajectory.turns):
-            raise ChatReject("answer_refused", "the environment refused the answer (an observation follows the conclusion)")
-        raise ChatReject("unfinished", f"the trajectory ends in a {last.role} turn, not in an answer")
+        raise ChatReject("unfinished", f"the trajectory ends in a {turns[-1].role} turn, not in an answer")
 
 
 def _thought_field(turn: PlannerTurn) -> dict[str, Any]:
