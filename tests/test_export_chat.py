@@ -277,6 +277,17 @@ def test_openai_max_tokens_rejects_long_examples(synthetic: Path, tmp_path: Path
     assert all(r["reason"] != "too_long" or f"over the limit of {limit}" in r["detail"] for r in lines(tmp_path / "o" / "rejects.jsonl"))
 
 
+def test_openai_file_limit_rejects_the_examples_past_it(synthetic: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import umi_data.chat_export as chat_export
+
+    monkeypatch.setattr(chat_export, "OPENAI_MAX_FILE_BYTES", 20_000)
+    manifest = export(synthetic, tmp_path / "o", "openai")
+    entry = manifest["stages"]["stage1"]["files"]["backbone"]
+    assert entry["rejects"]["file_too_large"] and entry["rows"] and entry["bytes"] <= 20_000
+    assert entry["rows"] + entry["rejected"] == len(trajectories(synthetic))
+    assert entry["note"].startswith("OpenAI needs at least 10 examples") if entry["rows"] < 10 else "note" not in entry
+
+
 def test_trl_chat_export_is_a_datasets_directory_with_messages_and_tools(corpus: Path, tmp_path: Path) -> None:
     import datasets
 

@@ -185,9 +185,15 @@ class _ParquetChats:
         self.writer.close()
 
 
+#: OpenAI starts no fine-tuning job on fewer examples than this.
+OPENAI_MIN_EXAMPLES = 10
+
+
 def _entry(path: Path, fmt: str, result: PartResult) -> dict[str, Any]:
     counts = {"rows": result.rows, "instructions": len(result.instructions), "rejected": sum(result.rejects.values()),
               "rejects": dict(sorted(result.rejects.items()))}
+    if fmt == "openai" and result.rows < OPENAI_MIN_EXAMPLES:
+        counts["note"] = f"OpenAI needs at least {OPENAI_MIN_EXAMPLES} examples to start a fine-tuning job"
     if fmt != "trl-chat":
         return file_entry(path, **counts)
     _write_card(path, counts)
