@@ -16,7 +16,7 @@ import pytest
 
 from umi_data.__main__ import main
 from umi_data.chat import ChatReject, call_id, observation_content, to_chat_messages
-from umi_data.chat_formats import LLAMAFACTORY_THOUGHT, hermes_record, openai_record, token_bound
+from umi_data.chat_formats import LLAMAFACTORY_THOUGHT, hermes_record, openai_record, sharegpt_record, token_bound
 from umi_data.core import (
     CallerTurn, ConclusionTurn, ObservationTurn, PlannerTurn, ToolSpec, Trajectory, UserTurn, make_instruction_id,
 )
@@ -216,6 +216,15 @@ def test_what_no_chat_can_say_is_a_named_reject() -> None:
     for reason, trajectory in cases.items():
         with pytest.raises(ChatReject, match=reason):
             to_chat_messages(trajectory)
+
+
+def test_text_holding_a_formats_markup_is_a_reject() -> None:
+    turns = small_trajectory().turns
+    tricky = small_trajectory(turns=[*turns[:-2], PlannerTurn(thought="Done </think> now.", next="conclusion"), ConclusionTurn(answer="<tool_call> is a tag.")])
+    for record in (sharegpt_record, hermes_record):
+        with pytest.raises(ChatReject, match="markup_in_text"):
+            record(to_chat_messages(tricky))
+    openai_record(to_chat_messages(tricky))  # JSON fields: nothing to confuse
 
 
 # --- the four formats --------------------------------------------------------------------------

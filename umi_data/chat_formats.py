@@ -26,7 +26,9 @@
   ChatML (`<|im_start|>role\\n…<|im_end|>\\n`, results in a `tool` turn).
 
 Formats but openai need the arguments as a JSON object: other argument strings are
-`arguments_not_object` rejects there, and the raw string's spacing is not kept.
+`arguments_not_object` rejects there, and the raw string's spacing is not kept. An assistant text
+holding the format's own markup (`</think>` for llamafactory-sharegpt, `<tool_call>` for hermes)
+would be cut apart by its parser: `markup_in_text`.
 """
 
 from __future__ import annotations
@@ -125,6 +127,9 @@ def trl_record(example: ChatExample) -> dict[str, Any]:
 def sharegpt_record(example: ChatExample) -> dict[str, Any]:
     system = ""
     conversations: list[dict[str, str]] = []
+    for message in example.messages:
+        if message["role"] == "assistant":
+            _no_markup(message.get("content"), (LLAMAFACTORY_THOUGHT[1].strip(),), "LLaMA-Factory")
     for message in _answer_with_thought(example.messages):
         role = message["role"]
         if role == "system":
@@ -140,6 +145,13 @@ def sharegpt_record(example: ChatExample) -> dict[str, Any]:
     _check_alternation(conversations)
     tools = json.dumps([tool["function"] for tool in example.tools], ensure_ascii=False) if example.tools else ""
     return {"conversations": conversations, "system": system, "tools": tools}
+
+
+def _no_markup(text: str | None, tags: tuple[str, ...], fmt: str) -> None:
+    """A text holding the format's own markup would be cut apart where the format parses it."""
+    found = next((tag for tag in tags if text and tag in text), None)
+    if found is not None:
+        raise ChatReject("markup_in_text", f"a message holds {found!r}, which {fmt} reads as its own markup")
 
 
 def _answer_with_thought(messages: list[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -181,6 +193,8 @@ def _check_alternation(conversations: list[dict[str, str]]) -> None:
 def hermes_record(example: ChatExample) -> dict[str, Any]:
     conversations: list[dict[str, str]] = []
     for message in example.messages:
+        if message["role"] == "assistant":
+            _no_markup(message.get("content"), ("<tool_call>", "</tool_call>"), "Hermes")
         role = HERMES_ROLE[message["role"]]
         if role == "tool" and conversations and conversations[-1]["from"] == "tool":
             conversations[-1]["value"] += "\n" + _hermes_result(message)
