@@ -77,8 +77,14 @@ def _parser() -> argparse.ArgumentParser:
     export.add_argument(
         "--format", default="jsonl", choices=EXPORT_FORMATS,
         help="jsonl: example rows with all columns; trl: prompt/completion JSONL; llamafactory: alpaca JSON + dataset_info.json; "
-        "alpha-umi: the official trainer's {input, target} arrays; pre-tokenized ids: `python -m umi_train.export`",
+        "alpha-umi: the official trainer's {input, target} arrays; pre-tokenized ids: `python -m umi_train.export`. "
+        "Chat formats (the backbone part as whole trajectories, role parts as one chat per example; what a format "
+        "cannot express goes to rejects.jsonl, counted): openai: fine-tuning JSONL with tools; trl-chat: a datasets "
+        "directory with messages and tools; llamafactory-sharegpt: sharegpt with function_call/observation + "
+        "dataset_info.json; hermes: ChatML with <tools>, <tool_call>, <tool_response>",
     )
+    export.add_argument("--max-tokens", type=int, default=None, metavar="N",
+                        help="openai: reject examples over N tokens (counted by an upper bound, UTF-8 bytes; default 65536)")
 
     query = add_command(
         commands, "query", "run SQL over corpus directories (views: trajectories, turns, tool_calls, tools, examples, rejects)",
@@ -175,10 +181,14 @@ def cmd_schemas(args: argparse.Namespace) -> int:
 def cmd_export(args: argparse.Namespace) -> int:
     from umi_data.export import export_variant
 
-    manifest = export_variant(args.corpus, args.variant, args.out, args.format, force=args.force)
+    manifest = export_variant(args.corpus, args.variant, args.out, args.format, force=args.force, max_tokens=args.max_tokens)
     for stage, entry in manifest["stages"].items():
         files = ", ".join(f"{f['path']} ({f['rows']} examples, {f['instructions']} instructions)" for f in entry["files"].values())
         print(f"{stage} (from {entry['init']}, split {entry['split']}): {files}")
+    if "rejects" in manifest:
+        by_reason = ", ".join(f"{reason} {n}" for reason, n in manifest["rejects"]["by_reason"].items())
+        print(f"rejected {manifest['rejects']['total']} example(s) this format cannot express{': ' + by_reason if by_reason else ''} "
+              f"({args.out / manifest['rejects']['file']})")
     print(f"variant {manifest['variant']} ({manifest['paper_row']}), format {manifest['format']} -> {args.out}")
     return 0
 

@@ -15,7 +15,10 @@ what each stage starts from). Formats:
   `OUT/dataset_info.json` naming each as `umi_<stage>_<part>` (use `dataset_dir: OUT`);
 - `alpha-umi`: the official trainer's `train_<part>.json` arrays of `{"input", "target"}` (the
   two fields it trains on; the structured `tools` and `history` of compat builds are under the
-  corpus's `alpha_umi/`).
+  corpus's `alpha_umi/`);
+- chat formats `openai`, `trl-chat`, `llamafactory-sharegpt`, `hermes` (`umi_data.chat_export`):
+  the backbone part as whole trajectories in chat form (the Single-LLM view), the role parts
+  as one chat per role example; what a format cannot express goes to `rejects.jsonl`, counted.
 
 Rows keep the corpus order, so the same corpus and options give the same bytes.
 """
@@ -32,15 +35,15 @@ import umi_data
 from umi_data.corpus import MANIFEST, require_corpus
 from umi_data.examples import ROLE_PATHS
 from umi_data.outdir import Output, OutputClaim, claim_out_dir
-from umi_data.variants import EXPORT_FORMATS, Part, Stage, Variant, get_variant
+from umi_data.variants import CHAT_FORMATS, EXPORT_FORMATS, Part, Stage, Variant, get_variant
 from umi_data.write import JsonArrayWriter, JsonlWriter, atomic_open, file_entry, sha256_file, write_json
 
-Format = Literal["jsonl", "trl", "llamafactory", "alpha-umi"]
+Format = Literal["jsonl", "trl", "llamafactory", "alpha-umi", "openai", "trl-chat", "llamafactory-sharegpt", "hermes"]
 FORMATS = EXPORT_FORMATS
 EXPORT_MANIFEST = "export.json"
 DATASET_INFO = "dataset_info.json"
 BATCH_ROWS = 4096
-EXPORT_OUTPUT = Output(command="python -m umi_data export", markers=(EXPORT_MANIFEST,), owns=("stage1", "stage2", DATASET_INFO, EXPORT_MANIFEST))
+EXPORT_OUTPUT = Output(command="python -m umi_data export", markers=(EXPORT_MANIFEST,), owns=("stage1", "stage2", DATASET_INFO, "rejects.jsonl", EXPORT_MANIFEST))
 
 
 class ExportError(ValueError):
@@ -78,7 +81,7 @@ _RECORD: dict[str, Record] = {
 
 def export_variant(
     corpus: Path, variant_name: str, out: Path, fmt: str = "jsonl", force: bool = False, *,
-    record: Record | None = None, details: dict[str, Any] | None = None,
+    record: Record | None = None, details: dict[str, Any] | None = None, max_tokens: int | None = None,
 ) -> dict[str, Any]:
     """Write one variant of `corpus` into `out` (new, empty, or an earlier export, replaced as a
     whole) and return the export manifest.
@@ -91,6 +94,8 @@ def export_variant(
         raise ExportError(f"unknown format {fmt!r}; choose one of: {', '.join(FORMATS)}")
     corpus_manifest = _corpus_manifest(corpus)
     with claim_out_dir(out, EXPORT_OUTPUT, force) as claim:
+        if record is None and fmt in CHAT_FORMATS:
+            return _write_chat(corpus, corpus_manifest, variant, out, fmt, claim, max_tokens)
         return _write_export(corpus, corpus_manifest, variant, out, fmt, claim, record or _RECORD[fmt], details)
 
 
@@ -113,6 +118,30 @@ def _write_export(corpus: Path, corpus_manifest: str, variant: Variant, out: Pat
         write_json(out / DATASET_INFO, _dataset_info(variant))
     written = [entry["path"] for stage in stages.values() for entry in stage["files"].values()]
     claim.sweep([*written, DATASET_INFO if fmt == "llamafactory" else EXPORT_MANIFEST, EXPORT_MANIFEST])
+    write_json(out / EXPORT_MANIFEST, manifest)
+    return manifest
+
+
+def _write_chat(corpus: Path, corpus_manifest: str, variant: Variant, out: Path, fmt: str, claim: OutputClaim,
+                max_tokens: int | None) -> dict[str, Any]:
+    from umi_data.chat_export import REJECTS, write_chat_export, write_dataset_info
+    from umi_data.chat_formats import OPENAI_MAX_TOKENS
+
+    (out / EXPORT_MANIFEST).unlink(missing_ok=True)  # incomplete until the new one lands
+    limit = max_tokens or OPENAI_MAX_TOKENS
+    written = write_chat_export(corpus, variant, out, fmt, limit)
+    manifest = {
+        "kind": "umi-export", "umi_version": umi_data.__version__, "variant": variant.name, "paper_row": variant.paper_row,
+        "description": variant.description, "format": fmt,
+        "corpus": {"path": str(corpus), "manifest_sha256": corpus_manifest},
+        **({"max_tokens": limit} if fmt == "openai" else {}),
+        **written,
+    }
+    keep = [entry["path"] for stage in written["stages"].values() for entry in stage["files"].values()]
+    if fmt == "llamafactory-sharegpt":
+        write_dataset_info(out, variant)
+        keep.append(DATASET_INFO)
+    claim.sweep([*keep, REJECTS, EXPORT_MANIFEST])
     write_json(out / EXPORT_MANIFEST, manifest)
     return manifest
 

@@ -13,7 +13,9 @@ from typing import Literal
 
 LOCAL_ROLES = ("planner", "caller", "summarizer")
 #: The file layouts `python -m umi_data export --format` writes (here, light, for the CLI's help).
-EXPORT_FORMATS: tuple[str, ...] = ("jsonl", "trl", "llamafactory", "alpha-umi")
+#: The chat formats (`umi_data.chat_export`): whole trajectories and role examples as chats.
+CHAT_FORMATS: tuple[str, ...] = ("openai", "trl-chat", "llamafactory-sharegpt", "hermes")
+EXPORT_FORMATS: tuple[str, ...] = ("jsonl", "trl", "llamafactory", "alpha-umi", *CHAT_FORMATS)
 
 
 @dataclass(frozen=True)
@@ -91,4 +93,4 @@ def get_variant(name: str) -> Variant:
         raise UnknownVariantError(f"unknown variant {name!r}; choose one of: {', '.join(VARIANTS)}") from None
 
 
-__all__ = ["LOCAL_ROLES", "Part", "Stage", "Variant", "VARIANTS", "UnknownVariantError", "get_variant"]
+__all__ = ["CHAT_FORMATS", "EXPORT_FORMATS", "LOCAL_ROLES", "Part", "Stage", "Variant", "VARIANTS", "UnknownVariantError", "get_variant"]
