@@ -40,7 +40,8 @@ The mapping (an importer's inverse must read it back; what no chat carries is li
 
 Not expressible (`ChatReject`): a trajectory that gives up (`gives_up`: no chat has a give-up),
 that does not end in an answer (`unfinished`), or whose answer the environment refused (an
-observation after the conclusion: `answer_refused`); malformed `meta.parallel_calls`
+observation after the conclusion: `answer_refused`; an answer followed by the user's next message
+is a multi-turn chat, and exported as one); malformed `meta.parallel_calls`
 (`bad_parallel_calls`).
 
 Not carried by any chat format: `id`, `source`, `meta` (ToolBench's system prompt, file, query
@@ -164,7 +165,7 @@ def to_chat_messages(trajectory: Trajectory) -> ChatExample:
 
 def _check_expressible(trajectory: Trajectory) -> None:
     turns = trajectory.turns
-    if any(isinstance(turn, ConclusionTurn) for turn in turns[:-1]):
+    if any(isinstance(turn, ConclusionTurn) and not isinstance(after, UserTurn) for turn, after in zip(turns, turns[1:])):
         raise ChatReject("answer_refused", "the environment refused an answer (an observation follows a conclusion); a chat has no result for an answer")
     if trajectory.outcome == "give_up":
         raise ChatReject("gives_up", "the trajectory gives up; a chat has no give-up, only a final answer")

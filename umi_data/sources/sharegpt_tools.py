@@ -42,6 +42,8 @@ _ROLES = {
 }
 _THINK = re.compile(r"^\s*<think>(.*?)</think>\s*$", re.S)
 _THOUGHT_BLOCK = re.compile(r"<think>\n(.*)\n</think>\n\n", re.S)
+_LEADING_THOUGHT = re.compile(r"<think>\n(.*?)\n</think>\n\n(.*)", re.S)
+_LEADING_THINK = re.compile(r"\s*<think>(.*?)</think>(.*)", re.S)
 
 
 def convert(record: dict[str, Any], ctx: RecordContext) -> Converted:
@@ -77,7 +79,20 @@ def message_of(message: dict[str, Any], where: str) -> Message:
     if role == "call":
         thought, calls = parse_call_text(text, f"{where}.value")
         return Message("assistant", where, thought, calls=calls)
+    if role == "assistant":
+        reasoning, answer = split_thought(text)
+        return Message(role, where, answer, reasoning=reasoning)
     return Message(role, where, text)
+
+
+def split_thought(text: str) -> tuple[str, str]:
+    """(reasoning, text) of an assistant message that opens with a `<think>` block (LLaMA-Factory's
+    reasoning data, and the thought umi's export writes before an answer)."""
+    exact = _LEADING_THOUGHT.fullmatch(text)
+    if exact:
+        return exact.group(1), exact.group(2)
+    loose = _LEADING_THINK.fullmatch(text)
+    return (loose.group(1).strip(), loose.group(2).strip()) if loose else ("", text)
 
 
 def parse_call_text(text: str, where: str) -> tuple[str, tuple[Call, ...]]:
