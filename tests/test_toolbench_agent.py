@@ -258,3 +258,38 @@ def test_replaying_recorded_actions_reaches_the_recorded_answer(shared_data: Pat
     assert len(read) == 18 and sum(t.outcome == "give_up" for t in read) == 4
     for trajectory in read:
         assert trajectory.turns == episodes[trajectory.meta["query_id"]].turns
+
+
+# --- StableToolBench's own converter (a checkout the user points to; not shipped) ---------------------
+
+
+def test_stabletoolbench_converter_reads_umi_answer_files(tmp_path: Path) -> None:
+    """With UMI_STABLETOOLBENCH=<a StableToolBench checkout>, its `convert_to_answer_format.py`
+    converts the CoT and DFSDT answer files umi writes (valid and invalid) without an error."""
+    import os
+    import subprocess
+    import sys
+
+    from tests.test_dfsdt import call, play, single_model
+
+    checkout = os.environ.get("UMI_STABLETOOLBENCH")
+    if not checkout:
+        pytest.skip("set UMI_STABLETOOLBENCH to a StableToolBench checkout to run its converter on umi's answer files")
+    task = build_task(QUERY, 0)
+    runs = {"dfs": {"1": play(single_model([])), "2": play(lambda p: "No.\nconclusion: give up."),
+                    "3": play(lambda p: call("current"), DfsdtConfig(max_queries=5))},
+            "cot": {q: play_cot(SingleAgent(ScriptedModel(script), max_steps=2), task, ToolBenchRegistry(task, echo_backend), q)
+                    for q, script in {"1": ["ok\nconclusion: sunny"], "2": ["no\nconclusion: give up."], "3": [call("current")] * 2}.items()}}
+    for kind, played in runs.items():
+        (tmp_path / kind).mkdir()
+        for query_id, one in played.items():
+            (tmp_path / kind / f"{query_id}_{one.method}.json").write_text(json.dumps(one.answer))
+        method = next(iter(played.values())).method
+        done = subprocess.run([sys.executable, "convert_to_answer_format.py", "--answer_dir", str(tmp_path / kind), "--method", method,
+                               "--output", str(tmp_path / f"{kind}.json")], cwd=Path(checkout) / "toolbench" / "tooleval",
+                              capture_output=True, text=True, timeout=120)
+        assert done.returncode == 0, done.stderr[-2000:]
+        converted = json.loads((tmp_path / f"{kind}.json").read_text())
+        assert sorted(converted) == ["1", "2", "3"]
+        for query_id, one in played.items():
+            assert converted[query_id]["answer"]["final_answer"] == one.answer["answer_generation"]["final_answer"]

@@ -39,12 +39,12 @@ def add_toolbench_arguments(parser: argparse.ArgumentParser) -> None:
     group.add_argument("--tools-dir", type=Path, metavar="DIR",
                        help="ToolBench's toolenv/tools, to build functions from the tool documents as ToolBench does "
                             "(default: the documentation in the query file's api_list)")
-    group.add_argument("--search", choices=SEARCHES, default="cot", help="cot: one path (default); dfsdt: ToolBench's DFSDT tree")
+    group.add_argument("--search", choices=SEARCHES, default="cot", help="cot: one path; dfsdt: ToolBench's DFSDT tree")
     group.add_argument("--tree-width", type=int, default=DfsdtConfig.width, metavar="N", help="DFSDT children per node")
     group.add_argument("--max-queries", type=int, default=DfsdtConfig.max_queries, metavar="N", help="DFSDT model decisions per query")
     group.add_argument("--max-depth", type=int, default=DfsdtConfig.max_depth, metavar="N", help="DFSDT tree nodes per path")
-    group.add_argument("--toolbench-key", default="", metavar="KEY", help="sent as toolbench_key (a local server ignores it)")
-    group.add_argument("--tool-timeout", type=float, default=DEFAULT_TIMEOUT, metavar="S", help="seconds per tool request")
+    group.add_argument("--toolbench-key", metavar="NAME", help="sent as toolbench_key (a local server ignores it)")
+    group.add_argument("--tool-timeout", type=float, default=DEFAULT_TIMEOUT, metavar="X", help="seconds per tool request")
 
 
 def backend_from_args(args: argparse.Namespace) -> Backend:
@@ -113,7 +113,7 @@ def play_into(agent: Any, tasks: Sequence[ToolBenchTask], out: Path, args: argpa
     with EpisodeLog(out / "episodes.json") as log:
         def one(numbered: tuple[int, ToolBenchTask]) -> Played:
             index, task = numbered
-            played = play_task(agent, task, counting, args.search, config, toolbench_key=args.toolbench_key, group=group)
+            played = play_task(agent, task, counting, args.search, config, toolbench_key=args.toolbench_key or "", group=group)
             write_json(answers / f"{task.query_id}_{played.method}.json", played.answer)
             log.add(index, played.episode)
             if on_done is not None:
