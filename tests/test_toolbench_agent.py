@@ -62,10 +62,13 @@ def test_functions_are_built_as_toolbench_builds_them() -> None:
 def test_unplayable_queries_are_counted_with_a_reason(tmp_path: Path) -> None:
     bare = {"query_id": 1, "query": "q", "api_list": [{"category_name": "Social", "tool_name": "Olato Quotes", "api_name": "Love Quote"}]}
     path = tmp_path / "queries.json"
-    path.write_text(json.dumps([QUERY, bare, {"query_id": 2, "query": "open domain"}, "junk"]))
+    path.write_text(json.dumps([QUERY, bare, {"query_id": 2, "query": "open domain"}, "junk", QUERY, {**QUERY, "query_id": "../x"},
+                                {**QUERY, "query_id": "a_b"}, {**QUERY, "query_id": None}]))
     tasks, rejects = read_queries(path)
     assert [t.query_id for t in tasks] == ["7"]
-    assert [(r.query_id, r.reason) for r in rejects] == [("1", "no_documentation"), ("2", "no_api_list"), ("3", "wrong_shape")]
+    assert [(r.query_id, r.reason) for r in rejects] == [
+        ("1", "no_documentation"), ("2", "no_api_list"), ("3", "wrong_shape"), ("7", "duplicate_query_id"),
+        ("../x", "bad_query_id"), ("a_b", "bad_query_id"), ("None", "bad_query_id")]
 
 
 def test_tools_dir_gives_toolbench_names_and_descriptions(tmp_path: Path) -> None:

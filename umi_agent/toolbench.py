@@ -20,7 +20,8 @@ callable with that signature.
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass, field
+import re
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Iterable, Mapping, NamedTuple
 
@@ -34,6 +35,7 @@ Backend = Callable[[dict[str, Any]], dict[str, Any]]
 DESCRIPTION_CHARS = 256
 TOOL_DESCRIPTION_CHARS = 512
 TYPES = {"NUMBER": "integer", "STRING": "string", "BOOLEAN": "boolean"}
+_QUERY_ID = re.compile(r"[A-Za-z0-9-]{1,80}")
 #: ToolBench's `--observ_compress_method` default, sent as `strip` (the server ignores it).
 STRIP = "truncate"
 #: `{"error": ...}` texts of a backend and the status codes ToolBench's environment gives them.
@@ -182,10 +184,15 @@ def _read_json(path: Path) -> Any:
 
 
 def build_task(record: Any, index: int, docs: ToolDocs | None = None) -> ToolBenchTask | QueryReject:
-    """One query record as a playable task, or the reason it cannot be played."""
+    """One query record as a playable task, or the reason it cannot be played. A query without
+    `query_id` takes its position, as in ToolBench."""
     query_id = str(record.get("query_id", index)) if isinstance(record, dict) else str(index)
     if not isinstance(record, dict) or not isinstance(record.get("query"), str):
         return QueryReject(query_id, "wrong_shape", "a query is an object with a `query` string")
+    raw_id = record.get("query_id", index)
+    if isinstance(raw_id, bool) or not isinstance(raw_id, (int, str)) or not _QUERY_ID.fullmatch(query_id):
+        # it names the answer file `<id>_<method>.json`, which ToolBench's readers split at the first `_`
+        return QueryReject(query_id[:80], "bad_query_id", "a query_id is an integer or letters, digits and '-'")
     api_list = record.get("api_list")
     if not isinstance(api_list, list) or not api_list:
         return QueryReject(query_id, "no_api_list", "no api_list (open-domain queries need a tool retriever)")
@@ -241,9 +248,13 @@ def read_queries(path: Path, tools_dir: Path | None = None) -> tuple[list[ToolBe
     docs = ToolDocs(tools_dir) if tools_dir is not None else None
     tasks: list[ToolBenchTask] = []
     rejects: list[QueryReject] = []
+    seen: set[str] = set()
     for index, record in enumerate(records):
         built = build_task(record, index, docs)
+        if isinstance(built, ToolBenchTask) and built.query_id in seen:
+            built = QueryReject(built.query_id, "duplicate_query_id", "an earlier query of the file has this query_id")
         (rejects if isinstance(built, QueryReject) else tasks).append(built)
+        seen.add(built.query_id)
     return tasks, rejects
 
 

@@ -25,6 +25,7 @@ from typing import Any, Callable, Sequence
 
 from umi_agent.dfsdt import SEARCHES, DfsdtConfig, Played, play_cot, play_dfsdt
 from umi_agent.toolbench import Backend, QueryReject, ToolBenchRegistry, ToolBenchTask, read_queries
+from umi_agent.served import positive_int
 from umi_agent.toolbench_http import DEFAULT_TIMEOUT, HttpBackend, ToolServerError
 
 QUERY_REJECTS = "query_rejects.jsonl"
@@ -40,9 +41,9 @@ def add_toolbench_arguments(parser: argparse.ArgumentParser) -> None:
                        help="ToolBench's toolenv/tools, to build functions from the tool documents as ToolBench does "
                             "(default: the documentation in the query file's api_list)")
     group.add_argument("--search", choices=SEARCHES, default="cot", help="cot: one path; dfsdt: ToolBench's DFSDT tree")
-    group.add_argument("--tree-width", type=int, default=DfsdtConfig.width, metavar="N", help="DFSDT children per node")
-    group.add_argument("--max-queries", type=int, default=DfsdtConfig.max_queries, metavar="N", help="DFSDT model decisions per query")
-    group.add_argument("--max-depth", type=int, default=DfsdtConfig.max_depth, metavar="N", help="DFSDT tree nodes per path")
+    group.add_argument("--tree-width", type=positive_int, default=DfsdtConfig.width, metavar="N", help="DFSDT children per node")
+    group.add_argument("--max-queries", type=positive_int, default=DfsdtConfig.max_queries, metavar="N", help="DFSDT model decisions per query")
+    group.add_argument("--max-depth", type=positive_int, default=DfsdtConfig.max_depth, metavar="N", help="DFSDT tree nodes per path")
     group.add_argument("--toolbench-key", metavar="NAME", help="sent as toolbench_key (a local server ignores it)")
     group.add_argument("--tool-timeout", type=float, default=DEFAULT_TIMEOUT, metavar="X", help="seconds per tool request")
 
