@@ -191,3 +191,23 @@ def test_width_bounds_children(width: int) -> None:
     decisions = [n for n in nodes(played.answer["tree"]["tree"]) if n["node_type"] == "Action Input"]
     assert all(n["child_count"] <= width for n in decisions)
     assert played.answer["answer_generation"]["query_count"] == min(50, sum(width ** k for k in range(1, 5)))
+
+
+def test_diversity_prompt_text_equals_the_real_answer_files(toolbench_answer: Path) -> None:
+    """Every diversity message in the real DFS answer files is ToolBench's prompt around a JSON
+    list of earlier candidates with umi's keys (and, after a call, the node's own observation)."""
+    head, tail = DIVERSITY_PROMPT.split("{previous_candidate}")
+    found = 0
+    for path in sorted(toolbench_answer.glob("*/*.json")):
+        for chain in json.loads(path.read_text())["answer_generation"].get("train_messages") or []:
+            for message in chain:
+                if message["role"] != "user" or message.get("valid") is not False:
+                    continue
+                found += 1
+                content = message["content"]
+                assert content.startswith(head) and content.endswith(tail)
+                listed, _, again = content[len(head):-len(tail)].partition("]\n")
+                candidates = json.loads(listed + "]")
+                assert all(list(c) == ["name", "arguments", "function_output", "mento-carlo-action-value"] for c in candidates)
+                assert again == "" or again.startswith("again, your former observation: ")
+    assert found >= 10

@@ -23,6 +23,7 @@ from umi_agent.toolbench import (
 from umi_agent.toolbench_http import HttpBackend, ToolServerError
 from umi_data.sources import discover_files, get_source, read_source
 from umi_data.core import Trajectory
+from umi_data.toolbench_names import standardize
 
 WEATHER = {"category_name": "Weather", "tool_name": "Open Weather", "api_name": "Current Weather",
            "api_description": "Current Weather of a city", "method": "GET",
@@ -296,3 +297,33 @@ def test_stabletoolbench_converter_reads_umi_answer_files(tmp_path: Path) -> Non
         assert sorted(converted) == ["1", "2", "3"]
         for query_id, one in played.items():
             assert converted[query_id]["answer"]["final_answer"] == one.answer["answer_generation"]["final_answer"]
+
+
+def test_with_tool_documents_the_system_prompt_equals_the_recorded_one(shared_data: Path, tmp_path: Path) -> None:
+    """Through `--tools-dir` (a toolenv written here from the queries' api_list and the tool
+    descriptions the recorded system prompts show), the functions and the whole system message
+    equal the data_example answer files'."""
+    queries = json.loads((shared_data / "stabletoolbench/solvable_queries/test_instruction/G1_instruction.json").read_text())
+    answers = {path.name.split("_")[0]: load(path) for path in (shared_data / "stabletoolbench/data_example/answer").glob("*dfs/*/*.json")}
+    chosen = [q for q in queries if str(q["query_id"]) in answers]
+    for query in chosen:
+        system = answers[str(query["query_id"])]["answer_generation"]["train_messages"][-1][0]["content"]
+        described = {}
+        for line in system.split("You have access of the following tools:\n")[1].splitlines():  # "1.<tool>: <description>"
+            head, _, description = line.partition(": ")
+            described[head.split(".", 1)[1]] = description
+        for api in query["api_list"]:
+            path = tmp_path / "tools" / api["category_name"] / f"{standardize(api['tool_name'])}.json"
+            path.parent.mkdir(parents=True, exist_ok=True)
+            document = json.loads(path.read_text()) if path.exists() else {
+                "tool_name": api["tool_name"], "tool_description": described[standardize(api["tool_name"])], "api_list": []}
+            document["api_list"].append({"name": api["api_name"], "description": api["api_description"],
+                                         "required_parameters": api["required_parameters"], "optional_parameters": api["optional_parameters"]})
+            path.write_text(json.dumps(document))
+    (tmp_path / "q.json").write_text(json.dumps(chosen))
+    tasks, rejects = read_queries(tmp_path / "q.json", tmp_path / "tools")
+    assert rejects == [] and len(tasks) == 3
+    for task in tasks:
+        recorded = answers[task.query_id]["answer_generation"]
+        assert task.functions == recorded["function"]
+        assert [task.system_prompt, task.user_prompt] == [m["content"] for m in recorded["train_messages"][-1][:2]]
