@@ -61,6 +61,7 @@ def queries(tmp_path: Path) -> Path:
 
 @pytest.mark.parametrize(("extra", "message"), [
     ([], "needs a tool server: --service-url"),
+    (["--tasks", "tasks.jsonl"], "give one of them"),
     (["--service-url", "ftp://x"], "expected http://HOST:PORT/virtual"),
 ])
 def test_usage_errors_are_one_line(queries: Path, tmp_path: Path, capsys: pytest.CaptureFixture, extra: list[str], message: str) -> None:

@@ -24,7 +24,7 @@ from pathlib import Path
 from typing import Any, Callable, Sequence
 
 from umi_agent.dfsdt import SEARCHES, DfsdtConfig, Played, play_cot, play_dfsdt
-from umi_agent.toolbench import Backend, QueryReject, ToolBenchRegistry, ToolBenchTask, read_queries
+from umi_agent.toolbench import Backend, QueryFileError, QueryReject, ToolBenchRegistry, ToolBenchTask, read_queries
 from umi_agent.served import positive_int
 from umi_agent.toolbench_http import DEFAULT_TIMEOUT, HttpBackend, ToolServerError
 
@@ -142,6 +142,8 @@ def run_toolbench(args: argparse.Namespace) -> dict[str, dict[str, Any]]:
     from umi_data.outdir import claim_out_dir
     from umi_data.write import write_json
 
+    if args.tasks is not None:
+        raise QueryFileError("--tasks (synthetic tasks) and --toolbench-queries: give one of them")
     tasks, rejects = read_queries(args.toolbench_queries, args.tools_dir)
     if args.limit is not None:
         tasks = tasks[: args.limit]
