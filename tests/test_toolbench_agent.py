@@ -245,6 +245,7 @@ def test_replaying_recorded_actions_reaches_the_recorded_answer(shared_data: Pat
         answer = load(path)
         played = _replay(path, answer, index)
         ours, theirs = played.answer["answer_generation"], answer["answer_generation"]
+        assert list(played.answer) == list(answer) and set(ours) == set(theirs), path  # CoT: trys; DFS: tree
         assert final_answer(played.answer) == final_answer(answer), path
         assert ours["final_answer"] == theirs["final_answer"] and ours.get("finish_type") == theirs.get("finish_type"), path
         recorded_path = answer["compare_candidates"][0] if answer["compare_candidates"] else None
