@@ -131,11 +131,19 @@ class _State:
         self.latency[role].append(time.perf_counter() - start)
         return output
 
-    def call(self, name: str, raw_arguments: str) -> None:
+    def call(self, name: str, raw_arguments: str) -> bool:
+        """The call and its observation; True when the call ended the episode instead (a world
+        with a terminating function, ToolBench's `Finish`, records it as the answer or give-up
+        it was, in place of the plan that led to it)."""
+        ending = self.registry.ending(self.turns[-1], name, raw_arguments)
+        if ending is not None:
+            self.turns[-1:] = ending
+            return True
         hallucinated = name not in self.registry
         self.turns.append(CallerTurn(name=name, arguments=parse_json_object(raw_arguments or "{}"),
                                      raw_arguments=raw_arguments, hallucinated=hallucinated))
         self.turns.append(self.registry.execute(name, raw_arguments))
+        return False
 
 
 @dataclass
@@ -155,8 +163,8 @@ class MultiAgent:
         if plan.next == "caller":
             # As in the training corpora: the history ends with the plan, which is also `{thought}`.
             prompt = fill("caller", state.family, tools=state.tools, history_text=state.history(), thought=planner_value(plan))
-            state.call(*parse_call(state.ask("caller", self.caller, prompt)))
-        elif plan.next == "conclusion":
+            return state.call(*parse_call(state.ask("caller", self.caller, prompt)))
+        if plan.next == "conclusion":
             prompt = fill("summarizer", state.family, tools=state.tools, history_text=state.history())
             answer = state.ask("summarizer", self.summarizer, prompt).split(END)[0].strip()
             state.turns.append(ConclusionTurn(answer=answer))
@@ -176,8 +184,8 @@ class SingleAgent:
         plan, action = parse_backbone(state.ask("backbone", self.backbone, prompt))
         state.turns.append(plan)
         if plan.next == "caller":
-            state.call(*action)
-        elif plan.next == "conclusion":
+            return state.call(*action)
+        if plan.next == "conclusion":
             state.turns.append(ConclusionTurn(answer=action))
         return plan.next in ("conclusion", "give_up")
 

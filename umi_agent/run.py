@@ -32,6 +32,7 @@ from umi_agent.jsonio import scrub_text
 from umi_agent.loop import DEFAULT_MAX_STEPS, Episode, MultiAgent, SingleAgent, run_episode
 from umi_agent.served import SERVED_NAME, ServerError, add_server_arguments, server_requested, served_models
 from umi_agent.tools import OBSERVATION_CHARS, synthetic_registry
+from umi_agent.toolbench_run import add_toolbench_arguments
 from umi_data.cli import Parser, Progress, fail
 from umi_data.outdir import Output
 
@@ -205,13 +206,14 @@ def _parser() -> argparse.ArgumentParser:
     parser = Parser(prog=PROG, description=__doc__.split("\n\n")[0])
     parser.add_argument("--run", action="append", default=[], type=Path, metavar="RUN",
                         help="a umi_train.glpft run directory; repeat to compare runs (e.g. α-UMi and the Single-LLM baseline)")
-    parser.add_argument("--tasks", required=True, type=Path, metavar="FILE", help="tasks.jsonl written by `python -m umi_data synth`")
+    parser.add_argument("--tasks", type=Path, metavar="FILE", help="tasks.jsonl written by `python -m umi_data synth`")
     parser.add_argument("--out", required=True, type=Path, metavar="DIR", help="output directory")
     parser.add_argument("--limit", type=int, default=None, metavar="N", help="play only the first N tasks")
     parser.add_argument("--max-steps", type=int, default=DEFAULT_MAX_STEPS, metavar="N", help="planner decisions per episode")
     parser.add_argument("--max-new-tokens", type=int, default=128, metavar="N", help="tokens a model may write per call")
     parser.add_argument("--force", action="store_true", help="write into a non-empty --out that this command did not write, beside its files")
     add_server_arguments(parser)
+    add_toolbench_arguments(parser)
     return parser
 
 
@@ -252,12 +254,32 @@ def main(argv: list[str] | None = None) -> int:
     from umi_data.outdir import OutDirError
 
     args = _parser().parse_args(argv)
+    if args.toolbench_queries is not None:
+        return toolbench_main(args)
     try:
+        if args.tasks is None:
+            raise LiveRunError("give --tasks FILE (a synthetic tasks.jsonl) or --toolbench-queries FILE")
         metrics = run_all(args, read_tasks(args.tasks, args.limit))
     except (LiveRunError, RunNotFoundError, ServerError, FileNotFoundError, OutDirError) as exc:
         return fail(PROG, exc)
     print(side_by_side(metrics))
     print(f"episodes and corpora under {args.out}; metrics in {args.out / 'metrics.json'}")
+    return 0
+
+
+def toolbench_main(args: argparse.Namespace) -> int:
+    """`--toolbench-queries`: ToolBench queries against a tool server (`umi_agent.toolbench_run`)."""
+    from umi_agent import toolbench_run
+    from umi_agent.toolbench import QueryFileError
+    from umi_agent.toolbench_http import ToolServerError
+    from umi_data.outdir import OutDirError
+
+    try:
+        metrics = toolbench_run.run_toolbench(args)
+    except (LiveRunError, RunNotFoundError, ServerError, QueryFileError, ToolServerError, OutDirError) as exc:
+        return fail(PROG, exc)
+    print(toolbench_run.side_by_side(metrics))
+    print(f"episodes, corpora and answer files under {args.out}; metrics in {args.out / METRICS}")
     return 0
 
 

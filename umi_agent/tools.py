@@ -80,6 +80,11 @@ class ToolRegistry:
         response, error = (output, "") if isinstance(output, str) else output
         return self._observation(response, error)
 
+    def ending(self, plan: Any, name: str, raw_arguments: str) -> list[Any] | None:
+        """The turns replacing `plan` when calling `name` ends the episode (None: it does not).
+        Worlds whose tool list has a terminating function (ToolBench's `Finish`) override it."""
+        return None
+
     def _observation(self, response: str, error: str) -> ObservationTurn:
         truncated = len(response) > self.observation_chars
         return ObservationTurn(response=response[: self.observation_chars], error=error, truncated=truncated)
