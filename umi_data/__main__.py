@@ -85,10 +85,19 @@ def _parser() -> argparse.ArgumentParser:
         "Run one SQL statement over DuckDB views of one or more corpus directories. Views: trajectories, "
         "turns, tool_calls, tools, examples, rejects (each with a `corpus` column). Recipes: docs/recipes.md.",
     )
-    query.usage = f"{parser.prog} query [-h] [--version] [--quiet] [--format {{table,csv,json}}] DIR [DIR ...] SQL"
-    query.add_argument("args", metavar="DIR [DIR ...] SQL", nargs="+", help="one or more corpus directories, then the SQL (the last argument)")
+    query.usage = (f"{parser.prog} query [-h] [--version] [--quiet] [--format {{table,csv,json}}] [--max-rows N] [--out FILE] "
+                   "[--timeout S] [--memory-limit SIZE] [--file FILE] DIR [DIR ...] [SQL | -]")
+    query.add_argument("args", metavar="DIR [DIR ...] SQL", nargs="+",
+                       help="one or more corpus directories, then the SQL (the last argument; `-` reads it from stdin)")
+    query.add_argument("--file", default=None, metavar="FILE", help="read the SQL from FILE (`-`: stdin); every argument is then a directory")
     query.add_argument("--format", choices=["table", "csv", "json"], default="table",
                        help="table (aligned text), csv, or json (one array of row objects)")
+    query.add_argument("--max-rows", type=_positive, default=1000, metavar="N",
+                       help="print at most N rows (all are counted and the total reported; --out writes all)")
+    query.add_argument("--out", type=Path, default=None, metavar="FILE",
+                       help="write every row to a new FILE instead of printing: .parquet, .csv, .json (one array) or .jsonl")
+    query.add_argument("--timeout", type=float, default=60.0, metavar="S", help="stop the query after S seconds")
+    query.add_argument("--memory-limit", default="2GB", metavar="SIZE", help="DuckDB's memory limit for the query (e.g. 512MB, 4GB)")
 
     card = add_command(commands, "card", "write the data card of a corpus directory again: README.md and card/")
     card.add_argument("corpus", metavar="DIR", type=Path, help="corpus directory written by `build`")
@@ -170,13 +179,28 @@ def cmd_export(args: argparse.Namespace) -> int:
 
 
 def cmd_query(args: argparse.Namespace) -> int:
-    from umi_data.query import run_query
+    from umi_data.query import read_sql, run_query
 
-    if len(args.args) < 2:
-        return fail(f"{_prog()} query", "give at least one corpus directory, then the SQL")
-    *directories, sql = args.args
-    sys.stdout.write(run_query(directories, sql, args.format))
+    directories, sql = list(args.args), None
+    if args.file is not None:
+        sql = read_sql(args.file)
+    elif len(directories) < 2:
+        return fail(f"{_prog()} query", "give at least one corpus directory, then the SQL (or --file FILE)")
+    else:
+        sql = directories.pop()
+        sql = read_sql("-") if sql == "-" else sql
+    result = run_query(directories, sql, args.format, max_rows=args.max_rows, timeout=args.timeout,
+                       memory_limit=args.memory_limit, out=args.out)
+    sys.stdout.write(result.text)
+    if result.note:
+        print(f"{_prog()} query: {result.note}", file=sys.stderr)
     return 0
+
+
+def _positive(text: str) -> int:
+    if not text.isdigit() or int(text) < 1:
+        raise argparse.ArgumentTypeError(f"expected a whole number of at least 1, got {text!r}")
+    return int(text)
 
 
 def cmd_card(args: argparse.Namespace) -> int:
