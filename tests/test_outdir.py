@@ -87,8 +87,8 @@ def test_a_killed_build_is_recognised_and_its_temp_files_removed(tmp_path: Path)
     assert build(out, "--compat", "alpha-umi") == 0
     # as a build killed half-way leaves it: no manifest, temporary files, the lock file's record
     (out / "manifest.json").unlink()
-    (out / ".trajectories.parquet.x1y2.tmp").write_bytes(b"half")
-    (out / "local" / ".planner.parquet.a1b2.tmp").write_bytes(b"half")
+    (out / ".trajectories.parquet.x1y2z3w4.tmp").write_bytes(b"half")
+    (out / "local" / ".planner.parquet.a1b2c3d4.tmp").write_bytes(b"half")
     assert build(out) == 0
     assert build(tmp_path / "fresh") == 0
     assert files(out) == files(tmp_path / "fresh")
@@ -183,7 +183,7 @@ def test_sweep_keeps_what_the_command_does_not_own(tmp_path: Path) -> None:
         (out / "a").mkdir()
         (out / "a" / "old").write_text("old")
         (out / "a" / "new").write_text("new")
-        (out / ".a.tmp-1").write_text("temp")
+        (out / ".a.tmp12345.tmp").write_text("temp")
         (out / "user").write_text("mine")
         claim.sweep(["a/new"])
     assert sorted(p.relative_to(out).as_posix() for p in out.rglob("*")) == [LOCK_FILE, "a", "a/new", "user"]
@@ -195,9 +195,9 @@ def test_sweep_keeps_what_the_command_does_not_own(tmp_path: Path) -> None:
 def test_synth_replaces_its_own_output_and_refuses_others(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
     out = tmp_path / "s"
     assert main(["synth", "--n", "3", "--out", str(out)]) == 0
-    (out / ".answer.killed.tmp").mkdir()  # a staging directory of a killed run
+    (out / ".answer.killed_1.tmp").mkdir()  # a staging directory of a killed run
     assert main(["synth", "--n", "2", "--out", str(out)]) == 0
-    assert not (out / ".answer.killed.tmp").exists()
+    assert not (out / ".answer.killed_1.tmp").exists()
     assert len(list((out / "answer" / "G1_answer").iterdir())) == 2
     capsys.readouterr()
 

@@ -7,6 +7,7 @@ import os
 import sys
 from importlib import resources
 from pathlib import Path
+from typing import Any
 
 from umi_data.build_fields import BUILD_FIELDS, DEFAULT_SPLIT_RATIO, DEFAULT_SPLIT_SEED
 from umi_data.cli import Parser, add_command, add_commands, fail, prog_name
@@ -128,7 +129,8 @@ def cmd_build(args: argparse.Namespace) -> int:
     progress = False if args.quiet else None
     result = build_corpus(config, args.out, progress=progress, workers=max(args.workers, 1), shard=args.shard, force=args.force)
     print(summary_line(result))
-    if not result.manifest["counts"]["accepted"]:
+    _say_kept(result)
+    if not result.manifest["counts"]["accepted"] and args.shard is None:  # a shard's part may hold only rejects
         print(f"python -m umi_data build: error: no record was accepted (of {result.manifest['counts']['read']} read); "
               f"is {config.source} the right source for these files? (rejects: {result.out / 'rejects.jsonl'})", file=sys.stderr)
         return EXIT_REJECTS
@@ -143,8 +145,18 @@ def cmd_merge(args: argparse.Namespace) -> int:
     from umi_data.build import summary_line
     from umi_data.shards import merge_shards
 
-    print(summary_line(merge_shards(args.shards, args.out)))
+    result = merge_shards(args.shards, args.out)
+    print(summary_line(result))
+    _say_kept(result)
     return 0
+
+
+def _say_kept(result: Any) -> None:
+    """One line naming the files in --out that umi did not write: kept, and not part of the corpus."""
+    if result.kept:
+        names = ", ".join(result.kept[:5]) + (f" and {len(result.kept) - 5} more" if len(result.kept) > 5 else "")
+        print(f"{_prog()}: kept {len(result.kept)} file(s) in {result.out} that umi did not write (not part of the corpus): {names}",
+              file=sys.stderr)
 
 
 def cmd_validate(args: argparse.Namespace) -> int:
