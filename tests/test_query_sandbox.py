@@ -195,7 +195,7 @@ def test_printed_rows_are_bounded_and_the_total_reported(corpus: Path, capsys: p
 def test_the_memory_limit_is_set(corpus: Path, capsys: pytest.CaptureFixture) -> None:
     assert main(["query", str(corpus), "select current_setting('memory_limit') as m", "--format", "csv"]) == 0
     assert capsys.readouterr().out.splitlines()[1] in ("1.8 GiB", "1.9 GiB", "2.0 GiB", "1862.6 MiB")
-    assert main(["query", str(corpus), "select current_setting('memory_limit') as m", "--format", "csv", "--memory-limit", "300MB"]) == 0
+    assert main(["query", str(corpus), "select current_setting('memory_limit') as m", "--format", "csv", "--memory-limit", "0.3"]) == 0
     assert capsys.readouterr().out.splitlines()[1] in ("286.1 MiB", "300.0 MiB", "286.1MiB")
 
 

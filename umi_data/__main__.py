@@ -87,7 +87,7 @@ def _parser() -> argparse.ArgumentParser:
         "turns, tool_calls, tools, examples, rejects (each with a `corpus` column). Recipes: docs/recipes.md.",
     )
     query.usage = (f"{parser.prog} query [-h] [--version] [--quiet] [--format {{table,csv,json}}] [--max-rows N] [--out FILE] "
-                   "[--timeout S] [--memory-limit SIZE] [--file FILE] DIR [DIR ...] [SQL | -]")
+                   "[--timeout X] [--memory-limit X] [--file FILE] DIR [DIR ...] [SQL | -]")
     query.add_argument("args", metavar="DIR [DIR ...] SQL", nargs="+",
                        help="one or more corpus directories, then the SQL (the last argument; `-` reads it from stdin)")
     query.add_argument("--file", default=None, metavar="FILE", help="read the SQL from FILE (`-`: stdin); every argument is then a directory")
@@ -97,8 +97,8 @@ def _parser() -> argparse.ArgumentParser:
                        help="print at most N rows (all are counted and the total reported; --out writes all)")
     query.add_argument("--out", type=Path, default=None, metavar="FILE",
                        help="write every row to a new FILE instead of printing: .parquet, .csv, .json (one array) or .jsonl")
-    query.add_argument("--timeout", type=float, default=60.0, metavar="S", help="stop the query after S seconds")
-    query.add_argument("--memory-limit", default="2GB", metavar="SIZE", help="DuckDB's memory limit for the query (e.g. 512MB, 4GB)")
+    query.add_argument("--timeout", type=_positive_number, default=60.0, metavar="X", help="stop the query after X seconds")
+    query.add_argument("--memory-limit", type=_positive_number, default=2.0, metavar="X", help="gigabytes of memory the query may use (e.g. 0.5)")
 
     card = add_command(commands, "card", "write the data card of a corpus directory again: README.md and card/")
     card.add_argument("corpus", metavar="DIR", type=Path, help="corpus directory written by `build`")
@@ -202,11 +202,22 @@ def cmd_query(args: argparse.Namespace) -> int:
         sql = directories.pop()
         sql = read_sql("-") if sql == "-" else sql
     result = run_query(directories, sql, args.format, max_rows=args.max_rows, timeout=args.timeout,
-                       memory_limit=args.memory_limit, out=args.out)
+                       memory_limit=f"{args.memory_limit:g}GB", out=args.out)
     sys.stdout.write(result.text)
     if result.note:
         print(f"{_prog()} query: {result.note}", file=sys.stderr)
     return 0
+
+
+def _positive_number(text: str) -> float:
+    """A positive, finite number (seconds, gigabytes)."""
+    try:
+        value = float(text)
+    except ValueError:
+        value = -1.0
+    if not 0 < value < 1e9:
+        raise argparse.ArgumentTypeError(f"expected a positive number, got {text!r}")
+    return value
 
 
 def _positive(text: str) -> int:
