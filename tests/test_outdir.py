@@ -328,3 +328,23 @@ def test_a_failed_build_into_a_new_directory_leaves_nothing(tmp_path: Path, caps
             (out / "card" / "deep").mkdir(parents=True)
             raise RuntimeError("killed")
     assert list(tmp_path.iterdir()) == []
+
+
+def test_an_export_is_recognised_by_its_record_not_its_name(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    assert build(tmp_path / "c") == 0
+    mine = tmp_path / "mine"
+    (mine / "stage1").mkdir(parents=True)
+    (mine / "stage1" / "notes.txt").write_text("mine")
+    (mine / "export.json").write_text('{"kind": "my-own-export"}')
+    before = files(mine)
+    assert main(["export", str(tmp_path / "c"), "--variant", "reuse", "--out", str(mine)]) == 2
+    one_line(capsys)
+    assert files(mine) == before
+    x = tmp_path / "x"
+    assert main(["export", str(tmp_path / "c"), "--variant", "no-reuse", "--out", str(x)]) == 0
+    (x / "stage2" / "notes.txt").write_text("mine")
+    (x / LOCK_FILE).unlink()  # as an export written before the lock held a record
+    assert main(["export", str(tmp_path / "c"), "--variant", "reuse", "--out", str(x)]) == 0
+    assert main(["export", str(tmp_path / "c"), "--variant", "reuse", "--out", str(tmp_path / "fresh")]) == 0
+    assert {**files(tmp_path / "fresh"), "stage2/notes.txt": b"mine"} == files(x)
+    assert json.loads((x / LOCK_FILE).read_text())["files"]["export.json"]
