@@ -33,7 +33,7 @@ class CorpusFileError(CorpusNotFoundError):
 @dataclass
 class CorpusFiles:
     """The checked files of one corpus directory, as Arrow datasets keyed by kind
-    (`trajectories`, `rejects`, and each example role)."""
+    (`trajectories`, `rejects`, `examples`: the four role files)."""
 
     directory: Path
     index: int
@@ -41,9 +41,6 @@ class CorpusFiles:
 
     def table(self, kind: str) -> str:
         return f"_umi_{self.index}_{kind}"
-
-    def example_tables(self) -> list[str]:
-        return [self.table(role) for role in ROLE_PATHS]
 
     def register(self, connection: Any) -> None:
         for kind, dataset in self.datasets.items():
@@ -81,8 +78,9 @@ def checked_file(directory: Path, relative: str, entries: dict[str, Any]) -> Pat
     return real
 
 
-def _parquet(directory: Path, relative: str, entries: dict[str, Any], columns: tuple[str, ...] = ()) -> Any:
-    import pyarrow.dataset as ds
+def _parquet(directory: Path, relative: str, entries: dict[str, Any], columns: tuple[str, ...] = ()) -> str:
+    """The checked path of a Parquet file of the corpus (its footer read, rows and columns as
+    the manifest and the views need)."""
     import pyarrow.parquet as pq
 
     path = checked_file(directory, relative, entries)
@@ -97,7 +95,7 @@ def _parquet(directory: Path, relative: str, entries: dict[str, Any], columns: t
     missing = [c for c in columns if c not in names]
     if missing:
         raise CorpusFileError(f"{directory}: {relative} lacks the corpus column(s) {', '.join(missing)}; build the corpus again")
-    return ds.dataset([str(path)], format="parquet")
+    return str(path)
 
 
 def _jsonl(path: Path, schema: Any = None) -> Any:
@@ -116,14 +114,15 @@ def _jsonl(path: Path, schema: Any = None) -> Any:
 def corpus_files(directory: Path, index: int = 0) -> CorpusFiles:
     """The checked files of the corpus `directory` (`CorpusFileError` names what is wrong)."""
     import pyarrow as pa
+    import pyarrow.dataset as ds
 
     directory = require_corpus(directory).resolve()
     manifest = _load_json(directory, MANIFEST)
     entries = manifest.get("files") if isinstance(manifest.get("files"), dict) else {}
     files = CorpusFiles(directory, index)
-    files.datasets["trajectories"] = _parquet(directory, TRAJECTORIES, entries, TRAJECTORY_COLUMNS)
-    for role, base in ROLE_PATHS.items():
-        files.datasets[role] = _parquet(directory, f"{base}.parquet", entries)
+    files.datasets["trajectories"] = ds.dataset([_parquet(directory, TRAJECTORIES, entries, TRAJECTORY_COLUMNS)], format="parquet")
+    examples = [_parquet(directory, f"{base}.parquet", entries) for base in ROLE_PATHS.values()]
+    files.datasets["examples"] = ds.dataset(examples, format="parquet")  # one scan over the four role files (one schema)
     schema = pa.schema([(name, pa.string()) for name in REJECT_FIELDS])
     files.datasets["rejects"] = _jsonl(checked_file(directory, REJECTS, entries), schema)
     return files

@@ -52,9 +52,6 @@ def view_sql(corpora: Sequence[CorpusFiles], exports: Sequence[tuple[Path, dict[
     def tables(kind: str) -> str:
         return _union([f"select *, {_literal(str(c.directory))} as corpus from {c.table(kind)}" for c in corpora])
 
-    examples = _union([
-        f"select *, {_literal(str(c.directory))} as corpus from {name}" for c in corpora for name in c.example_tables()
-    ])
     turn_columns = ", ".join(f"turn.{field} as {field}" for field in TURN_FIELDS)
     views = {
         "trajectories": tables("trajectories"),
@@ -78,7 +75,7 @@ def view_sql(corpora: Sequence[CorpusFiles], exports: Sequence[tuple[Path, dict[
             "tool.parameters as parameters from ("
             "select id as trajectory_id, source, corpus, unnest(tools) as tool from trajectories)"
         ),
-        "examples": examples,
+        "examples": tables("examples"),
         "rejects": tables("rejects"),
     }
     if exports:
