@@ -151,6 +151,20 @@ def test_a_malformed_shard_is_one_line_and_leaves_nothing(shards: list[Path], tm
     assert not (tmp_path / "new").exists()
 
 
+def test_options_this_umi_does_not_know_are_one_line(shards: list[Path], tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    """Even a consistently edited shard.json (fingerprint recomputed) with an unknown option."""
+    from umi_data.shard_checks import build_fingerprint
+
+    for directory in shards:
+        def change(m: dict) -> None:
+            m["config"]["colour"] = "red"
+            m["build"]["config"] = m["config"]
+            b = m["build"]
+            m["fingerprint"] = build_fingerprint(b["umi_version"], b["config"], b["shards"], b["exclusion_lists"], b["inputs"])[1]
+        edit_json(directory / "shard.json", change)
+    refused(capsys, shards, tmp_path / "m", "options")
+
+
 def test_the_same_shard_twice_is_refused(shards: list[Path], tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
     refused(capsys, [shards[0], shards[0]], tmp_path / "m", "each once")
 

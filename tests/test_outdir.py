@@ -348,3 +348,18 @@ def test_an_export_is_recognised_by_its_record_not_its_name(tmp_path: Path, caps
     assert main(["export", str(tmp_path / "c"), "--variant", "reuse", "--out", str(tmp_path / "fresh")]) == 0
     assert {**files(tmp_path / "fresh"), "stage2/notes.txt": b"mine"} == files(x)
     assert json.loads((x / LOCK_FILE).read_text())["files"]["export.json"]
+
+
+def test_a_symlinked_owned_folder_is_never_written_through(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    out, elsewhere = tmp_path / "c", tmp_path / "elsewhere"
+    assert build(out) == 0
+    elsewhere.mkdir()
+    (elsewhere / "stats.json").write_text("precious")
+    shutil.rmtree(out / "card")
+    (out / "card").symlink_to(elsewhere)
+    for args in ([], ["--force"]):
+        assert build(out, *args) == 2
+        assert "symbolic link" in one_line(capsys)
+    assert main(["card", str(out)]) == 2
+    one_line(capsys)
+    assert files(elsewhere) == {"stats.json": b"precious"}

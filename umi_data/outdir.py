@@ -152,6 +152,9 @@ def previous_owns(path: Path, output: Output, force: bool = False, owns: Iterabl
         return set()
     if not path.is_dir():
         raise OutDirError(f"{path}: exists and is not a directory; choose another --out")
+    linked = sorted(name for name in {*output.owns, *owns} if (path / name).is_symlink())
+    if linked:
+        raise OutDirError(f"{path}: {linked[0]} is a symbolic link; umi writes only into directories it made, never through a link; choose another --out")
     record = _record(path)
     if record is not None:
         if record["command"] != output.command:

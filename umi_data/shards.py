@@ -89,7 +89,10 @@ def merge_shards(directories: Sequence[str | Path], out: Path) -> "BuildResult":
 
     out = Path(out)
     shards = load_shards([Path(d) for d in directories], out)
-    config = BuildConfig.model_validate(shards[0][1].config)
+    try:
+        config = BuildConfig.model_validate(shards[0][1].config)
+    except ValueError as exc:  # pydantic's ValidationError
+        raise ShardError(f"{shards[0][0]}: {SHARD_MANIFEST} has options this umi does not know ({str(exc).splitlines()[0]})") from None
     with claim_out_dir(out, CORPUS_OUTPUT) as claim:  # the same output as one build: same policy, same lock
         (out / MANIFEST).unlink(missing_ok=True)
         writer = CorpusWriter(out)
