@@ -213,12 +213,12 @@ def test_out_writes_every_row(corpus: Path, tmp_path: Path, capsys: pytest.Captu
 
 def test_out_refuses_unknown_formats_and_the_corpus_itself(corpus: Path, tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
     before = tree(corpus)
-    for out in (tmp_path / "r.txt", corpus / "r.csv", corpus / "local" / "r.parquet", tmp_path / "dangling.csv"):
+    for out in (tmp_path / "r.txt", corpus / "r.csv", corpus / "local" / "r.parquet", tmp_path / "dangling.csv", tmp_path / "no" / "r.csv"):
         if out.name == "dangling.csv":
             out.symlink_to(tmp_path / "nowhere")
         assert main(["query", str(corpus), "select 1 as i", "--out", str(out)]) == 2
         one_line(capsys)
-    assert tree(corpus) == before and not (tmp_path / "nowhere").exists()
+    assert tree(corpus) == before and not (tmp_path / "nowhere").exists() and not (tmp_path / "no").exists()
 
 
 def test_sql_from_a_file_or_stdin(corpus: Path, tmp_path: Path, capsys: pytest.CaptureFixture, monkeypatch: pytest.MonkeyPatch) -> None:

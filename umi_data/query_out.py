@@ -54,6 +54,8 @@ def check_new_file(path: Path, read: Sequence[Path] = ()) -> None:
     path = Path(path)
     if path.exists() or path.is_symlink():
         raise QueryError(f"{path}: exists; query --out writes only a new file (choose another name)")
+    if not path.parent.is_dir():
+        raise QueryError(f"{path}: its folder {path.parent} does not exist")
     target = path.parent.resolve() / path.name
     for directory in read:
         if target.is_relative_to(Path(directory).resolve()):
