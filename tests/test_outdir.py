@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import stat
 import subprocess
 import sys
@@ -87,8 +88,8 @@ def test_a_killed_build_is_recognised_and_its_temp_files_removed(tmp_path: Path)
     assert build(out, "--compat", "alpha-umi") == 0
     # as a build killed half-way leaves it: no manifest, temporary files, the lock file's record
     (out / "manifest.json").unlink()
-    (out / ".trajectories.parquet.x1y2.tmp").write_bytes(b"half")
-    (out / "local" / ".planner.parquet.a1b2.tmp").write_bytes(b"half")
+    (out / ".trajectories.parquet.x1y2z3w4.tmp").write_bytes(b"half")
+    (out / "local" / ".planner.parquet.a1b2c3d4.tmp").write_bytes(b"half")
     assert build(out) == 0
     assert build(tmp_path / "fresh") == 0
     assert files(out) == files(tmp_path / "fresh")
@@ -183,7 +184,7 @@ def test_sweep_keeps_what_the_command_does_not_own(tmp_path: Path) -> None:
         (out / "a").mkdir()
         (out / "a" / "old").write_text("old")
         (out / "a" / "new").write_text("new")
-        (out / ".a.tmp-1").write_text("temp")
+        (out / ".a.tmp12345.tmp").write_text("temp")
         (out / "user").write_text("mine")
         claim.sweep(["a/new"])
     assert sorted(p.relative_to(out).as_posix() for p in out.rglob("*")) == [LOCK_FILE, "a", "a/new", "user"]
@@ -195,9 +196,9 @@ def test_sweep_keeps_what_the_command_does_not_own(tmp_path: Path) -> None:
 def test_synth_replaces_its_own_output_and_refuses_others(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
     out = tmp_path / "s"
     assert main(["synth", "--n", "3", "--out", str(out)]) == 0
-    (out / ".answer.killed.tmp").mkdir()  # a staging directory of a killed run
+    (out / ".answer.killed_1.tmp").mkdir()  # a staging directory of a killed run
     assert main(["synth", "--n", "2", "--out", str(out)]) == 0
-    assert not (out / ".answer.killed.tmp").exists()
+    assert not (out / ".answer.killed_1.tmp").exists()
     assert len(list((out / "answer" / "G1_answer").iterdir())) == 2
     capsys.readouterr()
 
@@ -225,3 +226,140 @@ def test_merge_follows_the_build_policy(users_dir: Path, tmp_path: Path, capsys:
     assert build(tmp_path / "c", "--compat", "alpha-umi") == 0
     assert main(["merge", str(tmp_path / "s0"), "--out", str(tmp_path / "c")]) == 0  # over a corpus: replaced as a whole
     assert not (tmp_path / "c" / "alpha_umi").exists()
+
+
+# --- issue 27: ownership by record, never by a file name -----------------------------------------
+
+
+def test_a_directory_with_only_a_file_named_manifest_is_not_a_corpus(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    """A user's directory holding some manifest.json (and local/, card/, global/) is refused, not swept."""
+    mine = tmp_path / "mine"
+    for name in ("local", "card", "global"):
+        (mine / name).mkdir(parents=True)
+        (mine / name / "keep.txt").write_text(name)
+    (mine / "README.md").write_text("my readme")
+    for manifest in ('{"name": "my-app", "version": "1.0"}', '{"kind": "umi-corpus", "files": {}}', "not json"):
+        (mine / "manifest.json").write_text(manifest)
+        before = files(mine)
+        assert build(mine) == 2
+        assert "was not written by `python -m umi_data build`" in one_line(capsys)
+        assert files(mine) == before
+
+
+def test_a_copied_manifest_does_not_make_a_corpus(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    assert build(tmp_path / "c") == 0
+    mine = tmp_path / "mine"
+    (mine / "local").mkdir(parents=True)
+    (mine / "local" / "notes.txt").write_text("mine")
+    shutil.copy(tmp_path / "c" / "manifest.json", mine / "manifest.json")
+    before = files(mine)
+    assert build(mine) == 2
+    one_line(capsys)
+    assert files(mine) == before
+
+
+def test_a_rebuild_keeps_user_files_inside_the_corpus_and_says_so(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    out = tmp_path / "c"
+    assert build(out, "--compat", "alpha-umi") == 0
+    mine = {"local/notes.txt": b"n", "card/my-plot.png": b"png", "global/extra.parquet": b"x", "alpha_umi/mine.json": b"[]",
+            ".README.md.swp": b"swap", ".trajectories.parquet.orig": b"backup", "local/.planner.parquet.swp": b"s"}
+    for name, data in mine.items():
+        (out / name).write_bytes(data)
+    capsys.readouterr()
+    assert build(out) == 0
+    err = capsys.readouterr().err
+    assert len(err.strip().splitlines()) == 1 and "umi did not write" in err, err
+    assert all((out / name).read_bytes() == data for name, data in mine.items())
+    assert not (out / "alpha_umi" / "train_backbone.json").exists()  # what umi wrote and no longer writes is gone
+    assert build(out, "--force") == 0  # --force deletes no editor file either
+    assert all((out / name).read_bytes() == data for name, data in mine.items())
+
+
+def test_a_file_umi_wrote_but_the_user_changed_is_kept(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    out = tmp_path / "c"
+    assert build(out, "--compat", "alpha-umi") == 0
+    edited = out / "alpha_umi" / "train_backbone.json"
+    edited.write_text("[]\n")  # the user's edit: not the file umi recorded
+    capsys.readouterr()
+    assert build(out) == 0
+    assert edited.read_text() == "[]\n"
+    assert "alpha_umi/train_backbone.json" in capsys.readouterr().err
+
+
+def test_a_corpus_of_the_current_format_without_a_file_record_is_recognised(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    """A corpus written before the lock recorded files (the lock names only the command, or no
+    lock at all): its manifest's file hashes are the record; user files stay."""
+    for lock in ('{"command": "python -m umi_data build", "owns": ["manifest.json"]}', None):
+        out = tmp_path / ("locked" if lock else "unlocked")
+        assert build(out, "--compat", "alpha-umi") == 0
+        if lock:
+            (out / LOCK_FILE).write_text(lock)
+        else:
+            (out / LOCK_FILE).unlink()
+        (out / "local" / "notes.txt").write_text("mine")
+        assert build(out) == 0
+        assert not (out / "alpha_umi").exists() and (out / "local" / "notes.txt").read_text() == "mine"
+        assert "local/notes.txt" in capsys.readouterr().err
+
+
+def test_a_dangling_symlink_out_is_one_clear_line(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    (tmp_path / "link").symlink_to(tmp_path / "nowhere")
+    assert build(tmp_path / "link") == 2
+    err = one_line(capsys)
+    assert "dangling" in err and "Errno" not in err
+    assert not (tmp_path / "nowhere").exists()
+
+
+def test_out_inside_the_input_tree_is_refused(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    data = tmp_path / "data"
+    shutil.copytree(SAMPLE, data)
+    before = files(data)
+    for out in (data / "corpus", data, data / "G1_answer" / "c"):
+        assert main(["build", "toolbench", str(data), "--out", str(out), "--no-progress"]) == 2
+        assert "inside the input" in one_line(capsys)
+    assert files(data) == before
+
+
+def test_a_failed_build_into_a_new_directory_leaves_nothing(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    out = tmp_path / "a" / "b" / "c"
+    with pytest.raises(RuntimeError):
+        with claim_out_dir(out, CORPUS_OUTPUT):
+            (out / "local").mkdir()
+            (out / "card" / "deep").mkdir(parents=True)
+            raise RuntimeError("killed")
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_an_export_is_recognised_by_its_record_not_its_name(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    assert build(tmp_path / "c") == 0
+    mine = tmp_path / "mine"
+    (mine / "stage1").mkdir(parents=True)
+    (mine / "stage1" / "notes.txt").write_text("mine")
+    (mine / "export.json").write_text('{"kind": "my-own-export"}')
+    before = files(mine)
+    assert main(["export", str(tmp_path / "c"), "--variant", "reuse", "--out", str(mine)]) == 2
+    one_line(capsys)
+    assert files(mine) == before
+    x = tmp_path / "x"
+    assert main(["export", str(tmp_path / "c"), "--variant", "no-reuse", "--out", str(x)]) == 0
+    (x / "stage2" / "notes.txt").write_text("mine")
+    (x / LOCK_FILE).unlink()  # as an export written before the lock held a record
+    assert main(["export", str(tmp_path / "c"), "--variant", "reuse", "--out", str(x)]) == 0
+    assert main(["export", str(tmp_path / "c"), "--variant", "reuse", "--out", str(tmp_path / "fresh")]) == 0
+    assert {**files(tmp_path / "fresh"), "stage2/notes.txt": b"mine"} == files(x)
+    assert json.loads((x / LOCK_FILE).read_text())["files"]["export.json"]
+
+
+def test_a_symlinked_owned_folder_is_never_written_through(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    out, elsewhere = tmp_path / "c", tmp_path / "elsewhere"
+    assert build(out) == 0
+    elsewhere.mkdir()
+    (elsewhere / "stats.json").write_text("precious")
+    shutil.rmtree(out / "card")
+    (out / "card").symlink_to(elsewhere)
+    for args in ([], ["--force"]):
+        assert build(out, *args) == 2
+        assert "symbolic link" in one_line(capsys)
+    assert main(["card", str(out)]) == 2
+    one_line(capsys)
+    assert files(elsewhere) == {"stats.json": b"precious"}

@@ -7,6 +7,7 @@ import os
 import sys
 from importlib import resources
 from pathlib import Path
+from typing import Any
 
 from umi_data.build_fields import BUILD_FIELDS, DEFAULT_SPLIT_RATIO, DEFAULT_SPLIT_SEED
 from umi_data.cli import Parser, add_command, add_commands, fail, prog_name
@@ -91,10 +92,19 @@ def _parser() -> argparse.ArgumentParser:
         "Run one SQL statement over DuckDB views of one or more corpus directories. Views: trajectories, "
         "turns, tool_calls, tools, examples, rejects (each with a `corpus` column). Recipes: docs/recipes.md.",
     )
-    query.usage = f"{parser.prog} query [-h] [--version] [--quiet] [--format {{table,csv,json}}] DIR [DIR ...] SQL"
-    query.add_argument("args", metavar="DIR [DIR ...] SQL", nargs="+", help="one or more corpus directories, then the SQL (the last argument)")
+    query.usage = (f"{parser.prog} query [-h] [--version] [--quiet] [--format {{table,csv,json}}] [--max-rows N] [--out FILE] "
+                   "[--timeout X] [--memory-limit X] [--file FILE] DIR [DIR ...] [SQL | -]")
+    query.add_argument("args", metavar="DIR [DIR ...] SQL", nargs="+",
+                       help="one or more corpus directories, then the SQL (the last argument; `-` reads it from stdin)")
+    query.add_argument("--file", default=None, metavar="FILE", help="read the SQL from FILE (`-`: stdin); every argument is then a directory")
     query.add_argument("--format", choices=["table", "csv", "json"], default="table",
                        help="table (aligned text), csv, or json (one array of row objects)")
+    query.add_argument("--max-rows", type=_positive, default=1000, metavar="N",
+                       help="print at most N rows (all are counted and the total reported; --out writes all)")
+    query.add_argument("--out", type=Path, default=None, metavar="FILE",
+                       help="write every row to a new FILE instead of printing: .parquet, .csv, .json (one array) or .jsonl")
+    query.add_argument("--timeout", type=_positive_number, default=60.0, metavar="X", help="stop the query after X seconds")
+    query.add_argument("--memory-limit", type=_positive_number, default=2.0, metavar="X", help="gigabytes of memory the query may use (e.g. 0.5)")
 
     card = add_command(commands, "card", "write the data card of a corpus directory again: README.md and card/")
     card.add_argument("corpus", metavar="DIR", type=Path, help="corpus directory written by `build`")
@@ -139,7 +149,8 @@ def cmd_build(args: argparse.Namespace) -> int:
     progress = False if args.quiet else None
     result = build_corpus(config, args.out, progress=progress, workers=max(args.workers, 1), shard=args.shard, force=args.force)
     print(summary_line(result))
-    if not result.manifest["counts"]["accepted"]:
+    _say_kept(result)
+    if not result.manifest["counts"]["accepted"] and args.shard is None:  # a shard's part may hold only rejects
         print(f"python -m umi_data build: error: no record was accepted (of {result.manifest['counts']['read']} read); "
               f"is {config.source} the right source for these files? (rejects: {result.out / 'rejects.jsonl'})", file=sys.stderr)
         return EXIT_REJECTS
@@ -154,8 +165,18 @@ def cmd_merge(args: argparse.Namespace) -> int:
     from umi_data.build import summary_line
     from umi_data.shards import merge_shards
 
-    print(summary_line(merge_shards(args.shards, args.out)))
+    result = merge_shards(args.shards, args.out)
+    print(summary_line(result))
+    _say_kept(result)
     return 0
+
+
+def _say_kept(result: Any) -> None:
+    """One line naming the files in --out that umi did not write: kept, and not part of the corpus."""
+    if result.kept:
+        names = ", ".join(result.kept[:5]) + (f" and {len(result.kept) - 5} more" if len(result.kept) > 5 else "")
+        print(f"{_prog()}: kept {len(result.kept)} file(s) in {result.out} that umi did not write (not part of the corpus): {names}",
+              file=sys.stderr)
 
 
 def cmd_validate(args: argparse.Namespace) -> int:
@@ -194,13 +215,39 @@ def cmd_export(args: argparse.Namespace) -> int:
 
 
 def cmd_query(args: argparse.Namespace) -> int:
-    from umi_data.query import run_query
+    from umi_data.query import read_sql, run_query
 
-    if len(args.args) < 2:
-        return fail(f"{_prog()} query", "give at least one corpus directory, then the SQL")
-    *directories, sql = args.args
-    sys.stdout.write(run_query(directories, sql, args.format))
+    directories, sql = list(args.args), None
+    if args.file is not None:
+        sql = read_sql(args.file)
+    elif len(directories) < 2:
+        return fail(f"{_prog()} query", "give at least one corpus directory, then the SQL (or --file FILE)")
+    else:
+        sql = directories.pop()
+        sql = read_sql("-") if sql == "-" else sql
+    result = run_query(directories, sql, args.format, max_rows=args.max_rows, timeout=args.timeout,
+                       memory_limit=f"{args.memory_limit:g}GB", out=args.out)
+    sys.stdout.write(result.text)
+    if result.note:
+        print(f"{_prog()} query: {result.note}", file=sys.stderr)
     return 0
+
+
+def _positive_number(text: str) -> float:
+    """A positive, finite number (seconds, gigabytes)."""
+    try:
+        value = float(text)
+    except ValueError:
+        value = -1.0
+    if not 0 < value < 1e9:
+        raise argparse.ArgumentTypeError(f"expected a positive number, got {text!r}")
+    return value
+
+
+def _positive(text: str) -> int:
+    if not text.isdigit() or int(text) < 1:
+        raise argparse.ArgumentTypeError(f"expected a whole number of at least 1, got {text!r}")
+    return int(text)
 
 
 def cmd_card(args: argparse.Namespace) -> int:

@@ -7,7 +7,7 @@ what was read, and the manifest (written last) says so.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal, Sequence
 
@@ -26,11 +26,32 @@ from umi_data.outdir import Output, OutputClaim, claim_out_dir
 from umi_data.part_workers import batched, run_parts
 from umi_data.parts import BuildStats, PartTask
 from umi_data.render import STALE_INPUT
+from umi_data.shard_checks import inputs_digest
 from umi_data.shards import SHARD_MANIFEST, shard_files, write_shard_manifest
 from umi_data.sources import discover_files, get_source
 from umi_data.sources.base import InputPathError, check_input_paths, iter_files, load_json, text_name
 from umi_data.stats import card_lengths
-from umi_data.write import write_json
+from umi_data.write import sha256_file, write_json
+
+def corpus_record(directory: Path) -> dict[str, str] | None:
+    """What an older umi recorded writing into `directory`, before the lock held a record: the
+    file hashes of its corpus manifest (`manifest.json` of kind `umi-corpus` listing sha256 of
+    every file, with `trajectories.parquet` there at its recorded size); None otherwise: a
+    directory that merely holds a file named manifest.json is not a corpus."""
+    try:
+        manifest = orjson.loads((directory / MANIFEST).read_bytes())
+    except (OSError, orjson.JSONDecodeError):
+        return None
+    files = manifest.get("files") if isinstance(manifest, dict) and manifest.get("kind") == "umi-corpus" else None
+    if not isinstance(files, dict) or not all(isinstance(e, dict) and isinstance(e.get("sha256"), str) for e in files.values()):
+        return None
+    entry, trajectories = files.get(TRAJECTORIES), directory / TRAJECTORIES
+    if entry is None or not trajectories.is_file() or trajectories.stat().st_size != entry.get("bytes"):
+        return None
+    record = {str(name): entry["sha256"] for name, entry in files.items()}
+    record[MANIFEST] = sha256_file(directory / MANIFEST)
+    return record
+
 
 #: Input files converted together (a worker's unit of work): big enough to amortise sending
 #: the work, small enough that the parts in flight stay a few megabytes.
@@ -39,6 +60,7 @@ PART_FILES = 64
 CORPUS_OUTPUT = Output(
     command="python -m umi_data build", markers=(MANIFEST, SHARD_MANIFEST),
     owns=(TRAJECTORIES, REJECTS, INPUTS, MANIFEST, SHARD_MANIFEST, CARD, CARD_DIR, "global", "local", ALPHA_UMI_DIR),
+    legacy_record=corpus_record,
 )
 
 
@@ -61,6 +83,8 @@ class BuildResult:
     out: Path
     manifest: dict[str, Any]
     rejects: list[Reject]  # the first MAX_REJECTS_KEPT
+    #: files in the directory that umi did not write (kept, not part of the corpus)
+    kept: list[str] = field(default_factory=list)
 
 
 class ExclusionListError(ValueError):
@@ -96,6 +120,7 @@ def build_corpus(
     build's (replaced as a whole; umi_data.outdir), and locked throughout."""
     source = get_source(config.source)
     check_input_paths(config.inputs, source.suffixes)
+    check_out_outside_inputs(out, config.inputs)
     excluded, exclusion_entries = load_excluded_query_ids(config.exclude_test_ids)
     with claim_out_dir(out, CORPUS_OUTPUT, force) as claim:
         return _write_corpus(config, out, progress, workers, shard, excluded, exclusion_entries, claim)
@@ -120,10 +145,21 @@ def _write_corpus(
         for part in run_parts(tasks, workers, progress):
             writer.add(part)
     if shard:
-        manifest = write_shard_manifest(config, writer, exclusion_entries, out, shard)
+        inputs = inputs_digest(config.inputs, source.suffixes)  # the whole build's, in every shard: its fingerprint
+        manifest = write_shard_manifest(config, writer, exclusion_entries, out, shard, inputs)
+        claim.kept = claim.sweep([*manifest["files"], SHARD_MANIFEST], {n: e["sha256"] for n, e in manifest["files"].items()})
     else:
         manifest = finish_corpus(config, writer, exclusion_entries, out, claim)
-    return BuildResult(out, manifest, writer.first_rejects)
+    return BuildResult(out, manifest, writer.first_rejects, claim.kept)
+
+
+def check_out_outside_inputs(out: Path, inputs: Sequence[str]) -> None:
+    """`--out` is neither an input nor inside one (a rebuild would read its own files back)."""
+    target = Path(out).resolve()
+    for raw in inputs:
+        path = Path(raw).resolve()
+        if target == path or target.is_relative_to(path):
+            raise InputPathError(f"{out}: --out is inside the input {raw}; a build would read its own files as input; choose another --out")
 
 
 def storable_config(config: BuildConfig) -> dict[str, Any]:
@@ -162,9 +198,12 @@ def finish_corpus(config: BuildConfig, writer: CorpusWriter, exclusions: list, o
     writer.lengths.clear()
     release_memory()  # the card's statistics start from a small heap, not the writers' high-water mark
     manifest["files"].update(write_card(out, manifest, lengths, writer.turns.summary()))
-    if claim is not None:
-        claim.sweep([*manifest["files"], MANIFEST])  # nothing of an older corpus (or a killed build) stays beside this one
+    if claim is not None:  # nothing umi wrote for an older corpus (or a killed build) stays beside this one
+        hashes = {name: entry["sha256"] for name, entry in manifest["files"].items()}
+        claim.kept = claim.sweep([*manifest["files"], MANIFEST], hashes)
     write_json(out / MANIFEST, manifest)
+    if claim is not None:
+        claim.record(MANIFEST)
     return manifest
 
 
@@ -174,10 +213,12 @@ def rewrite_card(directory: Path) -> list[Path]:
     manifest = orjson.loads(manifest_path.read_bytes())
     if not isinstance(manifest.get("inputs"), dict):
         raise CorpusNotFoundError(f"{directory}: built by an older umi (input hashes in the manifest, no inputs.jsonl); build it again")
-    with claim_out_dir(directory, CORPUS_OUTPUT):  # never beside a build writing the same corpus
+    with claim_out_dir(directory, CORPUS_OUTPUT) as claim:  # never beside a build writing the same corpus
         entries = write_card(directory, manifest)
         manifest["files"].update(entries)
+        claim.sweep([*manifest["files"], MANIFEST], {name: entry["sha256"] for name, entry in manifest["files"].items()})
         write_json(manifest_path, manifest)
+        claim.record(MANIFEST)
     return [directory / name for name in entries]
 
 

@@ -28,6 +28,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any, Callable, Iterator, Literal
 
+import orjson
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
@@ -43,7 +44,23 @@ FORMATS = EXPORT_FORMATS
 EXPORT_MANIFEST = "export.json"
 DATASET_INFO = "dataset_info.json"
 BATCH_ROWS = 4096
-EXPORT_OUTPUT = Output(command="python -m umi_data export", markers=(EXPORT_MANIFEST,), owns=("stage1", "stage2", DATASET_INFO, "rejects.jsonl", EXPORT_MANIFEST))
+def export_record(directory: Path) -> dict[str, str] | None:
+    """What an older umi recorded writing into an export directory before the lock held a record:
+    the stage files its `export.json` (kind `umi-export`) lists with their sha256; None when
+    there is no such manifest (a file merely named export.json is not one)."""
+    try:
+        manifest = orjson.loads((directory / EXPORT_MANIFEST).read_bytes())
+    except (OSError, orjson.JSONDecodeError):
+        return None
+    stages = manifest.get("stages") if isinstance(manifest, dict) and manifest.get("kind") == "umi-export" else None
+    entries = [e for stage in stages.values() if isinstance(stage, dict) for e in (stage.get("files") or {}).values()] if isinstance(stages, dict) else []
+    if not entries or not all(isinstance(e, dict) and isinstance(e.get("path"), str) and isinstance(e.get("sha256"), str) for e in entries):
+        return None
+    return {**{e["path"]: e["sha256"] for e in entries}, EXPORT_MANIFEST: sha256_file(directory / EXPORT_MANIFEST)}
+
+
+EXPORT_OUTPUT = Output(command="python -m umi_data export", markers=(EXPORT_MANIFEST,), owns=("stage1", "stage2", DATASET_INFO, "rejects.jsonl", EXPORT_MANIFEST),
+                       legacy_record=export_record)
 
 
 class ExportError(ValueError):
@@ -117,8 +134,10 @@ def _write_export(corpus: Path, corpus_manifest: str, variant: Variant, out: Pat
     if fmt == "llamafactory":
         write_json(out / DATASET_INFO, _dataset_info(variant))
     written = [entry["path"] for stage in stages.values() for entry in stage["files"].values()]
-    claim.sweep([*written, DATASET_INFO if fmt == "llamafactory" else EXPORT_MANIFEST, EXPORT_MANIFEST])
+    hashes = {entry["path"]: entry["sha256"] for stage in stages.values() for entry in stage["files"].values()}
+    claim.sweep([*written, DATASET_INFO if fmt == "llamafactory" else EXPORT_MANIFEST, EXPORT_MANIFEST], hashes)
     write_json(out / EXPORT_MANIFEST, manifest)
+    claim.record(EXPORT_MANIFEST)
     return manifest
 
 
@@ -143,6 +162,7 @@ def _write_chat(corpus: Path, corpus_manifest: str, variant: Variant, out: Path,
         keep.append(DATASET_INFO)
     claim.sweep([*keep, REJECTS, EXPORT_MANIFEST])
     write_json(out / EXPORT_MANIFEST, manifest)
+    claim.record(EXPORT_MANIFEST)
     return manifest
 
 

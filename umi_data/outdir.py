@@ -20,8 +20,10 @@ from __future__ import annotations
 
 import errno
 import fcntl
+import hashlib
 import json
 import os
+import re
 import shutil
 import tempfile
 from contextlib import contextmanager
@@ -58,6 +60,15 @@ class Output:
     command: str  # e.g. "python -m umi_data build": named in messages and in the lock file
     markers: tuple[str, ...]  # files that only this command writes (a directory it made before locks existed)
     owns: tuple[str, ...]  # top-level names (files or directories) the command writes
+    #: For a command that records what it wrote (the lock's `files`, with hashes): reads the
+    #: record an older umi left in its own marker (a corpus manifest's file hashes), None when
+    #: the marker is not one. Such a command recognises a directory only by a record, never by
+    #: a file name, and its sweep deletes only recorded files that still have their hash.
+    legacy_record: Callable[[Path], dict[str, str] | None] | None = None
+
+    @property
+    def recorded(self) -> bool:
+        return self.legacy_record is not None
 
 
 # --- atomic files -------------------------------------------------------------------------------
@@ -108,9 +119,15 @@ def atomic_dir(path: Path) -> Iterator[Path]:
         raise
 
 
-def is_temporary_of(entry: str, names: Iterable[str]) -> bool:
-    """Whether `entry` is a temporary file or directory of one of `names` (`.NAME.*`)."""
-    return any(entry.startswith(f".{name}.") for name in names)
+#: the temporary names `atomic_path` and `atomic_dir` give (`mkstemp`/`mkdtemp`: 8 random characters)
+TEMPORARY = re.compile(r"\.(?P<name>.+)\.[a-z0-9_]{8}\.tmp")
+
+
+def is_temporary_of(entry: str, names: Iterable[str] | None = None) -> bool:
+    """Whether `entry` is a temporary file or directory umi makes (`.NAME.XXXXXXXX.tmp`) of one
+    of `names` (of any name when None). An editor's `.NAME.swp` or `.NAME.~1~` is not one."""
+    match = TEMPORARY.fullmatch(entry)
+    return match is not None and (names is None or match["name"] in set(names))
 
 
 # --- the output-directory policy ----------------------------------------------------------------
@@ -129,10 +146,15 @@ def previous_owns(path: Path, output: Output, force: bool = False, owns: Iterabl
     """The names an earlier run of `output.command` owns in `path` (empty for a new or empty
     directory); `OutDirError` when the policy refuses `path`. `owns`: names this run writes
     besides `output.owns`."""
+    if path.is_symlink() and not path.exists():
+        raise OutDirError(f"{path}: a symbolic link that leads nowhere (dangling); remove it or choose another --out")
     if not path.exists():
         return set()
     if not path.is_dir():
         raise OutDirError(f"{path}: exists and is not a directory; choose another --out")
+    linked = sorted(name for name in {*output.owns, *owns} if (path / name).is_symlink())
+    if linked:
+        raise OutDirError(f"{path}: {linked[0]} is a symbolic link; umi writes only into directories it made, never through a link; choose another --out")
     record = _record(path)
     if record is not None:
         if record["command"] != output.command:
@@ -140,11 +162,14 @@ def previous_owns(path: Path, output: Output, force: bool = False, owns: Iterabl
         return {str(name) for name in record.get("owns", [])}
     if not [entry for entry in os.listdir(path) if entry != LOCK_FILE]:
         return set()
-    if any((path / marker).exists() for marker in output.markers):
+    if output.legacy_record is not None:
+        if output.legacy_record(path) is not None:
+            return set(output.owns)
+    elif any((path / marker).exists() for marker in output.markers):
         return set(output.owns)
     if not force:
         raise OutDirError(
-            f"{path}: exists, is not empty and was not written by `{output.command}`; "
+            f"{path}: exists, is not empty and was not written by `{output.command}` (umi has no record of it); "
             "choose a new or empty --out (or --force to write beside its files)"
         )
     clash = sorted(name for name in {*output.owns, *owns} if (path / name).exists())
@@ -170,6 +195,25 @@ def check_out_file(path: Path, command: str, is_ours: Callable[[Any], bool]) -> 
         raise OutDirError(f"{path}: exists and was not written by `{command}`; choose another file name")
 
 
+def previous_files(path: Path, output: Output) -> dict[str, str]:
+    """The files (relative path: sha256) that umi recorded writing into `path` for a recorded
+    output: the lock's record, else the older umi's record in its marker; empty when none."""
+    record = _record(path)
+    files = record.get("files") if record is not None else None
+    if isinstance(files, dict):
+        return {str(k): v for k, v in files.items() if isinstance(v, str)}
+    legacy = output.legacy_record(path) if output.legacy_record is not None and path.is_dir() else None
+    return legacy or {}
+
+
+def sha256_of(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
 @dataclass
 class OutputClaim:
     """A locked output directory: `sweep` removes owned leftovers, `owns` is what this run writes."""
@@ -179,23 +223,73 @@ class OutputClaim:
     owns: set[str]
     previous: set[str]
     _fd: int = field(repr=False, default=-1)
+    #: recorded outputs: what umi wrote here before (relative path: sha256), and this run
+    written_before: dict[str, str] = field(default_factory=dict)
+    files: dict[str, str] = field(default_factory=dict)
+    #: what the sweep left because umi has no record of writing it (relative paths)
+    kept: list[str] = field(default_factory=list)
 
-    def sweep(self, keep: Iterable[str] = ()) -> None:
-        """Delete every file under the names this command owns (now or in the earlier run) that
-        is not in `keep` (relative paths; a kept directory keeps everything under it), and the
-        temporary files of those names. Files the command does not own are never touched."""
+    def sweep(self, keep: Iterable[str] = (), hashes: dict[str, str] | None = None) -> list[str]:
+        """Delete what an earlier run left under the names this command owns (now or then) that
+        is not in `keep` (relative paths; a kept directory keeps everything under it), and
+        umi's temporary files of those names. A recorded output deletes only files its record
+        lists with their hash unchanged: the others stay, and are returned (relative paths).
+        The record then lists `keep` (with `hashes`, else hashed here)."""
         kept = {Path(k).as_posix() for k in keep}
         owned = self.owns | self.previous
+        foreign: list[str] = []
         for entry in sorted(os.listdir(self.path)):
             target = self.path / entry
             if is_temporary_of(entry, owned):
                 _remove(target)
             elif entry in owned:
-                _sweep_tree(target, Path(entry), kept)
+                self._sweep_tree(target, Path(entry), kept, foreign)
+        if self.output.recorded:
+            self.files, self.written_before = self._kept_files(kept, hashes or {}), {}
+        self._write_record(self.owns)
+        return foreign
+
+    def record(self, relative: str) -> None:
+        """Add a file written after the sweep (the marker, written last) to the record."""
+        self.files[relative] = sha256_of(self.path / relative)
         self._write_record(self.owns)
 
+    def _removable(self, target: Path, relative: str) -> bool:
+        if not self.output.recorded or is_temporary_of(target.name):
+            return True
+        recorded = self.written_before.get(relative)
+        return recorded is not None and target.is_file() and not target.is_symlink() and sha256_of(target) == recorded
+
+    def _sweep_tree(self, target: Path, relative: Path, kept: set[str], foreign: list[str]) -> None:
+        name = relative.as_posix()
+        if name in kept:
+            return
+        if target.is_dir() and not target.is_symlink():
+            for child in sorted(os.listdir(target)):
+                self._sweep_tree(target / child, relative / child, kept, foreign)
+            if not os.listdir(target) and not any(k.startswith(name + "/") for k in kept):
+                target.rmdir()
+        elif self._removable(target, name):
+            target.unlink(missing_ok=True)
+        else:
+            foreign.append(name)
+
+    def _kept_files(self, kept: set[str], hashes: dict[str, str]) -> dict[str, str]:
+        files = {}
+        for name in sorted(kept):
+            target = self.path / name
+            paths = sorted(p for p in target.rglob("*") if p.is_file()) if target.is_dir() else [target]
+            for path in paths:
+                relative = path.relative_to(self.path).as_posix()
+                if path.is_file() and not path.is_symlink():
+                    files[relative] = hashes.get(relative) or sha256_of(path)
+        return files
+
     def _write_record(self, owns: set[str]) -> None:
-        data = json.dumps({"command": self.output.command, "owns": sorted(owns)}, indent=2).encode() + b"\n"
+        record: dict[str, Any] = {"command": self.output.command, "owns": sorted(owns)}
+        if self.output.recorded:
+            record["files"] = dict(sorted({**self.written_before, **self.files}.items()))
+        data = json.dumps(record, indent=2).encode() + b"\n"
         os.ftruncate(self._fd, 0)
         os.pwrite(self._fd, data, 0)
 
@@ -203,18 +297,6 @@ class OutputClaim:
 def _remove(target: Path) -> None:
     if target.is_dir() and not target.is_symlink():
         shutil.rmtree(target, ignore_errors=True)
-    else:
-        target.unlink(missing_ok=True)
-
-
-def _sweep_tree(target: Path, relative: Path, kept: set[str]) -> None:
-    if relative.as_posix() in kept:
-        return
-    if target.is_dir() and not target.is_symlink():
-        for child in sorted(os.listdir(target)):
-            _sweep_tree(target / child, relative / child, kept)
-        if not os.listdir(target) and not any(k.startswith(relative.as_posix() + "/") for k in kept):
-            target.rmdir()
     else:
         target.unlink(missing_ok=True)
 
@@ -241,25 +323,49 @@ def claim_out_dir(path: Path, output: Output, force: bool = False, extra_owns: I
     half-way leaves a directory the next run recognises and cleans up."""
     path, owns = Path(path), set(output.owns) | set(extra_owns)
     previous_owns(path, output, force, owns)  # refuse before creating anything
-    created = not path.exists()
+    first_new = _first_missing(path)
     path.mkdir(parents=True, exist_ok=True)
     fd = _lock(path, output.command)
     try:
         previous = previous_owns(path, output, force, owns)  # again, now that no one else can write
-        claim = OutputClaim(path, output, owns, previous, fd)
+        claim = OutputClaim(path, output, owns, previous, fd, previous_files(path, output) if output.recorded else {})
         claim._write_record(claim.owns | previous)
         yield claim
     except BaseException:
-        if created and os.listdir(path) == [LOCK_FILE]:  # refused before writing: leave no empty directory behind
-            (path / LOCK_FILE).unlink()
-            path.rmdir()
+        if first_new is not None:  # a failed run into a new directory leaves no lock and no empty folder behind
+            _remove_empty(path, first_new)
         raise
     finally:
         fcntl.flock(fd, fcntl.LOCK_UN)
         os.close(fd)
 
 
+def _first_missing(path: Path) -> Path | None:
+    """The outermost directory of `path` (itself included) that does not exist yet."""
+    missing = None
+    for candidate in [path, *path.parents]:
+        if candidate.exists() or candidate.is_symlink():
+            break
+        missing = candidate
+    return missing
+
+
+def _remove_empty(path: Path, first_new: Path) -> None:
+    """Empty folders under `path`, then the lock if it is all that is left, then `path` and its
+    new parents up to `first_new` while they are empty."""
+    for root, _, _ in sorted(os.walk(path), key=lambda item: -len(item[0])):
+        if Path(root) != path and not os.listdir(root):
+            os.rmdir(root)
+    if os.listdir(path) == [LOCK_FILE]:
+        (path / LOCK_FILE).unlink()
+    for directory in [path, *path.parents]:
+        if os.listdir(directory):
+            break
+        directory.rmdir()
+        if directory == first_new:
+            break
+
 __all__ = [
     "FILE_MODE", "LOCK_FILE", "OutDirError", "OutDirLocked", "Output", "OutputClaim",
-    "atomic_dir", "atomic_open", "atomic_path", "check_out_file", "claim_out_dir", "is_temporary_of", "previous_owns",
+    "atomic_dir", "atomic_open", "atomic_path", "check_out_file", "claim_out_dir", "is_temporary_of", "previous_files", "previous_owns",
 ]

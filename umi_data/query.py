@@ -7,19 +7,21 @@ directories, for the leak checks of docs/recipes.md) and no other file."""
 
 from __future__ import annotations
 
-import csv
-import io
 import json
+import threading
+import warnings
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Sequence
 
-from umi_data.duck import connect
+from umi_data.duck import DEFAULT_MEMORY_LIMIT, connect
+from umi_data.query_out import QueryError, cell, check_new_file, csv_text, out_format, plain, read_sql, write_result
 
-MAX_CELL = 80
-
-
-class QueryError(ValueError):
-    """The SQL did not run (DuckDB's message says why)."""
+#: rows printed unless `--max-rows` says otherwise (all are counted; `--out FILE` writes all)
+DEFAULT_MAX_ROWS = 1000
+#: seconds before a query is interrupted (`--timeout`)
+DEFAULT_TIMEOUT = 60.0
+COUNT_BATCH = 65536
 
 
 def read_only_statement(sql: str) -> Any:
@@ -40,70 +42,98 @@ def read_only_statement(sql: str) -> Any:
 
 
 def _split_directories(directories: Sequence[str]) -> tuple[list[Path], list[Path]]:
-    """(corpus directories, export directories): an export is readable with `read_json`, no views."""
+    """(corpus directories, export directories): an export is read through the `exported` view."""
     from umi_data.export import EXPORT_MANIFEST
 
     exports = [Path(d) for d in directories if (Path(d) / EXPORT_MANIFEST).is_file()]
     return [Path(d) for d in directories if Path(d) not in exports], exports
 
 
-def run_query(directories: Sequence[str], sql: str, fmt: str = "table") -> str:
-    import duckdb
+@dataclass
+class QueryResult:
+    """What `run_query` prints (`text`, on stdout) and says about it (`note`, one line on
+    stderr, or None): the rows beyond `max_rows` are counted, not printed."""
 
+    text: str
+    note: str | None
+    rows: int
+
+
+def run_query(
+    directories: Sequence[str], sql: str, fmt: str = "table", *, max_rows: int = DEFAULT_MAX_ROWS,
+    timeout: float = DEFAULT_TIMEOUT, memory_limit: str = DEFAULT_MEMORY_LIMIT, out: Path | None = None,
+) -> QueryResult:
+    """Run `sql` in the sandbox of `umi_data.duck`, stopped after `timeout` seconds; print the
+    first `max_rows` rows (all are counted), or write all of them to `out` (by its suffix)."""
     statement = read_only_statement(sql)
+    if out is not None:
+        out_format(out)
     corpora, exports = _split_directories(directories)
-    connection = connect(*corpora, readable=exports)
+    if out is not None:
+        check_new_file(out, [*corpora, *exports])
+    if not corpora:
+        raise QueryError("give at least one corpus directory (export directories are read beside one)")
+    connection = connect(*corpora, readable=exports, memory_limit=memory_limit)
+    timer = threading.Timer(timeout, connection.interrupt)
+    timer.start()
     try:
-        result = connection.execute(statement)
-        columns = [d[0] for d in result.description] if result.description else []
-        rows = result.fetchall() if columns else []
-    except duckdb.Error as exc:
-        raise QueryError(str(exc).strip().replace("\n", " ")) from None
+        return _fetch(connection.execute(statement), fmt, max_rows, out)
+    except Exception as exc:
+        raise _query_error(exc, timeout) from None
     finally:
+        timer.cancel()
         connection.close()
-    return {"table": _table, "csv": _csv, "json": _json}[fmt](columns, rows)
 
 
-def _plain(value: Any) -> Any:
-    """JSON-ready values: DuckDB's JSON columns arrive as text and stay text."""
-    if value is None or isinstance(value, (bool, int, float, str)):
-        return value
-    if isinstance(value, (list, tuple)):
-        return [_plain(v) for v in value]
-    if isinstance(value, dict):
-        return {str(k): _plain(v) for k, v in value.items()}
-    return str(value)
+def _query_error(exc: Exception, timeout: float) -> Exception:
+    """The one line for a failed query: DuckDB's or Arrow's message, or the timeout."""
+    import duckdb
+    import pyarrow as pa
+
+    if isinstance(exc, duckdb.InterruptException):
+        return QueryError(f"the query ran past --timeout {timeout:g} s and was stopped")
+    if isinstance(exc, (duckdb.Error, pa.ArrowException)):
+        return QueryError(str(exc).strip().replace("\n", " "))
+    return exc
 
 
-def _json(columns: list[str], rows: list[tuple]) -> str:
-    return json.dumps([dict(zip(columns, map(_plain, row))) for row in rows], ensure_ascii=False) + "\n"
+def _fetch(result: Any, fmt: str, max_rows: int, out: Path | None) -> QueryResult:
+    columns = [d[0] for d in result.description] if result.description else []
+    if out is not None:
+        rows = write_result(result, out)
+        return QueryResult("", f"{rows} row{'s' if rows != 1 else ''} -> {out}", rows)
+    shown = result.fetchmany(max_rows) if columns else []
+    total = len(shown)
+    if len(shown) == max_rows:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            total += sum(batch.num_rows for batch in result.to_arrow_reader(COUNT_BATCH))
+    note = None
+    if total > len(shown):
+        note = f"printed the first {len(shown)} of {total} rows (--max-rows N for more, --out FILE for all)"
+    text = {"table": _table, "csv": _csv, "json": _json}[fmt](columns, shown, total)
+    return QueryResult(text, note, total)
 
 
-def _csv(columns: list[str], rows: list[tuple]) -> str:
-    buffer = io.StringIO()
-    writer = csv.writer(buffer, lineterminator="\n")
-    writer.writerow(columns)
-    writer.writerows([_cell(v, limit=None) for v in row] for row in rows)
-    return buffer.getvalue()
+def _json(columns: list[str], rows: list[tuple], total: int = 0) -> str:
+    return json.dumps([dict(zip(columns, map(plain, row))) for row in rows], ensure_ascii=False) + "\n"
 
 
-def _cell(value: Any, limit: int | None = MAX_CELL) -> str:
-    if value is None:
-        return "NULL" if limit else ""
-    text = value if isinstance(value, str) else json.dumps(_plain(value), ensure_ascii=False)
-    text = text.replace("\n", "\\n")
-    return text if limit is None or len(text) <= limit else text[: limit - 1] + "…"
+def _csv(columns: list[str], rows: list[tuple], total: int = 0) -> str:
+    return csv_text(columns, rows)
 
 
-def _table(columns: list[str], rows: list[tuple]) -> str:
+def _table(columns: list[str], rows: list[tuple], total: int = 0) -> str:
     if not columns:
         return "OK\n"
-    cells = [[_cell(v) for v in row] for row in rows]
+    cells = [[cell(v) for v in row] for row in rows]
     widths = [max([len(c)] + [len(r[i]) for r in cells]) for i, c in enumerate(columns)]
     line = lambda values: "  ".join(v.ljust(w) for v, w in zip(values, widths)).rstrip()  # noqa: E731
     out = [line(columns), line(["-" * w for w in widths]), *(line(r) for r in cells)]
-    out.append(f"({len(rows)} row{'s' if len(rows) != 1 else ''})")
+    total = max(total, len(rows))
+    shown = "" if total == len(rows) else f", first {len(rows)} shown"
+    out.append(f"({total} row{'s' if total != 1 else ''}{shown})")
     return "\n".join(out) + "\n"
 
 
-__all__ = ["QueryError", "run_query"]
+__all__ = ["DEFAULT_MAX_ROWS", "DEFAULT_TIMEOUT", "QueryError", "QueryResult", "read_sql", "run_query"]

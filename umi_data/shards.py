@@ -10,7 +10,6 @@ examples still waiting for the input of the shard before (see `umi_data.corpus_w
 
 from __future__ import annotations
 
-from collections import Counter
 from itertools import islice
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Iterator, Sequence
@@ -20,20 +19,15 @@ import orjson
 from umi_data.corpus import ALPHA_UMI_DIR, INPUTS, REJECTS, TRAJECTORIES
 from umi_data.corpus_writer import ROW_GROUP_ROWS, CorpusWriter
 from umi_data.examples import EXAMPLE_ROLES, ROLE_PATHS
-from umi_data.parts import BuildStats
 from umi_data.render import STALE_INPUT
 from umi_data.sources.base import InputFile, iter_files
+from umi_data.shard_checks import SHARD_MANIFEST, Recount, ShardError, ShardManifest, build_fingerprint, load_shards, shard_file_names
 from umi_data.write import write_json
 
 if TYPE_CHECKING:
     from umi_data.build import BuildConfig, BuildResult
 
-SHARD_MANIFEST = "shard.json"
 COPY_BLOCK = 1 << 20
-
-
-class ShardError(ValueError):
-    """Shard directories that cannot be merged (a usage error)."""
 
 
 def parse_shard(text: str) -> tuple[int, int]:
@@ -55,10 +49,16 @@ def shard_files(paths: Sequence[str], suffixes: tuple[str, ...], index: int, cou
 
 
 def write_shard_manifest(config: "BuildConfig", writer: CorpusWriter, exclusions: list, out: Path,
-                         shard: tuple[int, int]) -> dict[str, Any]:
+                         shard: tuple[int, int], inputs: dict[str, Any]) -> dict[str, Any]:
+    """`shard.json`: what the merge needs, the fingerprint of the whole build (`inputs`: every
+    input file of it, hashed) and the record of every file the shard wrote."""
     import umi_data
     from umi_data.build import storable_config
 
+    build, fingerprint = build_fingerprint(umi_data.__version__, storable_config(config), shard[1], exclusions, inputs)
+    rows = {TRAJECTORIES: writer.stats.accepted, REJECTS: writer.stats.read - writer.stats.accepted, INPUTS: writer.inputs}
+    rows.update({f"{ROLE_PATHS[role]}{suffix}": sum(writer.splits[role].values()) for role in EXAMPLE_ROLES for suffix in (".parquet", ".jsonl")})
+    rows.update({f"{ALPHA_UMI_DIR}/{name}.json": n for name, n in writer.official_rows().items()})
     manifest = {
         "kind": "umi-corpus-shard",
         "umi_version": umi_data.__version__,
@@ -72,67 +72,78 @@ def write_shard_manifest(config: "BuildConfig", writer: CorpusWriter, exclusions
         # input this shard hands on (None: it has none of its own).
         "stale": {"rows": writer.stale_rows, "fresh_input": writer.fresh_input,
                   "last_input": None if writer.stale in (None, STALE_INPUT) else writer.stale},
+        "build": build,
+        "fingerprint": fingerprint,
+        "files": {name: writer.file_entry(name, rows=rows[name]) for name in shard_file_names(writer.official_rows())},
     }
     write_json(out / SHARD_MANIFEST, manifest)
     return manifest
 
 
 def merge_shards(directories: Sequence[str | Path], out: Path) -> "BuildResult":
-    """Join the shard directories of one sharded build into the corpus directory `out`."""
+    """Join the shard directories of one sharded build into the corpus directory `out`, after
+    checking them (umi_data/shard_checks.py); counts are recomputed from the shard files."""
     from umi_data.build import CORPUS_OUTPUT, BuildConfig, BuildResult, finish_corpus
     from umi_data.corpus import MANIFEST
     from umi_data.outdir import claim_out_dir
 
-    shards = _load_shards([Path(d) for d in directories])
-    config = BuildConfig.model_validate(shards[0][1]["config"])
+    out = Path(out)
+    shards = load_shards([Path(d) for d in directories], out)
+    try:
+        config = BuildConfig.model_validate(shards[0][1].config)
+    except ValueError as exc:  # pydantic's ValidationError
+        raise ShardError(f"{shards[0][0]}: {SHARD_MANIFEST} has options this umi does not know ({str(exc).splitlines()[0]})") from None
     with claim_out_dir(out, CORPUS_OUTPUT) as claim:  # the same output as one build: same policy, same lock
         (out / MANIFEST).unlink(missing_ok=True)
         writer = CorpusWriter(out)
         with writer:
             for directory, manifest in shards:
                 _append_shard(writer, directory, manifest)
-        manifest = finish_corpus(config, writer, shards[0][1]["exclusion_lists"], out, claim)
-    return BuildResult(out, manifest, _first_rejects(out / REJECTS))
+        manifest = finish_corpus(config, writer, shards[0][1].exclusion_lists, out, claim)
+    return BuildResult(out, manifest, _first_rejects(out / REJECTS), claim.kept)
 
 
-def _load_shards(directories: list[Path]) -> list[tuple[Path, dict[str, Any]]]:
-    """The shards in index order, checked to be all the shards of one build."""
-    shards = []
-    for directory in directories:
-        path = directory / SHARD_MANIFEST
-        if not path.is_file():
-            raise ShardError(f"{directory}: not a complete shard directory (no {SHARD_MANIFEST}); write one with `build --shard I/N`")
-        shards.append((directory, orjson.loads(path.read_bytes())))
-    shards.sort(key=lambda shard: shard[1]["shard"][0])
-    count = shards[0][1]["shard"][1]
-    if [m["shard"] for _, m in shards] != [[i, count] for i in range(count)]:
-        found = ", ".join(f"{i}/{n}" for _, m in shards for i, n in [m["shard"]])
-        raise ShardError(f"expected shards 0/{count} to {count - 1}/{count}, each once; got {found}")
-    for directory, manifest in shards[1:]:
-        if manifest["config"] != shards[0][1]["config"] or manifest["umi_version"] != shards[0][1]["umi_version"]:
-            raise ShardError(f"{directory}: built with another configuration or umi version than {shards[0][0]}")
-    return shards
-
-
-def _append_shard(writer: CorpusWriter, directory: Path, manifest: dict[str, Any]) -> None:
-    splits = {role: Counter(counts) for role, counts in manifest["examples"].items()}
-    writer.add_counts(BuildStats.from_dict(manifest["counts"]), splits, [])
+def _append_shard(writer: CorpusWriter, directory: Path, manifest: ShardManifest) -> None:
+    recount = Recount()
     with open(directory / INPUTS, "rb") as handle:
         writer.add_inputs(handle)
     with open(directory / REJECTS, "rb") as handle:
-        writer.write_rejects(iter(lambda: handle.read(COPY_BLOCK), b""))
+        writer.write_rejects(_counted(iter(lambda: handle.read(COPY_BLOCK), b""), recount))
     for table in _tables(directory / TRAJECTORIES):
+        recount.trajectories(table)
         writer.write_trajectories(table)
-    stale = manifest["stale"]
-    value = writer.resolve(stale["rows"], stale["fresh_input"], stale["last_input"])
+    stale = manifest.stale
+    value = writer.resolve(stale.rows, stale.fresh_input, stale.last_input)
     for role in EXAMPLE_ROLES:
-        fix = stale["rows"] if role == "backbone" else 0
+        fix = stale.rows if role == "backbone" else 0
         base = directory / ROLE_PATHS[role]
         with open(base.with_suffix(".jsonl"), "rb") as lines:
-            writer.write_examples(role, _tables(base.with_suffix(".parquet")), lines, fix, value)
-    for name in manifest["official_rows"]:
-        fix = stale["rows"] if name == "train_backbone" else 0
+            writer.write_examples(role, _recounted(role, _tables(base.with_suffix(".parquet")), recount), lines, fix, value)
+    for name in manifest.official_rows:
+        fix = stale.rows if name == "train_backbone" else 0
         writer.write_official(name, _array_elements(directory / ALPHA_UMI_DIR / f"{name}.json"), fix, value)
+    recount.check(directory, manifest)
+    writer.add_counts(recount.stats, recount.splits, [])
+
+
+def _counted(blocks: Iterator[bytes], recount: Recount) -> Iterator[bytes]:
+    """Reject blocks of whole lines (a block ends where a line does), counted on the way."""
+    rest = b""
+    for block in blocks:
+        block = rest + block
+        cut = block.rfind(b"\n") + 1
+        rest = block[cut:]
+        recount.rejects(block[:cut])
+        yield block[:cut]
+    if rest:
+        recount.rejects(rest)
+        yield rest
+
+
+def _recounted(role: str, tables: Iterator[Any], recount: Recount) -> Iterator[Any]:
+    for table in tables:
+        recount.examples(role, table)
+        yield table
 
 
 def _tables(path: Path) -> Iterator[Any]:
