@@ -22,6 +22,7 @@ from typing import Any, Iterable, Iterator
 import pyarrow as pa
 
 from umi_data.memory import use_memory_pool
+from umi_data.sources import register_source, registered_sources
 from umi_data.parts import Part, PartTask, convert_part
 
 
@@ -55,8 +56,8 @@ def _converted(tasks: Iterable[PartTask], workers: int) -> Iterator[Part]:
 
     # spawn, not fork: the parent has Arrow's and polars' thread pools running.
     with tempfile.TemporaryDirectory(prefix="umi-parts-") as spool, \
-            ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn"), initializer=use_memory_pool,
-                                initargs=(pa.default_memory_pool().backend_name,)) as pool:  # the parent's allocator
+            ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn"), initializer=_start_worker,
+                                initargs=(pa.default_memory_pool().backend_name, registered_sources())) as pool:
         in_flight: deque[Any] = deque()
         for task in tasks:
             in_flight.append(pool.submit(_convert_to_file, task, spool))
@@ -64,6 +65,14 @@ def _converted(tasks: Iterable[PartTask], workers: int) -> Iterator[Part]:
                 yield _load_part(in_flight.popleft().result())
         while in_flight:
             yield _load_part(in_flight.popleft().result())
+
+
+def _start_worker(backend: str, registered: list[tuple[Any, str, Any]]) -> None:
+    """A worker uses the parent's allocator and knows the parent's registered sources (a
+    spawned process starts from a fresh import of umi_data)."""
+    use_memory_pool(backend)
+    for source, description, schema in registered:
+        register_source(source, description, schema)
 
 
 def _convert_to_file(task: PartTask, spool: str) -> str:

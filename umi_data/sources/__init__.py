@@ -1,4 +1,6 @@
-"""Source formats by CLI name. Adding a source: one module with a `Source`, one line in `CATALOG`.
+"""Source formats by CLI name. Adding a source to umi: one module with a `Source`, one line in
+`CATALOG`. Adding one of your own without editing umi: `register_source` (for `build_corpus`
+from Python; the command line lists the catalogue only). examples/custom_source.py shows one.
 
 Light on purpose: `python -m umi_data --help` lists the sources from `CATALOG` without importing
 them (they import pydantic and jsonschema); `SOURCES` and the reading functions load on first use.
@@ -30,15 +32,51 @@ CATALOG: dict[str, CatalogEntry] = {
 _FROM_BASE = ("InputFile", "InputPathError", "Source", "discover_files", "iter_files", "read_source")
 
 
+#: Sources added with `register_source`: name -> (source, description, schema or None).
+_REGISTERED: dict[str, tuple[Any, str, dict[str, Any] | None]] = {}
+
+
 class UnknownSourceError(ValueError):
     pass
 
 
 def get_source(name: str) -> Any:
+    if name in _REGISTERED:
+        return _REGISTERED[name][0]
     try:
         return _sources()[name]
     except KeyError:
-        raise UnknownSourceError(f"unknown source {name!r}; choose one of: {', '.join(CATALOG)}") from None
+        names = [*CATALOG, *_REGISTERED]
+        raise UnknownSourceError(f"unknown source {name!r}; choose one of: {', '.join(names)}") from None
+
+
+def register_source(source: Any, description: str, schema: dict[str, Any] | None = None) -> None:
+    """Make `source` (a `umi_data.sources.base.Source`) a source that `build_corpus` and
+    `read_source` know by its name, for this process and the build's worker processes.
+
+    `schema` is the JSON Schema of the raw format (its `$defs/record` one record), registered
+    under `source.schema`; without it `source.schema` must name a schema umi ships
+    (`umi_data/schemas/sources`). A name of the built-in catalogue is refused (`ValueError`), so
+    a corpus's `source` option always means one format; registering the same name again
+    replaces the earlier registration. The source's `convert` must be importable by name (a
+    module-level function) when the build runs with workers: they are separate processes.
+    """
+    from umi_data.sources.base import register_schema
+
+    if source.name in CATALOG:
+        raise ValueError(f"source name {source.name!r} is umi's own; choose another")
+    if schema is not None:
+        register_schema(source.schema, schema)
+    _REGISTERED[source.name] = (source, description, schema)
+
+
+def registered_sources() -> list[tuple[Any, str, dict[str, Any] | None]]:
+    """Every `register_source` call's arguments, in order (what a worker process re-registers)."""
+    return list(_REGISTERED.values())
+
+
+def description_of(name: str) -> str:
+    return _REGISTERED[name][1] if name in _REGISTERED else CATALOG[name].description
 
 
 @cache
@@ -59,4 +97,4 @@ def __getattr__(name: str) -> Any:
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
-__all__ = ["CATALOG", "SOURCES", "UnknownSourceError", "get_source", *_FROM_BASE]
+__all__ = ["CATALOG", "SOURCES", "UnknownSourceError", "get_source", "register_source", "registered_sources", *_FROM_BASE]

@@ -103,9 +103,9 @@ class Source:
 
     @property
     def description(self) -> str:
-        from umi_data.sources import CATALOG
+        from umi_data.sources import description_of
 
-        return CATALOG[self.name].description
+        return description_of(self.name)
 
 
 def discover_files(paths: Sequence[str | Path], suffixes: tuple[str, ...] = (".json",)) -> list[InputFile]:
@@ -274,9 +274,26 @@ def unstorable_reject(value: Any, ctx: "RecordContext") -> Reject | None:
 SCHEMA_PACKAGE = "umi_data.schemas.sources"
 
 
+#: Schemas of sources registered from Python (umi_data.sources.register_source), by name.
+_REGISTERED_SCHEMAS: dict[str, dict[str, Any]] = {}
+
+
+def register_schema(name: str, schema: dict[str, Any]) -> None:
+    """Make `schema` the raw-format schema called `name` (a registered source's); a name umi
+    ships is refused, so a built-in format's checks cannot be replaced from outside."""
+    if resources.files(SCHEMA_PACKAGE).joinpath(name).is_file():
+        raise ValueError(f"schema name {name!r} is umi's own; choose another")
+    _REGISTERED_SCHEMAS[name] = schema
+    for cached in (raw_schema, _validator, _fast_check):
+        cached.cache_clear()  # a re-registered name must not keep the old schema's checks
+
+
 @cache
 def raw_schema(name: str) -> dict[str, Any]:
-    """The hand-written JSON Schema of a raw source format (a file in umi_data/schemas/sources)."""
+    """The JSON Schema of a raw source format: a hand-written file in umi_data/schemas/sources,
+    or one registered with a source of the user's own."""
+    if name in _REGISTERED_SCHEMAS:
+        return _REGISTERED_SCHEMAS[name]
     return json.loads(resources.files(SCHEMA_PACKAGE).joinpath(name).read_text("utf-8"))
 
 
