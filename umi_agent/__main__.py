@@ -12,6 +12,7 @@ COMMANDS = {
     "evaluate": "the paper's step-level metrics (Plan ACC, Act. EM, Hallu., Arg. F1, ROUGE-L) of a predictions file",
     "run": "live episodes of one or more runs against the synthetic world's tools, side by side",
     "demo": "the whole pipeline end to end on CPU: synthetic world -> corpus -> tiny GLPFT -> evaluation",
+    "reproduce": "the paper's Table 1 at small scale: every setup trained, predicted, evaluated and charted (make reproduce)",
 }
 
 

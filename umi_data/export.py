@@ -40,7 +40,7 @@ FORMATS = EXPORT_FORMATS
 EXPORT_MANIFEST = "export.json"
 DATASET_INFO = "dataset_info.json"
 BATCH_ROWS = 4096
-EXPORT_OUTPUT = Output(command="python -m umi_data export", markers=(EXPORT_MANIFEST,), owns=("stage1", "stage2", DATASET_INFO, EXPORT_MANIFEST))
+EXPORT_OUTPUT = Output(command="umi-data export", markers=(EXPORT_MANIFEST,), owns=("stage1", "stage2", DATASET_INFO, EXPORT_MANIFEST))
 
 
 class ExportError(ValueError):

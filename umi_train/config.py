@@ -91,7 +91,7 @@ class SFTConfig(_RunPaths):
     """`python -m umi_train.sft`: one LoRA adapter on one role corpus."""
 
     model: Path = Field(description="base model: a local Hugging Face model directory")
-    corpus: Path = Field(description="corpus directory written by `python -m umi_data build`")
+    corpus: Path = Field(description="corpus directory written by `umi-data build`")
     role: Literal[ROLE_CHOICES] = Field(description="backbone (global corpus), planner, caller, summarizer, or multi-task (the union of the three local corpora)")  # type: ignore[valid-type]
     split: Literal["A", "B", "all"] = Field(default="all", description="instruction split to train on")
     out: Path = Field(description="run directory to write (RUN/run.json is written last)")
@@ -102,7 +102,7 @@ class GLPFTConfig(_RunPaths):
     """`python -m umi_train.glpft`: one of the paper's training setups, all of its stages."""
 
     model: Path = Field(description="base model: a local Hugging Face model directory")
-    corpus: Path = Field(description="corpus directory written by `python -m umi_data build`")
+    corpus: Path = Field(description="corpus directory written by `umi-data build`")
     variant: Literal[tuple(VARIANTS)] = Field(description="which of the paper's setups (see umi_data.variants)")  # type: ignore[valid-type]
     out: Path = Field(description="run directory (stage1/, stage2/, glpft.json written last)")
     resume: bool = Field(default=False, description="continue interrupted stages from their last checkpoint")
