@@ -58,4 +58,4 @@ def test_validate_reports_every_error_with_its_path(tmp_path: Path, capsys) -> N
     out = capsys.readouterr().out
     for where in ("$[0].tools[0].input.x", "$[1].instruction", "$[1].conversations[0].from"):
         assert f"{path}: {where}: " in out
-    assert "3 problem(s)" in out
+    assert "5 problem(s); build would reject 2 record(s) (wrong_type: 2)" in out  # 3 schema errors, 2 records rejected
