@@ -271,3 +271,59 @@ def test_validate_and_build_agree_on_synthetic_and_broken_files(world: Path, tmp
     files[1].write_bytes(orjson.dumps(record))
     reasons = build_reasons(answer, tmp_path / "c")
     assert len(reasons) == 2 and validate_reasons(answer) == reasons
+
+
+# --- what the neighbours' users expect ------------------------------------------------------------
+
+
+def test_config_file_with_flags_overriding_it(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    from umi_train.config import GLPFTConfig, SFTConfig, parse_config
+    from umi_train.sft import comparable
+
+    config = tmp_path / "run.yaml"
+    config.write_text(f"model: {tmp_path}\ncorpus: {tmp_path}\nrole: planner\nmax-steps: 200\nlearning_rate: 1.0e-3\ntarget_modules: [q_proj, v_proj]\n")
+    parsed = parse_config(SFTConfig, ["--config", str(config), "--out", str(tmp_path / "run"), "--max-steps", "5"], "umi-train sft", "x")
+    assert (parsed.max_steps, parsed.learning_rate, parsed.role, parsed.target_modules) == (5, 1e-3, "planner", ("q_proj", "v_proj"))
+    assert comparable(parsed)["max_steps"] == 5 and comparable(parsed)["learning_rate"] == 1e-3  # what run.json records
+    config.write_text(f"model: {tmp_path}\ncorpus: {tmp_path}\nvariant: reuse\nout: {tmp_path / 'g'}\nmax_steps: 7\n")
+    glpft = parse_config(GLPFTConfig, ["--config", str(config)], "umi-train glpft", "x")  # required options from the file alone
+    assert (glpft.variant, glpft.max_steps) == ("reuse", 7)
+    for text, error in (("max_step: 3\n", "max_step is not an option of this command; did you mean max_steps?"),
+                        ("- 1\n", "expected a mapping of options"), ("a: [\n", "not YAML"), ("max_steps: 0\n", "--max-steps:")):
+        config.write_text(text)
+        with pytest.raises(SystemExit) as exit_info:
+            parse_config(SFTConfig, ["--config", str(config), "--model", "m", "--corpus", "c", "--role", "planner", "--out", "o"], "umi-train sft", "x")
+        err = capsys.readouterr().err
+        assert exit_info.value.code == 2 and err.startswith("umi-train sft: error: ") and error in err, err
+
+
+def test_corpus_stats_as_frames_and_as_json(tmp_path: Path) -> None:
+    import polars as pl
+
+    from umi_data.build import BuildConfig, build_corpus
+    from umi_data.stats import corpus_stats
+    from umi_train.testing import sample_answer_dir
+
+    build_corpus(BuildConfig(source="toolbench", inputs=[str(sample_answer_dir())]), tmp_path / "c", progress=False)
+    frames, numbers = corpus_stats(tmp_path / "c", frames=True), corpus_stats(tmp_path / "c")
+    assert all(isinstance(frame, pl.DataFrame) for frame in frames.values())
+    assert dict(frames["by_outcome"].iter_rows()) == numbers["counts"]["by_outcome"]
+    assert frames["steps"].to_dicts() == numbers["steps"] and frames["length_summary"].height == len(numbers["lengths"])
+
+
+def test_the_card_links_resolve_from_the_card(tmp_path: Path) -> None:
+    from umi_data.build import BuildConfig, build_corpus
+    from umi_train.testing import sample_answer_dir
+
+    out = tmp_path / "c"
+    build_corpus(BuildConfig(source="toolbench", inputs=[str(sample_answer_dir())]), out, progress=False)
+    card = (out / "README.md").read_text()
+    links = re.findall(r"\]\(([^)#]+)\)", card)
+    assert links and [link for link in links if not (out / link).exists()] == []
+    assert not re.search(r"(?<![\w/])docs/", card.replace("docs/differences.md of the umi repository", ""))
+
+
+def test_the_readme_speaks_of_the_project_and_its_users() -> None:
+    text = (REPO / "README.md").read_text() + "".join(p.read_text() for p in (REPO / "data_cards").rglob("README.md"))
+    for pattern in (r"\bissue\b", r"\bthis task\b", r"\bcommit [0-9a-f]{7,}", r"\b20\d\d-\d\d-\d\d\b"):
+        assert not re.search(pattern, text, flags=re.I), pattern
