@@ -288,6 +288,11 @@ def test_config_file_with_flags_overriding_it(tmp_path: Path, capsys: pytest.Cap
     config.write_text(f"model: {tmp_path}\ncorpus: {tmp_path}\nvariant: reuse\nout: {tmp_path / 'g'}\nmax_steps: 7\n")
     glpft = parse_config(GLPFTConfig, ["--config", str(config)], "umi-train glpft", "x")  # required options from the file alone
     assert (glpft.variant, glpft.max_steps) == ("reuse", 7)
+    from umi_agent.reproduce import parse_scale
+
+    config.write_text(f"scale: tiny\nmax-steps: 2\nout: {tmp_path / 'rep'}\n")
+    args, scale = parse_scale(["--config", str(config), "--max-steps", "3"])
+    assert (args.out, args.scale, scale.max_steps, scale.model) == (tmp_path / "rep", "tiny", 3, "tiny")
     for text, error in (("max_step: 3\n", "max_step is not an option of this command; did you mean max_steps?"),
                         ("- 1\n", "expected a mapping of options"), ("a: [\n", "not YAML"), ("max_steps: 0\n", "--max-steps:")):
         config.write_text(text)

@@ -35,7 +35,7 @@ from typing import Any
 
 from umi_agent.steps import Step, StepFailed, StepResult, run_step, timing_table
 from umi_agent.table1 import ROW_ORDER, bar_chart, markdown, rows
-from umi_data.cli import Parser, fail, interrupted
+from umi_data.cli import CONFIG_HELP, Parser, apply_config_file, fail, interrupted
 
 PROG = "umi-agent reproduce"
 EXIT_USAGE = 2
@@ -220,6 +220,8 @@ def parse_scale(argv: list[str] | None) -> tuple[argparse.Namespace, Scale]:
         extra = {"choices": ("smollm2", "tiny")} if field.name == "model" else {}
         parser.add_argument("--" + field.name.replace("_", "-"), type=kind, default=None, metavar={str: "NAME", float: "X"}.get(kind, "N"),
                             help=HELP[field.name], **extra)
+    parser.add_argument("--config", type=Path, metavar="FILE", help=CONFIG_HELP + "; settings.json in --out records the settings used")
+    apply_config_file(parser, ["out", "scale", "fresh", *(f.name for f in fields(Scale))], argv)
     args = parser.parse_args(argv)
     overrides = {f.name: getattr(args, f.name) for f in fields(Scale) if getattr(args, f.name) is not None}
     bad = [name for name, value in overrides.items() if not isinstance(value, str) and value <= 0]

@@ -31,6 +31,7 @@ import os
 import sys
 import threading
 import time
+from pathlib import Path
 from typing import Any, Callable, NoReturn, Sequence, TypeVar
 
 T = TypeVar("T")
@@ -213,6 +214,52 @@ def quiet_third_party_bars() -> None:
                 module.disable_progress_bar()
 
 
+CONFIG_HELP = "a YAML file of options (`max_steps: 200` or `max-steps: 200`, one key per flag); flags given too override it"
+
+
+def config_file_values(path: Path, names: Sequence[str]) -> dict[str, Any]:
+    """The options of a YAML config file (`--config FILE`, as torchtune, LLaMA-Factory and TRL
+    users keep one per run), keys as option names (`max-steps` or `max_steps`); a ValueError for a
+    file that is not a mapping or a key that is none of `names`."""
+    import yaml
+
+    try:
+        loaded = yaml.safe_load(Path(path).read_text(encoding="utf-8"))
+    except OSError as exc:
+        raise ValueError(f"--config {path}: {exc.strerror or exc}") from None
+    except yaml.YAMLError as exc:
+        raise ValueError(f"--config {path}: not YAML ({' '.join(str(exc).split())})") from None
+    if loaded is None:
+        return {}
+    if not isinstance(loaded, dict):
+        raise ValueError(f"--config {path}: expected a mapping of options (max_steps: 200), got {type(loaded).__name__}")
+    values = {str(key).replace("-", "_"): value for key, value in loaded.items()}
+    for key in values:
+        if key not in names:
+            close = difflib.get_close_matches(key, list(names), n=1)
+            raise ValueError(f"--config {path}: {key} is not an option of this command" + (f"; did you mean {close[0]}?" if close else ""))
+    return values
+
+
+def apply_config_file(parser: argparse.ArgumentParser, names: Sequence[str], argv: Sequence[str] | None) -> None:
+    """`--config FILE`'s values (for the options `names`) become `parser`'s defaults and satisfy
+    its required options, so that flags given on the command line override them."""
+    pre = argparse.ArgumentParser(add_help=False, allow_abbrev=False)
+    pre.add_argument("--config", type=Path)
+    known, _ = pre.parse_known_args(sys.argv[1:] if argv is None else list(argv))
+    if known.config is None:
+        return
+    try:
+        values = config_file_values(known.config, names)
+    except ValueError as exc:
+        parser.error(str(exc))
+    for action in parser._actions:
+        if action.dest in values:
+            value = values[action.dest]
+            action.default = tuple(value) if isinstance(value, list) else value
+            action.required = False
+
+
 class Progress:
     """Prints `PROG: i/total WHAT (s)` about `lines` times as items complete (and after the last):
     progress that a log file or a pipe (`make demo`) shows as it happens, unlike a bar. Items
@@ -260,5 +307,5 @@ def dispatch(package: str, script: str, description: str, commands: dict[str, st
     return guard_interrupt(f"{package}.{args.command}", lambda: importlib.import_module(f"{package}.{args.command}").main(args.args))
 
 
-__all__ = ["EXIT_INTERRUPTED", "EXIT_USAGE", "HelpFormatter", "METAVARS", "Parser", "SCRIPTS", "add_command", "add_commands", "dispatch",
+__all__ = ["CONFIG_HELP", "EXIT_INTERRUPTED", "apply_config_file", "config_file_values", "EXIT_USAGE", "HelpFormatter", "METAVARS", "Parser", "SCRIPTS", "add_command", "add_commands", "dispatch",
            "Progress", "fail", "guard_interrupt", "interrupted", "program", "prog_name", "quiet_third_party_bars", "run_guarded", "version"]

@@ -16,7 +16,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
-from umi_data.cli import Parser, run_guarded
+from umi_data.cli import CONFIG_HELP, Parser, apply_config_file, run_guarded
 from umi_data.examples import EXAMPLE_ROLES
 from umi_data.variants import VARIANTS
 
@@ -150,9 +150,7 @@ def build_parser(config_cls: type[BaseModel], prog: str, description: str) -> ar
     fields = sorted(config_cls.model_fields.items(), key=lambda item: item[0] in TrainOptions.model_fields)
     training = parser.add_argument_group("training options") if issubclass(config_cls, TrainOptions) else parser
     if issubclass(config_cls, TrainOptions):
-        parser.add_argument("--config", type=Path, metavar="FILE",
-                            help="a YAML file of options (`max_steps: 200` or `max-steps: 200`, one key per flag); flags given "
-                                 "on the command line override it; the run records the options it used (config in run.json)")
+        parser.add_argument("--config", type=Path, metavar="FILE", help=CONFIG_HELP + "; the run records the options it used (run.json)")
     for name, field in fields:
         if name != "quiet":  # the shared --quiet of every umi command
             _argument(training if name in TrainOptions.model_fields else parser, name, field)
@@ -171,60 +169,12 @@ def flag_errors(exc: ValidationError) -> str:
 def parse_config(config_cls: type[BaseModel], argv: list[str] | None, prog: str, description: str) -> Any:
     """Parse the command line into a validated `config_cls`; exit 2 with the flag named on error."""
     parser = build_parser(config_cls, prog, description)
-    apply_config_file(parser, config_cls, argv)
+    apply_config_file(parser, [name for name in config_cls.model_fields if name != "quiet"], argv)
     values = {name: value for name, value in vars(parser.parse_args(argv)).items() if name in config_cls.model_fields}
     try:
         return config_cls(**values)
     except ValidationError as exc:
         parser.error(flag_errors(exc))
-
-
-def config_file_values(path: Path, config_cls: type[BaseModel]) -> dict[str, Any]:
-    """The options of a YAML config file, keys as field names (`max-steps` or `max_steps`); a
-    `UsageError` for a file that is not a mapping or a key that is no option of the command."""
-    import difflib
-
-    import yaml
-
-    try:
-        loaded = yaml.safe_load(Path(path).read_text(encoding="utf-8"))
-    except OSError as exc:
-        raise UsageError(f"--config {path}: {exc.strerror or exc}") from None
-    except yaml.YAMLError as exc:
-        raise UsageError(f"--config {path}: not YAML ({' '.join(str(exc).split())})") from None
-    if loaded is None:
-        return {}
-    if not isinstance(loaded, dict):
-        raise UsageError(f"--config {path}: expected a mapping of options (max_steps: 200), got {type(loaded).__name__}")
-    values = {str(key).replace("-", "_"): value for key, value in loaded.items()}
-    options = [name for name in config_cls.model_fields if name != "quiet"]
-    for key in values:
-        if key not in options:
-            close = difflib.get_close_matches(key, options, n=1)
-            hint = f"; did you mean {close[0]}?" if close else ""
-            raise UsageError(f"--config {path}: {key} is not an option of this command{hint}")
-    return values
-
-
-def apply_config_file(parser: argparse.ArgumentParser, config_cls: type[BaseModel], argv: list[str] | None) -> None:
-    """`--config FILE`'s values become the parser's defaults (and satisfy required options), so
-    that flags given on the command line override them."""
-    import sys
-
-    pre = argparse.ArgumentParser(add_help=False, allow_abbrev=False)
-    pre.add_argument("--config", type=Path)
-    known, _ = pre.parse_known_args(sys.argv[1:] if argv is None else argv)
-    if known.config is None:
-        return
-    try:
-        values = config_file_values(known.config, config_cls)
-    except UsageError as exc:
-        parser.error(str(exc))
-    for action in parser._actions:
-        if action.dest in values:
-            value = values[action.dest]
-            action.default = tuple(value) if isinstance(value, list) else value
-            action.required = False
 
 
 def run_cli(prog: str, command: Any) -> int:
