@@ -56,6 +56,8 @@ def test_program_names_a_command_as_its_console_script() -> None:
     (["umi_train.sft", "--corpus", "c", "--modle", "m"], "umi-train sft: error: unrecognized arguments: --modle; did you mean --model?"),
     (["umi_train", "glpft", "--varaint", "reuse"], "umi-train glpft: error: unrecognized arguments: --varaint; did you mean --variant?"),
     (["umi_agent.predict", "--tes", "t.json", "--out", "p.json"], "umi-agent predict: error: unrecognized arguments: --tes; did you mean --test?"),
+    (["umi_data", "biuld"], "umi-data: error: argument COMMAND: invalid choice: 'biuld' (choose from"),
+    (["umi_train", "sfft"], "umi-train: error: argument COMMAND: invalid choice: 'sfft'"),
     (["umi_agent", "reproduce", "--scal", "tiny"], "umi-agent reproduce: error: unrecognized arguments: --scal; did you mean --scale?"),
 ])
 def test_a_typo_is_refused_by_its_subcommand_with_a_suggestion(argv: list[str], error: str, capsys: pytest.CaptureFixture) -> None:
@@ -65,6 +67,8 @@ def test_a_typo_is_refused_by_its_subcommand_with_a_suggestion(argv: list[str], 
         main(args)
     err = capsys.readouterr().err
     assert exit_info.value.code == 2 and err.startswith(error) and len(err.strip().splitlines()) == 1, err
+    if "invalid choice" in error:
+        assert err.rstrip().endswith("; did you mean " + {"biuld": "build", "sfft": "sft"}[args[0]] + f"? (see {program(module)} --help)"), err
 
 
 def test_no_parser_abbreviates() -> None:

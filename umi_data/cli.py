@@ -99,7 +99,7 @@ class Parser(argparse.ArgumentParser):
             self.add_argument("--quiet", "--no-progress", dest="quiet", action="store_true", help=QUIET_HELP)
 
     def error(self, message: str) -> NoReturn:
-        self.exit(EXIT_USAGE, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
+        self.exit(EXIT_USAGE, f"{self.prog}: error: {message}{_choice_suggestion(message)} (see {self.prog} --help)\n")
 
     def parse_known_args(self, args: Sequence[str] | None = None, namespace: argparse.Namespace | None = None) -> Any:
         """argparse's, except that a parser of options (no subcommands, no ARGS... remainder)
@@ -132,6 +132,18 @@ class Parser(argparse.ArgumentParser):
         options = [option for option in self._option_string_actions if option.startswith("--")]
         close = difflib.get_close_matches(word.split("=", 1)[0], options, n=1, cutoff=0.5)
         return f"; did you mean {close[0]}?" if close else ""
+
+
+def _choice_suggestion(message: str) -> str:
+    """`; did you mean build?` for argparse's `invalid choice: 'biuld' (choose from ...)`."""
+    import re
+
+    found = re.search(r"invalid choice: '([^']*)' \(choose from (.*)\)", message)
+    if not found:
+        return ""
+    choices = [choice.strip().strip("'") for choice in found.group(2).split(",")]
+    close = difflib.get_close_matches(found.group(1), choices, n=1, cutoff=0.5)
+    return f"; did you mean {close[0]}?" if close else ""
 
 
 def add_commands(parser: Parser) -> Any:
