@@ -91,4 +91,4 @@ def test_the_tour_runs_verbatim_in_a_new_shell(tmp_path: Path) -> None:
         assert done.returncode == 0, f"{line}\n{done.stdout[-2000:]}\n{done.stderr[-2000:]}"
         assert "Traceback" not in done.stderr and "\r" not in done.stdout + done.stderr, line  # no bars in a pipe
     assert (tmp_path / "static" / "metrics.json").is_file() and (tmp_path / "live" / "metrics.json").is_file()
-    assert not set(os.listdir(home)) - {".cache"}, os.listdir(home)  # nothing written under HOME but caches
+    assert not set(os.listdir(home)) - {".cache", ".config"}, os.listdir(home)  # nothing under HOME but caches (matplotlib's config)
