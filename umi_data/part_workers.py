@@ -14,7 +14,9 @@ from __future__ import annotations
 import copyreg
 import os
 import pickle
+import sys
 import tempfile
+import time
 from collections import deque
 from itertools import islice
 from typing import Any, Iterable, Iterator
@@ -36,8 +38,6 @@ def run_parts(tasks: Iterable[PartTask], workers: int, progress: bool | None = N
     """`convert_part` of each task, in order: in this process for one worker, else in a pool of
     `workers` processes with at most two tasks per worker in flight (memory stays flat however
     many files there are)."""
-    import sys
-
     from tqdm import tqdm
 
     # disable=None: a bar on a terminal; in a pipe or a file, progress lines instead.
@@ -58,14 +58,10 @@ class ProgressLines:
     SECONDS = 10.0
 
     def __init__(self, prog: str = "umi-data build") -> None:
-        import time
-
         self.prog, self.files, self.start = prog, 0, time.perf_counter()
         self.last = self.start
 
     def update(self, files: int) -> None:
-        import time
-
         self.files += files
         now = time.perf_counter()
         if now - self.last >= self.SECONDS:
