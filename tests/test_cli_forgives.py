@@ -110,22 +110,23 @@ def test_the_module_only_entry_points_exist() -> None:
 # --- Ctrl-C --------------------------------------------------------------------------------------
 
 
-def start_build(answer: Path, out: Path, workers: int) -> subprocess.Popen:
+def start_build(inputs: list[Path], out: Path, workers: int) -> subprocess.Popen:
     script = BIN / "umi-data"
     command = [str(script)] if script.exists() else [sys.executable, "-m", "umi_data"]
-    return subprocess.Popen([*command, "build", "toolbench", str(answer), "--out", str(out), "--workers", str(workers)],
+    return subprocess.Popen([*command, "build", "toolbench", *map(str, inputs), "--out", str(out), "--workers", str(workers)],
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=ENV, start_new_session=True)
 
 
-def wait_for_output(process: subprocess.Popen, out: Path) -> None:
-    """Until the build has written something besides its lock (it is then between reading and
-    writing the manifest), failing if it ended first."""
-    deadline = time.monotonic() + 120
+def open_when_read(fifo: Path, process: subprocess.Popen) -> int:
+    """The write end of `fifo`, opened once the build opens it to read: the build is then
+    mid-way, deterministically (every earlier file converted, the last one not yet read)."""
+    deadline = time.monotonic() + 300
     while time.monotonic() < deadline and process.poll() is None:
-        if out.is_dir() and [entry for entry in os.listdir(out) if entry != ".umi-lock"]:
-            return
-        time.sleep(0.005)
-    raise AssertionError(f"the build ended (exit {process.poll()}) before it could be interrupted")
+        try:
+            return os.open(fifo, os.O_WRONLY | os.O_NONBLOCK)
+        except OSError:  # ENXIO: no reader yet
+            time.sleep(0.005)
+    raise AssertionError(f"the build ended (exit {process.poll()}) before it read {fifo}")
 
 
 @pytest.fixture(scope="module")
@@ -139,23 +140,29 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @pytest.mark.parametrize("workers", [1, 2])
 def test_ctrl_c_is_one_line_exit_130_and_the_rerun_reports_and_replaces(world: Path, tmp_path: Path, workers: int) -> None:
-    out = tmp_path / "corpus"
-    build = start_build(world / "answer", out, workers)
-    wait_for_output(build, out)
-    os.killpg(build.pid, signal.SIGINT)  # what a terminal's Ctrl-C does: the whole process group
+    """A real SIGINT to the whole process group (a terminal's Ctrl-C) of a real build, stopped
+    while it reads its last input (a FIFO that this test writes to only when it wants to)."""
+    out, fifo = tmp_path / "corpus", tmp_path / "last.json"
+    os.mkfifo(fifo)
+    build = start_build([world / "answer", fifo], out, workers)
+    writer = open_when_read(fifo, build)
+    os.killpg(build.pid, signal.SIGINT)
+    time.sleep(0.5)
+    os.close(writer)  # EOF, for a worker process (which ignores Ctrl-C) still reading it
     stdout, stderr = build.communicate(timeout=120)
-    assert build.returncode == 130, stderr
+    assert build.returncode == 130, stdout + stderr
     assert stderr.splitlines() == ["umi-data build: interrupted; rerun the same command to continue (or delete its output to start over)"]
     assert not (out / "manifest.json").exists()
     left = sorted(entry for entry in os.listdir(out) if entry != ".umi-lock")  # temporary files are gone; written ones may stay
-    assert not [entry for entry in left if entry.endswith(".tmp")], left
-    rerun = start_build(world / "answer", out, workers)  # the lock was released: the rerun may write there
+    assert not [entry for entry in left if entry.endswith(".tmp") or entry.startswith(".")], left
+    rerun = start_build([world / "answer", fifo], out, workers)  # the lock was released: the rerun may write there
+    os.close(open_when_read(fifo, rerun))  # this time the FIFO ends at once: an empty file, rejected
     stdout, stderr = rerun.communicate(timeout=300)
     assert rerun.returncode == 0, stderr
     note = re.search(r"umi-data build: note: .* holds the partial output of an interrupted run \((.*)\); this run replaces it", stderr)
     assert (note.group(1).split(", ") if note else []) == left, stderr  # partial outputs: cleaned, or reported by the rerun
-    assert "accepted 1500" in stdout
-    assert not [entry for entry in os.listdir(out) if entry.endswith(".tmp")]
+    assert "global" in left and note is not None  # here the earlier parts were written: the rerun names what it replaces
+    assert "accepted 1500" in stdout and "rejected 1" in stdout
 
 
 def test_interrupt_of_a_module_main_is_one_line_too(tmp_path: Path) -> None:
