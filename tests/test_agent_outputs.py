@@ -77,7 +77,7 @@ def test_a_rerun_replaces_the_earlier_live_run(tasks: Path, tmp_path: Path, monk
     mine.mkdir()
     (mine / "notes.txt").write_text("keep")
     assert live.main(["--run", str(tmp_path / "a"), "--tasks", str(tasks), "--out", str(mine)]) == 2
-    assert "not written by `python -m umi_agent.run`" in capsys.readouterr().err
+    assert "not written by `umi-agent run`" in capsys.readouterr().err
     assert [p.name for p in mine.iterdir()] == ["notes.txt"]
 
 
@@ -95,7 +95,7 @@ def test_unusable_prediction_files_are_one_line_and_write_nothing(name: str, tmp
     path.write_text(BAD_PREDICTIONS[name])
     assert evaluate_main(["--predictions", str(path), "--out", str(tmp_path / "m.json"), "--cases", str(tmp_path / "c.json")]) == 2
     err = capsys.readouterr().err
-    assert len(err.strip().splitlines()) == 1 and err.startswith("python -m umi_agent.evaluate: error:"), err
+    assert len(err.strip().splitlines()) == 1 and err.startswith("umi-agent evaluate: error:"), err
     assert sorted(p.name for p in tmp_path.iterdir()) == ["p.json"]
 
 
@@ -105,7 +105,7 @@ def test_the_demo_never_deletes_a_directory_it_did_not_write(tmp_path: Path, cap
     (mine / "thesis.tex").write_text("three years of work")
     assert demo_main(["--out", str(mine)]) == 2
     err = capsys.readouterr().err
-    assert len(err.strip().splitlines()) == 1 and "not written by `python -m umi_agent.demo`" in err
+    assert len(err.strip().splitlines()) == 1 and "not written by `umi-agent demo`" in err
     assert [p.name for p in mine.iterdir()] == ["thesis.tex"]
 
 
@@ -126,5 +126,5 @@ def test_file_outputs_replace_only_their_own_kind(tmp_path: Path, capsys) -> Non
     assert predict_main(["--run", str(tmp_path / "no-run"), "--test", str(predictions), "--out", str(notes)]) == 2
     assert predict_main(["--run", str(tmp_path / "no-run"), "--test", str(predictions), "--out", str(tmp_path / "m.json")]) == 2
     err = capsys.readouterr().err.strip().splitlines()
-    assert len(err) == 4 and all("was not written by `python -m umi_agent." in line for line in err), err
+    assert len(err) == 4 and all("was not written by `umi-agent " in line for line in err), err
     assert notes.read_text() == "my notes"

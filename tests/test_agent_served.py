@@ -132,11 +132,11 @@ def test_unknown_model_and_unreachable_server_are_one_line_errors(runs: dict[str
     common = ["--tasks", tasks, "--out", str(tmp_path / "live"), "--timeout", "30"]
     assert run_main(["--server", server, "--model", str(tmp_path / "no-such-model"), *common]) == 2
     note, error = capsys.readouterr().err.splitlines()  # the note: no tokenizer to cut prompts with
-    assert note.startswith("note: no --tokenizer") and error.startswith("python -m umi_agent.run: error: ")
+    assert note.startswith("note: no --tokenizer") and error.startswith("umi-agent run: error: ")
     assert "HTTP 500" in error and "no-such-model" in error
     assert run_main(["--server", f"http://127.0.0.1:{free_port()}/v1", "--model", "x", *common]) == 2
     error = capsys.readouterr().err.splitlines()[-1]
-    assert error.startswith("python -m umi_agent.run: error: ") and "unreachable" in error
+    assert error.startswith("umi-agent run: error: ") and "unreachable" in error
     assert not (tmp_path / "live" / "served").exists()
 
 
@@ -179,7 +179,7 @@ def test_serve_recipe(runs: dict[str, Path], tmp_path: Path, capsys: pytest.Capt
     (mine / "planner").mkdir(parents=True)
     (mine / "planner" / "notes.txt").write_text("keep")
     assert serve_main([str(runs["reuse"]), "--out", str(mine)]) == 2
-    assert "not written by `python -m umi_train.serve`" in capsys.readouterr().err
+    assert "not written by `umi-train serve`" in capsys.readouterr().err
     assert (mine / "planner" / "notes.txt").read_text() == "keep" and sorted(p.name for p in mine.iterdir()) == ["planner"]
 
 

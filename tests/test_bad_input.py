@@ -529,7 +529,7 @@ def test_cli_build_mixed_dir_exit_codes(mixed_dir: tuple[Path, dict[str, RejectR
 def test_cli_missing_input_path(tmp_path: Path) -> None:
     proc = run_cli(tmp_path, "build", "toolbench", "no/such/dir", "--out", "out")
     assert proc.returncode == 2
-    assert proc.stderr.strip().splitlines() == ["python -m umi_data build: error: no/such/dir: no such file or directory"]
+    assert proc.stderr.strip().splitlines() == ["umi-data build: error: no/such/dir: no such file or directory"]
     assert not (tmp_path / "out").exists()
 
 
@@ -549,7 +549,8 @@ def test_cli_validate_bad_file_prints_json_path(tmp_path: Path) -> None:
     proc = run_cli(tmp_path, "validate", "toolbench", str(path))
     assert proc.returncode == 1
     assert f"{path}: $.answer_generation.train_messages[1][2].function_call.arguments: expected string, got integer" in proc.stdout
-    assert "1 file(s) checked" in proc.stdout and "1 problem(s)" in proc.stdout
+    assert "1 file(s) checked" in proc.stdout and "1 with problems" in proc.stdout
+    assert proc.stdout.strip().endswith("build would reject 1 record(s) (wrong_type: 1)")  # the build's own verdict, beside the schema's
 
 
 def test_cli_validate_unparsable_and_good_files(tmp_path: Path) -> None:

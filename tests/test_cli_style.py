@@ -15,13 +15,13 @@ from pathlib import Path
 import pytest
 
 from umi_data import __version__
-from umi_data.cli import METAVARS, Parser
+from umi_data.cli import METAVARS, Parser, program
 
 REPO = Path(__file__).resolve().parents[1]
 #: every `python -m` entry point (a module with main(argv)); umi_data's subcommands are walked below
-ENTRY_POINTS = ["umi_data", "umi_data.data_cards", "umi_train", "umi_train.tiny", "umi_train.sft", "umi_train.glpft",
-                "umi_train.export", "umi_train.serve", "umi_agent", "umi_agent.predict", "umi_agent.evaluate", "umi_agent.run", "umi_agent.demo", "umi_agent.passrate",
-                "umi_agent.toolserver"]
+ENTRY_POINTS = ["umi_data", "umi_data.data_cards", "umi_data.synth.heldout", "umi_train", "umi_train.tiny", "umi_train.sft", "umi_train.glpft",
+                "umi_train.export", "umi_train.serve", "umi_agent", "umi_agent.predict", "umi_agent.evaluate",
+                "umi_agent.run", "umi_agent.demo", "umi_agent.reproduce", "umi_agent.passrate", "umi_agent.toolserver"]
 DISPATCHERS = {"umi_data", "umi_train", "umi_agent"}
 SCRIPTS = {"umi-data": "umi_data", "umi-train": "umi_train", "umi-agent": "umi_agent"}
 
@@ -85,7 +85,7 @@ def check_style(parser: argparse.ArgumentParser, command: str) -> None:
 @pytest.mark.parametrize("module", ENTRY_POINTS)
 def test_every_entry_point_has_the_common_style(module: str, parsers: list[Parser], capsys: pytest.CaptureFixture) -> None:
     parser, text = help_of(module, parsers, capsys)
-    assert text.startswith("usage: python -m " + module.split(".")[0])
+    assert text.startswith(f"usage: {program(module)}")
     check_style(parser, module)
     for name, sub in subcommands(parser).items():
         assert isinstance(sub, Parser), f"{module} {name}"
@@ -116,7 +116,7 @@ def test_package_entry_points_list_and_run_their_commands(package: str, capsys: 
         with pytest.raises(SystemExit) as exit_info:
             main([name, "--help"])
         assert exit_info.value.code == 0
-        assert f"usage: python -m {package}.{name}" in capsys.readouterr().out
+        assert f"usage: {program(package)} {name}" in capsys.readouterr().out
 
 
 @pytest.mark.parametrize("argv", [["umi_data", "build", "toolbench"], ["umi_data", "nonsense"], ["umi_train", "nonsense"],

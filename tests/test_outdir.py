@@ -47,7 +47,7 @@ def users_dir(tmp_path: Path) -> Path:
 def test_build_refuses_a_directory_it_did_not_write(users_dir: Path, capsys: pytest.CaptureFixture) -> None:
     before = files(users_dir)
     assert build(users_dir) == 2
-    assert "not written by `python -m umi_data build`" in one_line(capsys)
+    assert "not written by `umi-data build`" in one_line(capsys)
     assert files(users_dir) == before  # nothing written, not even the lock file
 
 
@@ -65,9 +65,9 @@ def test_each_command_refuses_the_other_commands_directories(tmp_path: Path, cap
     assert build(tmp_path / "c") == 0
     assert main(["export", str(tmp_path / "c"), "--variant", "reuse", "--out", str(tmp_path / "x")]) == 0
     assert build(tmp_path / "x") == 2
-    assert "written by `python -m umi_data export`" in one_line(capsys)
+    assert "written by `umi-data export`" in one_line(capsys)
     assert main(["export", str(tmp_path / "c"), "--variant", "reuse", "--out", str(tmp_path / "c")]) == 2
-    assert "written by `python -m umi_data build`" in one_line(capsys)
+    assert "written by `umi-data build`" in one_line(capsys)
     assert main(["synth", "--n", "2", "--out", str(tmp_path / "c")]) == 2
     one_line(capsys)
 
@@ -112,7 +112,7 @@ def test_a_second_writer_fails_at_once(tmp_path: Path, capsys: pytest.CaptureFix
     try:
         assert holder.stdout.readline().strip() == "locked"
         assert build(out) == 2
-        assert "`python -m umi_data build` is writing there right now (locked)" in one_line(capsys)
+        assert "`umi-data build` is writing there right now (locked)" in one_line(capsys)
         assert main(["card", str(out)]) == 2
         one_line(capsys)
         assert main(["export", str(out), "--variant", "reuse", "--out", str(out)]) == 2
@@ -221,7 +221,7 @@ def test_merge_follows_the_build_policy(users_dir: Path, tmp_path: Path, capsys:
     assert main(["build", "toolbench", str(SAMPLE), "--out", str(tmp_path / "s0"), "--shard", "0/1", "--no-progress"]) == 0
     before = files(users_dir)
     assert main(["merge", str(tmp_path / "s0"), "--out", str(users_dir)]) == 2
-    assert "not written by `python -m umi_data build`" in one_line(capsys)
+    assert "not written by `umi-data build`" in one_line(capsys)
     assert files(users_dir) == before
     assert build(tmp_path / "c", "--compat", "alpha-umi") == 0
     assert main(["merge", str(tmp_path / "s0"), "--out", str(tmp_path / "c")]) == 0  # over a corpus: replaced as a whole

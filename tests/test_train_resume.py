@@ -69,7 +69,7 @@ def test_no_good_checkpoint_is_one_line(model, corpus, whole, tmp_path, capsys) 
         truncate(run / "checkpoints" / checkpoint / "optimizer.pt")
     assert sft.main(sft_args(model, corpus, run, resume=True, **OPTIONS)) == 2
     err = capsys.readouterr().err.strip().splitlines()
-    assert err[-1].startswith("python -m umi_train.sft: error:") and "every checkpoint is damaged" in err[-1]
+    assert err[-1].startswith("umi-train sft: error:") and "every checkpoint is damaged" in err[-1]
     assert not any("Traceback" in line for line in err)
 
 

@@ -99,7 +99,7 @@ def test_module_entry_point_reports_without_traceback(tmp_path) -> None:
         capture_output=True, text=True, cwd=REPO, timeout=120,
     )
     assert result.returncode == 2 and "Traceback" not in result.stderr
-    assert result.stderr.strip() == f"python -m umi_train.sft: error: --corpus {tmp_path / 'missing'}: no such directory"
+    assert result.stderr.strip() == f"umi-train sft: error: --corpus {tmp_path / 'missing'}: no such directory"
     for command, expected in (("sft", "multi-task"), ("glpft", "no-reuse"), ("tiny", "--vocab-size")):
         help_text = subprocess.run([sys.executable, "-m", f"umi_train.{command}", "--help"], capture_output=True, text=True, cwd=REPO)
         assert help_text.returncode == 0 and expected in help_text.stdout, help_text.stderr
@@ -199,7 +199,7 @@ def test_precision_and_attention_options_pass_through_or_are_refused_in_one_line
                            (["--attn-implementation", "flash_attention_2"], "--attn-implementation flash_attention_2: flash-attention needs a CUDA GPU")):
         assert sft.main([*sft_args(model, corpus, tmp_path / "refused", role="caller", max_steps=1), *flags]) == 2
         error = capsys.readouterr().err.strip()
-        assert error.startswith(f"python -m umi_train.sft: error: {message}") and "\n" not in error
+        assert error.startswith(f"umi-train sft: error: {message}") and "\n" not in error
     assert not (tmp_path / "refused").exists()  # refused before anything was written
     with pytest.raises(SystemExit):
         sft.main([*sft_args(model, corpus, tmp_path / "both", role="caller"), "--bf16", "--fp16"])

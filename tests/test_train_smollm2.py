@@ -114,5 +114,5 @@ def test_import_errors_are_one_line(tmp_path: Path) -> None:
         result = subprocess.run([sys.executable, "-m", "umi_train.import", str(path), "--out", str(tmp_path / "out")],
                                 capture_output=True, text=True, cwd=REPO, timeout=120)
         assert result.returncode == 2 and "Traceback" not in result.stderr, result.stderr
-        assert result.stderr.startswith("python -m umi_train.import: error:") and str(path) in result.stderr
+        assert result.stderr.startswith("umi-train import: error:") and str(path) in result.stderr
     assert not (tmp_path / "out").exists()

@@ -14,6 +14,7 @@ COMMANDS = {
     "passrate": "StableToolBench's pass rate (ToolEval, any OpenAI-compatible judge) and win rate of ToolBench answer files",
     "toolserver": "serve a tool response cache (python -m umi_data tool-cache) with StableToolBench's /virtual contract",
     "demo": "the whole pipeline end to end on CPU: synthetic world -> corpus -> tiny GLPFT -> evaluation",
+    "reproduce": "the paper's Table 1 at small scale: every setup trained, predicted, evaluated and charted (make reproduce)",
 }
 
 

@@ -196,7 +196,7 @@ def glpft_record(run: str | Path) -> dict[str, Any]:
 
     path = Path(run) / GLPFT_FILE
     if not path.is_file():
-        raise RunNotFoundError(f"{run}: no {GLPFT_FILE}; give a finished `python -m umi_train.glpft` run directory")
+        raise RunNotFoundError(f"{run}: no {GLPFT_FILE}; give a finished `umi-train glpft` run directory")
     return orjson.loads(path.read_bytes())
 
 

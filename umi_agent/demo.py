@@ -30,7 +30,7 @@ from umi_data.outdir import OutDirError, Output, claim_out_dir
 DEMO_FILE = "demo.json"
 #: what the demo writes into --out; an earlier demo there is replaced (--fresh) or continued,
 #: nothing else is touched
-DEMO_OUTPUT = Output(command="python -m umi_agent.demo", markers=(DEMO_FILE,),
+DEMO_OUTPUT = Output(command="umi-agent demo", markers=(DEMO_FILE,),
                      owns=("world", "heldout", "corpus", "heldout-corpus", "tiny", "runs", "static", "live", DEMO_FILE))
 
 TRAIN_TASKS, HELDOUT_TASKS = 240, 16
@@ -88,7 +88,7 @@ def steps(out: Path, py: str = sys.executable) -> list[Step]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = Parser(prog="python -m umi_agent.demo", description="Run umi end to end, offline, on CPU.\n\n" + __doc__.split("\n\n", 1)[1])
+    parser = Parser(prog="umi-agent demo", description="Run umi end to end, offline, on CPU.\n\n" + __doc__.split("\n\n", 1)[1])
     parser.add_argument("--out", type=Path, default=Path("demo-out"), metavar="DIR",
                         help="where everything is written: a new or empty directory, or an earlier demo's")
     parser.add_argument("--fresh", action="store_true",

@@ -67,7 +67,7 @@ from umi_agent.metrics import (
 COMPAT_MODES = ("alpha-umi",)
 METRIC_KEYS = ("plan_em", "action_em", "hallu_rate", "easy_f1", "hard_f1", "f1", "rouge")
 EXIT_ERROR = 2
-PROG = "python -m umi_agent.evaluate"
+PROG = "umi-agent evaluate"
 PLAN_KINDS = (CALL, FINISH, GIVE_UP, EMPTY)
 #: The official predicted answer of a gold finish when the prediction is not a finish, and the
 #: answer the official stage 2 writes for a give_answer without one.
@@ -312,7 +312,7 @@ def evaluate(rows: Sequence[PredictionRow], compat: str | None = None) -> dict[s
 
 
 def _parser() -> argparse.ArgumentParser:
-    parser = Parser(prog="python -m umi_agent.evaluate", description=__doc__.split("\n\n")[0])
+    parser = Parser(prog="umi-agent evaluate", description=__doc__.split("\n\n")[0])
     parser.add_argument("--predictions", type=Path, required=True, metavar="FILE", help="predictions JSON (an array of {reference, predictions, tools})")
     parser.add_argument("--compat", choices=COMPAT_MODES, default=None, help="reproduce the official evaluator exactly (refuses inputs it crashes on)")
     parser.add_argument("--out", type=Path, required=True, metavar="FILE", help="where to write metrics.json")
@@ -323,7 +323,7 @@ def _parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     if args.cases is not None and args.compat is not None:
-        print("python -m umi_agent.evaluate: error: --cases is available in the default mode only", file=sys.stderr)
+        print("umi-agent evaluate: error: --cases is available in the default mode only", file=sys.stderr)
         return EXIT_ERROR
     from umi_data.outdir import OutDirError, check_out_file
 
@@ -342,7 +342,7 @@ def main(argv: list[str] | None = None) -> int:
             outputs[args.cases] = encode_json([asdict(step) for step in steps])
         write_files(outputs)
     except OfficialCrash as exc:
-        print(f"python -m umi_agent.evaluate: error: --compat {args.compat}: {exc}; the official evaluator crashes here "
+        print(f"umi-agent evaluate: error: --compat {args.compat}: {exc}; the official evaluator crashes here "
               "and writes no metrics (the default mode scores this file)", file=sys.stderr)
         return EXIT_ERROR
     except (InputFileError, OutDirError, OSError) as exc:

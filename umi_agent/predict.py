@@ -28,7 +28,7 @@ from umi_data.cli import Parser, fail
 from umi_data.compat import caller_value
 from umi_data.prompts import NEXT_SUFFIXES, fill, serialise_backbone_history
 
-PROG = "python -m umi_agent.predict"
+PROG = "umi-agent predict"
 DEFAULT_BATCH = 8
 Generate = Callable[[str], str]
 
@@ -88,7 +88,8 @@ def main(argv: list[str] | None = None) -> int:
     parts = __doc__.split("\n\n")
     parser = Parser(prog=PROG, description=parts[0].rstrip(":") + ".\n\n" + parts[2])
     parser.add_argument("--run", type=Path, metavar="RUN", help="a umi_train.glpft run directory")
-    parser.add_argument("--test", required=True, type=Path, metavar="FILE", help="a stage-2 test file (e.g. out_of_domain.json)")
+    parser.add_argument("--test", required=True, type=Path, metavar="FILE", help="a stage-2 test file (e.g. out_of_domain.json), or a corpus directory built with "
+                        "`umi-data build ... --compat alpha-umi` (its alpha_umi/raw_data_stage_2.json)")
     parser.add_argument("--out", required=True, type=Path, metavar="FILE", help="predictions file to write (JSON array)")
     parser.add_argument("--limit", type=int, default=None, metavar="N", help="predict only the first N samples")
     parser.add_argument("--max-new-tokens", type=int, default=128, metavar="N", help="tokens a model may write per call")
@@ -100,7 +101,7 @@ def main(argv: list[str] | None = None) -> int:
     from umi_data.outdir import OutDirError, check_out_file
 
     try:
-        check_out_file(args.out, "python -m umi_agent.predict", is_predictions_file)  # before the models run, not after
+        check_out_file(args.out, "umi-agent predict", is_predictions_file)  # before the models run, not after
         samples = load_samples(args.test)[: args.limit]
         records = predict(role_models_of(args), samples, args.family, max(args.batch_size, args.concurrency if args.server else 1))
     except (InputFileError, RunNotFoundError, ServerError, FileNotFoundError, OutDirError) as exc:

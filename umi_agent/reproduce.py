@@ -35,7 +35,9 @@ from typing import Any
 
 from umi_agent.steps import Step, StepFailed, StepResult, run_step, timing_table
 from umi_agent.table1 import ROW_ORDER, bar_chart, markdown, rows
+from umi_data.cli import CONFIG_HELP, Parser, apply_config_file, fail, interrupted
 
+PROG = "umi-agent reproduce"
 EXIT_USAGE = 2
 SETTINGS_FILE = "settings.json"
 TIMES_FILE = "step-seconds.json"
@@ -208,16 +210,18 @@ def check_settings(out: Path, scale: Scale) -> None:
 
 
 def parse_scale(argv: list[str] | None) -> tuple[argparse.Namespace, Scale]:
-    parser = argparse.ArgumentParser(prog="python -m umi_agent.reproduce", description=__doc__.split("\n\n")[0],
-                                     epilog="\n\n".join(__doc__.split("\n\n")[1:]), formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--out", type=Path, default=Path("reproduce-out"), metavar="DIR", help="where everything is written (default reproduce-out)")
-    parser.add_argument("--scale", choices=SCALES, default="cpu", help="preset sizes (default cpu); the options below override single values")
+    parser = Parser(prog=PROG, description="Reproduce the paper's Table 1 at small scale, offline, from nothing (`make reproduce`).",
+                    epilog="\n\n".join(__doc__.split("\n\n")[1:]))
+    parser.add_argument("--out", type=Path, default=Path("reproduce-out"), metavar="DIR", help="where everything is written")
+    parser.add_argument("--scale", choices=SCALES, default="cpu", help="preset sizes; the options below override single values")
     parser.add_argument("--fresh", action="store_true", help="delete --out first (default: skip the steps already complete)")
     for field in fields(Scale):
         kind = str if field.name == "model" else (float if field.type in ("float", float) else int)
         extra = {"choices": ("smollm2", "tiny")} if field.name == "model" else {}
         parser.add_argument("--" + field.name.replace("_", "-"), type=kind, default=None, metavar={str: "NAME", float: "X"}.get(kind, "N"),
                             help=HELP[field.name], **extra)
+    parser.add_argument("--config", type=Path, metavar="FILE", help=CONFIG_HELP + "; settings.json in --out records the settings used")
+    apply_config_file(parser, ["out", "scale", "fresh", *(f.name for f in fields(Scale))], argv)
     args = parser.parse_args(argv)
     overrides = {f.name: getattr(args, f.name) for f in fields(Scale) if getattr(args, f.name) is not None}
     bad = [name for name, value in overrides.items() if not isinstance(value, str) and value <= 0]
@@ -236,11 +240,12 @@ def main(argv: list[str] | None = None) -> int:
         check_settings(args.out, scale)
         results = run_recorded(args.out, steps(args.out, scale))
     except UsageError as exc:
-        print(f"python -m umi_agent.reproduce: error: {exc}", file=sys.stderr)
-        return EXIT_USAGE
+        return fail(PROG, exc)
     except StepFailed as exc:
-        print(f"python -m umi_agent.reproduce: {exc}; rerun the same command to continue from there", file=sys.stderr)
+        print(f"{PROG}: {exc}; rerun the same command to continue from there", file=sys.stderr)
         return 1
+    except KeyboardInterrupt:
+        return interrupted(PROG)
     text = write_table(args.out, scale)
     print(f"\n== Table 1 (reproduced at small scale)\n\n{text}")
     print(f"step times:\n{timing_table(results)}")

@@ -36,7 +36,7 @@ from umi_agent.toolbench_run import add_toolbench_arguments
 from umi_data.cli import Parser, Progress, fail
 from umi_data.outdir import Output
 
-PROG = "python -m umi_agent.run"
+PROG = "umi-agent run"
 EPISODES, METRICS = "episodes.json", "metrics.json"
 #: --out holds metrics.json and one directory per agent (its name; owned per invocation)
 RUN_OUTPUT = Output(command=PROG, markers=(METRICS,), owns=(METRICS,))
@@ -49,17 +49,19 @@ class LiveRunError(ValueError):
 
 def read_tasks(path: Path, limit: int | None = None) -> list[dict[str, Any]]:
     if not path.is_file():
-        raise LiveRunError(f"{path}: no such task file (write one with `python -m umi_data synth --out DIR`)")
+        raise LiveRunError(f"{path}: no such task file (write one with `umi-data synth --out DIR`, held-out tasks with "
+                           "`umi-data synth --heldout WORLD --out DIR`)")
     tasks = []
     for number, line in enumerate(path.read_bytes().splitlines(), 1):
         if line.strip():
             try:
                 task = orjson.loads(line)
             except orjson.JSONDecodeError as exc:
-                raise LiveRunError(f"{path}:{number}: not JSON ({exc})") from None
+                raise LiveRunError(f"{path}:{number}: not JSON ({exc}); expected a tasks.jsonl written by `umi-data synth`") from None
             missing = [k for k in ("id", "instruction", "tools", "expected_facts", "expected_outcome") if k not in task]
             if missing:
-                raise LiveRunError(f"{path}:{number}: a task needs {', '.join(missing)}")
+                raise LiveRunError(f"{path}:{number}: a task needs {', '.join(missing)}; expected a tasks.jsonl written by `umi-data synth` "
+                                   "(held-out tasks: `umi-data synth --heldout WORLD`)")
             tasks.append(task)
     return tasks[:limit] if limit is not None else tasks
 
@@ -206,7 +208,7 @@ def _parser() -> argparse.ArgumentParser:
     parser = Parser(prog=PROG, description=__doc__.split("\n\n")[0])
     parser.add_argument("--run", action="append", default=[], type=Path, metavar="RUN",
                         help="a umi_train.glpft run directory; repeat to compare runs (e.g. α-UMi and the Single-LLM baseline)")
-    parser.add_argument("--tasks", type=Path, metavar="FILE", help="tasks.jsonl written by `python -m umi_data synth`")
+    parser.add_argument("--tasks", type=Path, metavar="FILE", help="tasks.jsonl written by `umi-data synth`")
     parser.add_argument("--out", required=True, type=Path, metavar="DIR", help="output directory")
     parser.add_argument("--limit", type=int, default=None, metavar="N", help="play only the first N tasks")
     parser.add_argument("--max-steps", type=int, default=DEFAULT_MAX_STEPS, metavar="N", help="planner decisions per episode")

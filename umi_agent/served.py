@@ -168,7 +168,7 @@ def add_server_arguments(parser: argparse.ArgumentParser) -> None:
                        help="served model of a role (planner=P caller=C summarizer=S), or one NAME for the Single-LLM backbone")
     group.add_argument("--tokenizer", type=Path, metavar="DIR",
                        help="local directory with the served models' tokenizer, to cut over-long prompts as a local model "
-                            "does (default: the model name when it is a local directory; `python -m umi_train.serve` writes one)")
+                            "does (default: the model name when it is a local directory; `umi-train serve` writes one)")
     group.add_argument("--timeout", type=float, default=DEFAULT_TIMEOUT, metavar="X", help="seconds per request")
     group.add_argument("--concurrency", type=positive_int, default=DEFAULT_CONCURRENCY, metavar="N",
                        help="requests in flight (episodes or samples at once) against the server")

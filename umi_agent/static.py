@@ -130,9 +130,31 @@ class StaticSample:
 # --- building samples ---------------------------------------------------------------------------
 
 
+#: where `umi-data build --compat alpha-umi` writes a corpus's trajectories in the stage-2 shape
+ALPHA_UMI_TEST = Path("alpha_umi") / "raw_data_stage_2.json"
+#: how to make a static test set, said by every error about one
+MAKE_TEST_SET = ("a static test set from synthetic tasks is one command: `umi-data build toolbench TASKS_DIR/answer --compat alpha-umi "
+                 "--out CORPUS` (TASKS_DIR from `umi-data synth`), then --test CORPUS")
+
+
+def test_file(path: Path) -> Path:
+    """The stage-2 file of `path`: the file itself, or a corpus directory's `alpha_umi/raw_data_stage_2.json`."""
+    path = Path(path)
+    if not path.is_dir():
+        return path
+    if (path / ALPHA_UMI_TEST).is_file():
+        return path / ALPHA_UMI_TEST
+    raise InputFileError(f"{path}: a directory without {ALPHA_UMI_TEST}; expected a stage-2 static test set; {MAKE_TEST_SET}")
+
+
 def load_samples(path: Path) -> list[StaticSample]:
-    """Every gold decision of a stage-2 test file; ids are prefixed with the file's stem."""
-    items = read_json_list(path, "a stage-2 static test set")
+    """Every gold decision of a stage-2 test file (or of a corpus built with `--compat alpha-umi`);
+    ids are prefixed with the file's stem."""
+    path = test_file(path)
+    try:
+        items = read_json_list(path, "a stage-2 static test set")
+    except InputFileError as exc:
+        raise InputFileError(f"{exc}; {MAKE_TEST_SET}") from None
     try:
         return samples_from_items(items, source=Path(path).stem)
     except StaticDataError as exc:

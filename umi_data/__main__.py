@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from umi_data.build_fields import BUILD_FIELDS, DEFAULT_SPLIT_RATIO, DEFAULT_SPLIT_SEED
-from umi_data.cli import Parser, add_command, add_commands, fail, prog_name
+from umi_data.cli import Parser, add_command, add_commands, fail, interrupted, prog_name
 from umi_data.sources import CATALOG
 from umi_data.synth import cli as synth_cli
 
@@ -78,7 +78,7 @@ def _parser() -> argparse.ArgumentParser:
     export.add_argument(
         "--format", default="jsonl", choices=EXPORT_FORMATS,
         help="jsonl: example rows with all columns; trl: prompt/completion JSONL; llamafactory: alpaca JSON + dataset_info.json; "
-        "alpha-umi: the official trainer's {input, target} arrays; pre-tokenized ids: `python -m umi_train.export`. "
+        "alpha-umi: the official trainer's {input, target} arrays; pre-tokenized ids: `umi-train export`. "
         "Chat formats (the backbone part as whole trajectories, role parts as one chat per example; what a format "
         "cannot express goes to rejects.jsonl, counted): openai: fine-tuning JSONL with tools; trl-chat: a datasets "
         "directory with messages and tools; llamafactory-sharegpt: sharegpt with function_call/observation + "
@@ -151,7 +151,7 @@ def cmd_build(args: argparse.Namespace) -> int:
     print(summary_line(result))
     _say_kept(result)
     if not result.manifest["counts"]["accepted"] and args.shard is None:  # a shard's part may hold only rejects
-        print(f"python -m umi_data build: error: no record was accepted (of {result.manifest['counts']['read']} read); "
+        print(f"umi-data build: error: no record was accepted (of {result.manifest['counts']['read']} read); "
               f"is {config.source} the right source for these files? (rejects: {result.out / 'rejects.jsonl'})", file=sys.stderr)
         return EXIT_REJECTS
     if config.strict and result.manifest["counts"]["rejected"]:
@@ -180,14 +180,17 @@ def _say_kept(result: Any) -> None:
 
 
 def cmd_validate(args: argparse.Namespace) -> int:
-    from umi_data.schema_docs import validate_files
+    from umi_data.schema_docs import reject_counts, validate_files
     from umi_data.sources import SOURCES
 
     checked, problems = validate_files(args.source, args.inputs)
     for problem in problems:
         print(problem)
     files_with_problems = len({p.file for p in problems})
-    print(f"{checked} file(s) checked against {SOURCES[args.source].schema}: {files_with_problems} with problems, {len(problems)} problem(s)")
+    rejects = reject_counts(problems)
+    by_reason = f" ({', '.join(f'{reason}: {n}' for reason, n in sorted(rejects.items()))})" if rejects else ""
+    print(f"{checked} file(s) checked against {SOURCES[args.source].schema}: {files_with_problems} with problems, {len(problems)} problem(s); "
+          f"build would reject {sum(rejects.values())} record(s){by_reason}")
     return EXIT_REJECTS if problems else 0
 
 
@@ -305,6 +308,8 @@ def main(argv: list[str] | None = None) -> int:
         use_lean_memory_pool()
     try:
         return COMMANDS[args.command](args)
+    except KeyboardInterrupt:
+        return interrupted(f"{parser.prog} {args.command}")
     except Exception as exc:
         if not isinstance(exc, _usage_errors()):
             raise

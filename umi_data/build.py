@@ -58,7 +58,7 @@ def corpus_record(directory: Path) -> dict[str, str] | None:
 PART_FILES = 64
 #: what `build` (and `--shard`) writes into its --out; `card` rewrites there under the same lock
 CORPUS_OUTPUT = Output(
-    command="python -m umi_data build", markers=(MANIFEST, SHARD_MANIFEST),
+    command="umi-data build", markers=(MANIFEST, SHARD_MANIFEST),
     owns=(TRAJECTORIES, REJECTS, INPUTS, MANIFEST, SHARD_MANIFEST, CARD, CARD_DIR, "global", "local", ALPHA_UMI_DIR),
     legacy_record=corpus_record,
 )

@@ -7,7 +7,7 @@ DEFAULT_SPLIT_RATIO = 0.5
 DEFAULT_SPLIT_SEED = 0
 
 BUILD_FIELDS: dict[str, str] = {
-    "source": "source format name (see `python -m umi_data build --help`)",
+    "source": "source format name (see `umi-data build --help`)",
     "inputs": "input files or directories, as given",
     "exclude_test_ids": "ToolBench test_query_ids files or directories ({group}_*.json objects keyed by query id)",
     "strict": "exit non-zero when any record is rejected",

@@ -106,7 +106,7 @@ def _size_category(n: int) -> str:
 
 def _body(manifest: dict[str, Any], numbers: dict[str, Any], listed: list[dict[str, Any]]) -> list[str]:
     config, counts = manifest["config"], manifest["counts"]
-    mode = f"compat mode `{config['compat']}` (the official α-UMi preprocessing, quirks included)" if config.get("compat") else "umi's default mode (the official preprocessing's bugs fixed; see docs/differences.md)"
+    mode = f"compat mode `{config['compat']}` (the official α-UMi preprocessing, quirks included)" if config.get("compat") else "umi's default mode (the official preprocessing's bugs fixed; listed in docs/differences.md of the umi repository)"
     lines = [
         f"# umi corpus: {', '.join(sorted(numbers['counts']['by_source']) or [config['source']])}",
         "",

@@ -27,7 +27,7 @@ def require_corpus(directory: str | Path) -> Path:
     directory = Path(directory)
     if not (directory / MANIFEST).is_file():
         raise CorpusNotFoundError(
-            f"{directory}: not a complete corpus directory (no {MANIFEST}); build one with `python -m umi_data build`"
+            f"{directory}: not a complete corpus directory (no {MANIFEST}); build one with `umi-data build`"
         )
     return directory
 
@@ -44,5 +44,5 @@ def load_corpus(directory: str | Path, role: str) -> Any:
     else:
         raise ValueError(f"unknown role {role!r}; choose one of: trajectories, {', '.join(EXAMPLE_ROLES)}")
     if not path.is_file():
-        raise FileNotFoundError(f"{path}: not found; is {directory} a corpus directory built by `python -m umi_data build`?")
+        raise FileNotFoundError(f"{path}: not found; is {directory} a corpus directory built by `umi-data build`?")
     return datasets.Dataset.from_parquet(str(path))

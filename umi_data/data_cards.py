@@ -48,7 +48,7 @@ def regenerate(cards: Path = CARDS) -> list[Path]:
 def main(argv: list[str] | None = None) -> int:
     from umi_data.cli import Parser
 
-    Parser(prog="python -m umi_data.data_cards", description="Regenerate the data cards the repository ships (data_cards/).").parse_args(argv)
+    Parser(prog="umi_data.data_cards", description="Regenerate the data cards the repository ships (data_cards/).").parse_args(argv)
     for path in regenerate():
         print(path.relative_to(REPO) if path.is_relative_to(REPO) else path)
     return 0

@@ -59,7 +59,7 @@ def export_record(directory: Path) -> dict[str, str] | None:
     return {**{e["path"]: e["sha256"] for e in entries}, EXPORT_MANIFEST: sha256_file(directory / EXPORT_MANIFEST)}
 
 
-EXPORT_OUTPUT = Output(command="python -m umi_data export", markers=(EXPORT_MANIFEST,), owns=("stage1", "stage2", DATASET_INFO, "rejects.jsonl", EXPORT_MANIFEST),
+EXPORT_OUTPUT = Output(command="umi-data export", markers=(EXPORT_MANIFEST,), owns=("stage1", "stage2", DATASET_INFO, "rejects.jsonl", EXPORT_MANIFEST),
                        legacy_record=export_record)
 
 

@@ -25,11 +25,14 @@ import json
 import os
 import re
 import shutil
+import sys
 import tempfile
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any, Callable, Iterable, Iterator
+
+from umi_data.cli import program
 
 LOCK_FILE = ".umi-lock"
 
@@ -57,7 +60,7 @@ class OutDirLocked(OutDirError):
 class Output:
     """What one command writes into its output directory."""
 
-    command: str  # e.g. "python -m umi_data build": named in messages and in the lock file
+    command: str  # e.g. "umi-data build": named in messages and in the lock file (compared as `cli.program` spells it, so a lock written as "python -m umi_data build" is the same command)
     markers: tuple[str, ...]  # files that only this command writes (a directory it made before locks existed)
     owns: tuple[str, ...]  # top-level names (files or directories) the command writes
     #: For a command that records what it wrote (the lock's `files`, with hashes): reads the
@@ -157,7 +160,7 @@ def previous_owns(path: Path, output: Output, force: bool = False, owns: Iterabl
         raise OutDirError(f"{path}: {linked[0]} is a symbolic link; umi writes only into directories it made, never through a link; choose another --out")
     record = _record(path)
     if record is not None:
-        if record["command"] != output.command:
+        if program(record["command"]) != program(output.command):
             raise OutDirError(f"{path}: written by `{record['command']}`, not `{output.command}`; choose another --out")
         return {str(name) for name in record.get("owns", [])}
     if not [entry for entry in os.listdir(path) if entry != LOCK_FILE]:
@@ -315,6 +318,15 @@ def _lock(path: Path, command: str) -> int:
     return fd
 
 
+def report_interrupted(path: Path, output: Output, previous: set[str]) -> None:
+    """Say so when `path` holds what a run of this command left unfinished (Ctrl-C, a kill): its
+    names are there but none of its completion markers. This run replaces them (the sweep)."""
+    left = sorted(name for name in previous if (path / name).exists() or any(is_temporary_of(e, [name]) for e in os.listdir(path)))
+    if left and not any((path / marker).exists() for marker in output.markers):
+        print(f"{program(output.command)}: note: {path} holds the partial output of an interrupted run ({', '.join(left)}); "
+              "this run replaces it", file=sys.stderr, flush=True)
+
+
 @contextmanager
 def claim_out_dir(path: Path, output: Output, force: bool = False, extra_owns: Iterable[str] = ()) -> Iterator[OutputClaim]:
     """Check `path` against the policy, create it, and hold its lock for the block.
@@ -328,6 +340,7 @@ def claim_out_dir(path: Path, output: Output, force: bool = False, extra_owns: I
     fd = _lock(path, output.command)
     try:
         previous = previous_owns(path, output, force, owns)  # again, now that no one else can write
+        report_interrupted(path, output, previous)
         claim = OutputClaim(path, output, owns, previous, fd, previous_files(path, output) if output.recorded else {})
         claim._write_record(claim.owns | previous)
         yield claim

@@ -14,7 +14,9 @@ from __future__ import annotations
 import copyreg
 import os
 import pickle
+import sys
 import tempfile
+import time
 from collections import deque
 from itertools import islice
 from typing import Any, Iterable, Iterator
@@ -39,12 +41,33 @@ def run_parts(tasks: Iterable[PartTask], workers: int, progress: bool | None = N
     many files there are)."""
     from tqdm import tqdm
 
-    # disable=None: a bar on a terminal, nothing when stderr is a pipe or a file.
+    # disable=None: a bar on a terminal; in a pipe or a file, progress lines instead.
     bar = tqdm(desc="reading", unit="file", disable=None if progress is None else not progress, leave=False)
+    lines = ProgressLines() if progress is None and not sys.stderr.isatty() else None
     with bar:
         for part in _converted(tasks, workers):
             bar.update(len(part.inputs))
+            if lines is not None:
+                lines.update(len(part.inputs))
             yield part
+
+
+class ProgressLines:
+    """`umi-data build: 1,280 files read (12 s)` at most every `SECONDS`: what a piped build
+    (a log file, `make demo`) shows while it reads, where a bar would print nothing."""
+
+    SECONDS = 10.0
+
+    def __init__(self, prog: str = "umi-data build") -> None:
+        self.prog, self.files, self.start = prog, 0, time.perf_counter()
+        self.last = self.start
+
+    def update(self, files: int) -> None:
+        self.files += files
+        now = time.perf_counter()
+        if now - self.last >= self.SECONDS:
+            self.last = now
+            print(f"{self.prog}: {self.files:,} files read ({now - self.start:.0f} s)", flush=True)
 
 
 def _converted(tasks: Iterable[PartTask], workers: int) -> Iterator[Part]:
@@ -59,17 +82,26 @@ def _converted(tasks: Iterable[PartTask], workers: int) -> Iterator[Part]:
             ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn"), initializer=_start_worker,
                                 initargs=(pa.default_memory_pool().backend_name, registered_sources())) as pool:
         in_flight: deque[Any] = deque()
-        for task in tasks:
-            in_flight.append(pool.submit(_convert_to_file, task, spool))
-            if len(in_flight) >= 2 * workers:
+        try:
+            for task in tasks:
+                in_flight.append(pool.submit(_convert_to_file, task, spool))
+                if len(in_flight) >= 2 * workers:
+                    yield _load_part(in_flight.popleft().result())
+            while in_flight:
                 yield _load_part(in_flight.popleft().result())
-        while in_flight:
-            yield _load_part(in_flight.popleft().result())
+        except BaseException:  # Ctrl-C or an error: the parts not started are not waited for
+            pool.shutdown(wait=True, cancel_futures=True)
+            raise
 
 
 def _start_worker(backend: str, registered: list[tuple[Any, str, Any]]) -> None:
-    """A worker uses the parent's allocator and knows the parent's registered sources (a
-    spawned process starts from a fresh import of umi_data)."""
+    """A worker ignores Ctrl-C, which a terminal sends to the whole process group: the parent
+    alone stops the build (one line, `umi_data.cli.interrupted`), not one traceback per worker.
+    It uses the parent's allocator and knows the parent's registered sources (a spawned process
+    starts from a fresh import of umi_data)."""
+    import signal
+
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
     use_memory_pool(backend)
     for source, description, schema in registered:
         register_source(source, description, schema)

@@ -73,6 +73,7 @@ def validate_files(source_name: str, paths: Sequence[str]) -> tuple[int, list[Fi
         shown = text_name(file.path)
         if is_json_lines(source, file):
             problems.extend(_json_lines_problems(source, file, shown))
+            problems.extend(FileProblem(shown, r.locator, f"{r.reason.value}: {r.detail}") for r in build_rejects(source_name, file))
             continue
         loaded = load_json(file)
         if loaded.reject is not None:
@@ -87,13 +88,8 @@ def validate_files(source_name: str, paths: Sequence[str]) -> tuple[int, list[Fi
         one_record = source.records_per_file == "records" and isinstance(loaded.value, dict)
         errors = schema_errors(loaded.value, source.schema, "record" if one_record else "file")
         problems.extend(FileProblem(shown, e.path, e.message) for e in errors)
-        if not errors:  # text decoded inside the records (observations, arguments) must be storable too
-            unstorable = [r for r in read_source(source, [file]) if isinstance(r, Reject) and r.reason in _UNSTORABLE]
-            problems.extend(FileProblem(shown, r.locator, f"{r.reason.value}: {r.detail}") for r in unstorable)
+        problems.extend(FileProblem(shown, r.locator, f"{r.reason.value}: {r.detail}") for r in build_rejects(source_name, file))
     return len(files), problems
-
-
-_UNSTORABLE = (RejectReason.INVALID_TEXT, RejectReason.INVALID_JSON)
 
 
 def _json_lines_problems(source: Source, file: InputFile, shown: str) -> list[FileProblem]:
@@ -114,3 +110,26 @@ def _json_lines_problems(source: Source, file: InputFile, shown: str) -> list[Fi
             continue
         problems.extend(FileProblem(shown, e.path, e.message) for e in schema_errors(parsed.value, source.schema, "record", where))
     return problems
+
+
+def build_rejects(source_name: str, file: Any) -> list[Reject]:
+    """The records of `file` that `build` rejects, with its reasons: `build`'s own conversion of
+    the file (reading, converting, the storability check, rendering), nothing written. So
+    `validate` and `build` give one answer to "is this file good" (valid_data: false,
+    unstorable text, a call to no listed tool...), from one code path."""
+    from umi_data.build_fields import DEFAULT_SPLIT_RATIO, DEFAULT_SPLIT_SEED
+    from umi_data.parts import PartTask, convert_part
+
+    part = convert_part(PartTask(source_name, [file], {}, False, DEFAULT_SPLIT_SEED, DEFAULT_SPLIT_RATIO))
+    return [Reject.model_validate_json(line) for line in part.rejects]
+
+
+def reject_counts(problems: Sequence[FileProblem]) -> dict[str, int]:
+    """How many of `problems` are build rejects, by reason (the summary line of `validate`)."""
+    reasons = {reason.value for reason in RejectReason}
+    counts: dict[str, int] = {}
+    for problem in problems:
+        reason = problem.message.split(":", 1)[0]
+        if reason in reasons:
+            counts[reason] = counts.get(reason, 0) + 1
+    return counts

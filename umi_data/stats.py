@@ -235,10 +235,36 @@ def length_summary(lengths: pl.DataFrame) -> list[dict[str, Any]]:
     return rows
 
 
+def corpus_frames(directory: str | Path, tokenizer: str | Path | None = None) -> dict[str, pl.DataFrame]:
+    """The numbers of `corpus_stats` as polars frames, for analysis: `by_source`, `by_outcome`
+    (`trajectories`), `rejects_by_reason` (`rejects`), `turns_by_role` (`turns`), `lengths` (one
+    row per example: `example_lengths`), `length_summary`, `steps` (`steps`, `trajectories`) and
+    `calls_per_tool` (`name`, `calls`)."""
+    directory = Path(directory)
+    summary, lengths = turn_summary(directory), example_lengths(directory, tokenizer)
+    numbers = counts(directory, summary)
+
+    def frame(values: dict[str, int], key: str, count: str) -> pl.DataFrame:
+        return pl.DataFrame({key: list(values), count: list(values.values())}, schema={key: pl.String, count: pl.Int64})
+
+    return {
+        "by_source": frame(numbers["by_source"], "source", "trajectories"),
+        "by_outcome": frame(numbers["by_outcome"], "outcome", "trajectories"),
+        "rejects_by_reason": frame(numbers["rejects_by_reason"], "reason", "rejects"),
+        "turns_by_role": frame(numbers["turns_by_role"], "role", "turns"),
+        "lengths": lengths,
+        "length_summary": pl.DataFrame(length_summary(lengths)),
+        "steps": summary.groups.group_by("steps").agg(pl.col("trajectories").sum()).sort("steps"),
+        "calls_per_tool": summary.calls_per_tool,
+    }
+
+
 def corpus_stats(directory: str | Path, tokenizer: str | Path | None = None, *, summary: TurnSummary | None = None,
-                 lengths: pl.DataFrame | None = None) -> dict[str, Any]:
+                 lengths: pl.DataFrame | None = None, frames: bool = False) -> dict[str, Any]:
     """Everything above as plain JSON-ready values (pass `summary` / `lengths` already computed
-    to avoid a second pass)."""
+    to avoid a second pass); `frames=True`: as polars frames (`corpus_frames`)."""
+    if frames:
+        return corpus_frames(directory, tokenizer)
     directory = Path(directory)
     summary = summary or turn_summary(directory)
     lengths = lengths if lengths is not None else example_lengths(directory, tokenizer)
@@ -252,5 +278,5 @@ def corpus_stats(directory: str | Path, tokenizer: str | Path | None = None, *, 
 
 
 __all__ = [
-    "TurnCounter", "TurnSummary", "turn_summary", "calls_per_tool", "card_lengths", "corpus_stats", "counts", "example_lengths", "length_summary", "steps_per_trajectory",
+    "TurnCounter", "TurnSummary", "turn_summary", "calls_per_tool", "card_lengths", "corpus_frames", "corpus_stats", "counts", "example_lengths", "length_summary", "steps_per_trajectory",
 ]

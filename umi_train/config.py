@@ -16,7 +16,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
-from umi_data.cli import Parser, run_guarded
+from umi_data.cli import CONFIG_HELP, Parser, apply_config_file, run_guarded
 from umi_data.examples import EXAMPLE_ROLES
 from umi_data.variants import VARIANTS
 
@@ -91,7 +91,7 @@ class SFTConfig(_RunPaths):
     """`python -m umi_train.sft`: one LoRA adapter on one role corpus."""
 
     model: Path = Field(description="base model: a local Hugging Face model directory")
-    corpus: Path = Field(description="corpus directory written by `python -m umi_data build`")
+    corpus: Path = Field(description="corpus directory written by `umi-data build`")
     role: Literal[ROLE_CHOICES] = Field(description="backbone (global corpus), planner, caller, summarizer, or multi-task (the union of the three local corpora)")  # type: ignore[valid-type]
     split: Literal["A", "B", "all"] = Field(default="all", description="instruction split to train on")
     out: Path = Field(description="run directory to write (RUN/run.json is written last)")
@@ -102,7 +102,7 @@ class GLPFTConfig(_RunPaths):
     """`python -m umi_train.glpft`: one of the paper's training setups, all of its stages."""
 
     model: Path = Field(description="base model: a local Hugging Face model directory")
-    corpus: Path = Field(description="corpus directory written by `python -m umi_data build`")
+    corpus: Path = Field(description="corpus directory written by `umi-data build`")
     variant: Literal[tuple(VARIANTS)] = Field(description="which of the paper's setups (see umi_data.variants)")  # type: ignore[valid-type]
     out: Path = Field(description="run directory (stage1/, stage2/, glpft.json written last)")
     resume: bool = Field(default=False, description="continue interrupted stages from their last checkpoint")
@@ -149,6 +149,8 @@ def build_parser(config_cls: type[BaseModel], prog: str, description: str) -> ar
     parser = Parser(prog=prog, description=description)
     fields = sorted(config_cls.model_fields.items(), key=lambda item: item[0] in TrainOptions.model_fields)
     training = parser.add_argument_group("training options") if issubclass(config_cls, TrainOptions) else parser
+    if issubclass(config_cls, TrainOptions):
+        parser.add_argument("--config", type=Path, metavar="FILE", help=CONFIG_HELP + "; the run records the options it used (run.json)")
     for name, field in fields:
         if name != "quiet":  # the shared --quiet of every umi command
             _argument(training if name in TrainOptions.model_fields else parser, name, field)
@@ -167,6 +169,7 @@ def flag_errors(exc: ValidationError) -> str:
 def parse_config(config_cls: type[BaseModel], argv: list[str] | None, prog: str, description: str) -> Any:
     """Parse the command line into a validated `config_cls`; exit 2 with the flag named on error."""
     parser = build_parser(config_cls, prog, description)
+    apply_config_file(parser, [name for name in config_cls.model_fields if name != "quiet"], argv)
     values = {name: value for name, value in vars(parser.parse_args(argv)).items() if name in config_cls.model_fields}
     try:
         return config_cls(**values)

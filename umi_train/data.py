@@ -30,7 +30,7 @@ def check_corpus(corpus: Path) -> Path:
         raise UsageError(f"--corpus {corpus}: no such directory")
     if not manifest.is_file():
         raise UsageError(
-            f"--corpus {corpus}: no {MANIFEST}; expected a complete corpus directory built by `python -m umi_data build`"
+            f"--corpus {corpus}: no {MANIFEST}; expected a complete corpus directory built by `umi-data build`"
         )
     counts = json.loads(manifest.read_text()).get("counts", {})
     if not counts.get("accepted"):

@@ -25,7 +25,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from umi_data.variants import VARIANTS
 from umi_train.config import parse_config, run_cli
 
-PROG = "python -m umi_train.export"
+PROG = "umi-train export"
 FORMAT = "umi-tokens"
 
 
@@ -36,7 +36,7 @@ class ExportConfig(BaseModel):
 
     model: Path = Field(description="model (or tokenizer) directory whose tokenizer encodes the examples")
     gguf_file: str | None = Field(default=None, description="read the tokenizer from this GGUF file inside --model")
-    corpus: Path = Field(description="corpus directory written by `python -m umi_data build`")
+    corpus: Path = Field(description="corpus directory written by `umi-data build`")
     variant: Literal[tuple(VARIANTS)] = Field(description="which of the paper's setups (see umi_data.variants)")  # type: ignore[valid-type]
     out: Path = Field(description="directory to write (new, empty, or a previous export)")
     max_length: int = Field(default=4096, ge=8, description="longest sequence in tokens, as in training (inputs are truncated from the left)")

@@ -29,7 +29,7 @@ from umi_train.data import check_corpus
 from umi_train.provenance import MODEL_FILE, model_identity, read_json, versions, write_model_card
 from umi_train.sft import ADAPTER, RUN_FILE, comparable, finished_run, locked_run_dir, roles_of, train_adapter
 
-PROG = "python -m umi_train.glpft"
+PROG = "umi-train glpft"
 GLPFT_FILE = "glpft.json"
 MERGED = "merged"
 #: markers: glpft.json, or (a run interrupted before locks existed) the config.json of a stage's first sft run

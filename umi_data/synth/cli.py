@@ -29,7 +29,7 @@ from umi_data.synth.answer_file import GROUP_DIR, answer_file_bytes, answer_file
 
 TASKS_FILE = "tasks.jsonl"
 ANSWER_DIR = "answer"
-SYNTH_OUTPUT = Output(command="python -m umi_data synth", markers=(TASKS_FILE,), owns=(ANSWER_DIR, TASKS_FILE))
+SYNTH_OUTPUT = Output(command="umi-data synth", markers=(TASKS_FILE,), owns=(ANSWER_DIR, TASKS_FILE))
 
 
 @dataclass
@@ -71,6 +71,9 @@ def add_parser(subparsers: Any) -> None:
                              "and DIR/tasks.jsonl")
     parser.add_argument("--force", action="store_true",
                         help="write into a non-empty --out that synth did not write, beside its files (never replacing one)")
+    parser.add_argument("--heldout", type=Path, default=None, metavar="DIR",
+                        help="held-out tasks for the world DIR (an earlier synth --out): the first --n tasks of --seed whose "
+                             "instruction no task of DIR has, for evaluating a model trained on DIR")
 
 
 def _positive_int(text: str) -> int:
@@ -81,6 +84,18 @@ def _positive_int(text: str) -> int:
 
 
 def run(args: argparse.Namespace) -> int:
+    if args.heldout is not None:
+        from umi_data.synth.heldout import HeldoutError, write_heldout_world
+
+        try:
+            kept, dropped = write_heldout_world(args.heldout, args.out, args.n, args.seed, force=args.force)
+        except HeldoutError as exc:
+            from umi_data.cli import fail
+
+            return fail("umi-data synth", exc)
+        print(f"synth: {kept} held-out tasks sharing no instruction with {args.heldout} "
+              f"({dropped} drawn tasks skipped: their instruction is one of the world's) -> {args.out}")
+        return 0
     stats = write_synthetic(args.out, args.n, args.seed, force=args.force)
     print(f"synth: {stats.summary()} -> {args.out}")
     return 0
@@ -142,7 +157,7 @@ def main(argv: list[str] | None = None) -> int:
     """Run `synth` on its own (`python -m umi_data.synth.cli`), before it is wired into `python -m umi_data`."""
     from umi_data.cli import Parser, add_commands
 
-    parser = Parser(prog="python -m umi_data", quiet=False)
+    parser = Parser(prog="umi-data", quiet=False)
     add_parser(add_commands(parser))
     return run(parser.parse_args(argv))
 
