@@ -138,11 +138,18 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return out
 
 
+@pytest.mark.parametrize("earlier", [False, True], ids=["new-dir", "over-a-corpus"])
 @pytest.mark.parametrize("workers", [1, 2])
-def test_ctrl_c_is_one_line_exit_130_and_the_rerun_reports_and_replaces(world: Path, tmp_path: Path, workers: int) -> None:
+def test_ctrl_c_is_one_line_exit_130_and_the_rerun_reports_and_replaces(world: Path, tmp_path: Path, workers: int, earlier: bool) -> None:
     """A real SIGINT to the whole process group (a terminal's Ctrl-C) of a real build, stopped
-    while it reads its last input (a FIFO that this test writes to only when it wants to)."""
+    while it reads its last input (a FIFO that this test writes to only when it wants to).
+    Into a new directory the interrupted build removes what it made; over an earlier corpus the
+    partial output stays and the rerun says what it replaces."""
     out, fifo = tmp_path / "corpus", tmp_path / "last.json"
+    if earlier:
+        done = subprocess.run([sys.executable, "-m", "umi_data", "build", "toolbench", str(world / "answer"), "--out", str(out), "--quiet"],
+                              capture_output=True, text=True, timeout=300)
+        assert done.returncode == 0, done.stderr
     os.mkfifo(fifo)
     build = start_build([world / "answer", fifo], out, workers)
     writer = open_when_read(fifo, build)
@@ -153,7 +160,8 @@ def test_ctrl_c_is_one_line_exit_130_and_the_rerun_reports_and_replaces(world: P
     assert build.returncode == 130, stdout + stderr
     assert stderr.splitlines() == ["umi-data build: interrupted; rerun the same command to continue (or delete its output to start over)"]
     assert not (out / "manifest.json").exists()
-    left = sorted(entry for entry in os.listdir(out) if entry != ".umi-lock")  # temporary files are gone; written ones may stay
+    assert out.exists() == earlier  # a directory the build made is cleaned away whole
+    left = sorted(entry for entry in os.listdir(out) if entry != ".umi-lock") if earlier else []
     assert not [entry for entry in left if entry.endswith(".tmp") or entry.startswith(".")], left
     rerun = start_build([world / "answer", fifo], out, workers)  # the lock was released: the rerun may write there
     os.close(open_when_read(fifo, rerun))  # this time the FIFO ends at once: an empty file, rejected
@@ -161,7 +169,7 @@ def test_ctrl_c_is_one_line_exit_130_and_the_rerun_reports_and_replaces(world: P
     assert rerun.returncode == 0, stderr
     note = re.search(r"umi-data build: note: .* holds the partial output of an interrupted run \((.*)\); this run replaces it", stderr)
     assert (note.group(1).split(", ") if note else []) == left, stderr  # partial outputs: cleaned, or reported by the rerun
-    assert "global" in left and note is not None  # here the earlier parts were written: the rerun names what it replaces
+    assert ("global" in left and note is not None) == earlier  # over a corpus the rerun names what it replaces
     assert "accepted 1500" in stdout and "rejected 1" in stdout
 
 
