@@ -117,7 +117,7 @@ def install(torch_spec: str, extras_spec: str, constraints_file: Path) -> int:
     return check(torch_spec, extras_spec)
 
 
-def check(torch_spec: str, extras_spec: str = "train,serve,dev") -> int:
+def check(torch_spec: str, extras_spec: str = "train,serve,dev,docs") -> int:
     """Exit 1 when an installed package's version differs from the lock or a package the project
     needs (with `extras_spec`) is missing; a package installed by hand that the lock does not
     name (a linter, a notebook) is one warning line, not a failure. Torch is compared with
@@ -199,7 +199,7 @@ def main(argv: list[str] | None = None) -> int:
     command.add_argument("--constraints", type=Path, required=True, help="where to write the constraints file pip installs with")
     command = commands.add_parser("check", help="compare the running environment with the lock")
     command.add_argument("--torch", default="torch==2.13.0")
-    command.add_argument("--extras", default="train,serve,dev", help="the extras whose packages must be installed")
+    command.add_argument("--extras", default="train,serve,dev,docs", help="the extras whose packages must be installed")
     args = parser.parse_args(argv)
     if args.command == "lock":
         lock(args.torch, args.upgrade)
