@@ -55,3 +55,17 @@ def test_a_version_other_than_the_lock_fails(tmp_path: Path) -> None:
     done = _check(tmp_path, ("orjson", "0.0.1"))
     assert done.returncode == 1
     assert "lock check: orjson 0.0.1 is installed, requirements.lock says" in done.stderr
+
+
+def test_make_lock_resolves_with_the_current_pins_unless_upgrading(tmp_path: Path) -> None:
+    """`make lock` keeps every pinned package (the lock as pip constraints, torch as given);
+    `--upgrade` resolves afresh."""
+    file = tmp_path / "constraints.txt"
+    assert lock.pinned_args("torch==2.13.0", True, file) == [] and not file.exists()
+    assert lock.pinned_args("torch==2.13.0", False, file) == ["-c", str(file)]
+    lines = file.read_text().splitlines()
+    pins = {line.split("==")[0].lower() for line in lines if "==" in line}
+    assert set(lock.read_lock()) <= {lock.canonical(name) for name in pins}
+    assert lines[-1] == "torch==2.13.0" and sum(line.startswith("torch==") for line in lines) == 1
+    parser_help = subprocess.run([sys.executable, str(REPO / "tools" / "lock.py"), "lock", "--help"], capture_output=True, text=True)
+    assert "--upgrade" in parser_help.stdout

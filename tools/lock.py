@@ -83,10 +83,7 @@ def lock(torch_spec: str, upgrade: bool = False) -> None:
     with tempfile.TemporaryDirectory(prefix="umi-lock-") as tmp:
         subprocess.run([sys.executable, "-m", "venv", tmp], check=True)
         python = Path(tmp) / "bin" / "python"
-        pinned: list[str] = []
-        if not upgrade and LOCK.exists():
-            constraints(torch_spec, Path(tmp) / "constraints.txt")
-            pinned = ["-c", str(Path(tmp) / "constraints.txt")]
+        pinned = pinned_args(torch_spec, upgrade, Path(tmp) / "constraints.txt")
         _pip(python, "install", *pinned, torch_spec)
         _pip(python, "install", *pinned, f"{REPO}[{','.join(extras())}]")
         if no_deps():
@@ -97,6 +94,15 @@ def lock(torch_spec: str, upgrade: bool = False) -> None:
     header = HEADER.format(python=".".join(map(str, sys.version_info[:2])), platform=sys.platform)
     LOCK.write_text(header + "\n".join(pins) + "\n")
     print(f"{LOCK.name}: {len(pins)} packages (extras: {', '.join(extras())}; without their dependencies: {', '.join(no_deps()) or 'none'})")
+
+
+def pinned_args(torch_spec: str, upgrade: bool, constraints_file: Path) -> list[str]:
+    """The pip arguments that keep the current pins during `lock`: `-c FILE` with the lock as
+    constraints (written to `constraints_file`), or nothing with `upgrade` or without a lock."""
+    if upgrade or not LOCK.exists():
+        return []
+    constraints(torch_spec, constraints_file)
+    return ["-c", str(constraints_file)]
 
 
 def constraints(torch_spec: str, out: Path) -> None:
