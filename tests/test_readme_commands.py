@@ -55,6 +55,19 @@ def commands() -> list[tuple[str, ...]]:
     return sorted(found)
 
 
+def example_scripts() -> list[str]:
+    """Every `examples/NAME.py` a page's code block runs."""
+    return sorted({m for block in blocks() for m in re.findall(r"python (examples/\w+\.py)", block)})
+
+
+@pytest.mark.parametrize("script", example_scripts())
+def test_example_command_answers_help(script: str) -> None:
+    """What examples/*.py do is run by tests/test_examples.py; here: each shown exists and parses."""
+    done = subprocess.run([sys.executable, str(REPO / script), "--help"], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert "usage:" in done.stdout
+
+
 def test_every_guide_is_read() -> None:
     names = {page.name for page in PAGES}
     assert {"README.md", "data.md", "training.md", "agent.md", "serving.md", "reproduction.md", "scale-out.md"} <= names
