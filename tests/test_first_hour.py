@@ -18,6 +18,7 @@ from umi_train.testing import sample_answer_dir
 
 REPO = Path(__file__).resolve().parents[1]
 README = (REPO / "README.md").read_text()
+DOCS = {page.name: page.read_text() for page in (REPO / "docs").glob("*.md")}
 
 
 def test_load_dataset_without_a_config_name_gives_the_trajectories(tmp_path: Path) -> None:
@@ -63,11 +64,16 @@ def test_steps_show_output_before_the_command_ends(tmp_path: Path) -> None:
 
 
 def test_readme_top_explains_the_two_commands_and_the_sources() -> None:
+    """The README's first lines say what umi is and show the two commands; the pages it links
+    to hold the source table and the set-up (the lock, ../shared)."""
     head = README.split("```", 1)[0]
     assert head.startswith("# umi") and "make test" in README.split("```")[1] and len(head.split()) > 20
-    assert [name for name in SOURCES if f"| `{name}` |" not in README] == []  # the source table lists every source
-    assert "source `synthetic`" not in README
-    assert "../shared" in README and "requirements.lock" in README and "make lock" in README
+    assert "../shared" in README and "requirements.lock" in README
+    assert "](docs/data.md)" in README and "](docs/setup.md)" in README
+    data, setup = DOCS["data.md"], DOCS["setup.md"]
+    assert [name for name in SOURCES if f"| `{name}` |" not in data] == []  # the source table lists every source
+    assert "source `synthetic`" not in data
+    assert "../shared" in setup and "requirements.lock" in setup and "make lock" in setup
 
 
 def test_progress_lines_count_completed_items_across_threads(capsys: pytest.CaptureFixture) -> None:
