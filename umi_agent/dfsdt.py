@@ -26,7 +26,7 @@ from typing import Any
 from umi_agent import toolbench_text as text
 from umi_agent.loop import Episode, MultiAgent, SingleAgent, _State, _trajectory, run_episode
 from umi_agent.toolbench import ToolBenchRegistry, ToolBenchTask
-from umi_agent.toolbench_tree import Node, grow, root_node, split_steps, with_finish_arguments
+from umi_agent.toolbench_tree import Node, grow, last_invalid_only, root_node, split_steps, with_finish_arguments
 from umi_data.core import UserTurn
 
 #: a return value that unwinds the whole search (ToolBench returns 10000 / 100000)
@@ -210,7 +210,10 @@ def unfinished_path(answer: dict[str, Any], node: Node) -> dict[str, Any]:
     `train_messages` empty or absent, as its converter expects) with the path umi played kept
     under umi's own top-level key, so that umi's builder reads it back as the unfinished
     trajectory it records (ToolBench's and StableToolBench's readers ignore the key)."""
-    return {**answer, "umi": {"train_messages": node.train_messages()}}
+    messages = max((list(n.messages) for n in node.path()), key=len)  # the whole path, its last observation included
+    if len(messages) > 1 and (messages[-2].get("function_call") or {}).get("name") == "Finish":
+        messages = messages[:-1]  # a give-up's Finish has no observation in a trajectory
+    return {**answer, "umi": {"train_messages": [last_invalid_only(messages)]}}
 
 
 def play_cot(agent: MultiAgent | SingleAgent, task: ToolBenchTask, registry: ToolBenchRegistry, episode_id: str,
