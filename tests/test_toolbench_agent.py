@@ -270,12 +270,14 @@ def test_replaying_recorded_actions_reaches_the_recorded_answer(shared_data: Pat
 
 def test_stabletoolbench_converter_reads_umi_answer_files(tmp_path: Path) -> None:
     """With UMI_STABLETOOLBENCH=<a StableToolBench checkout>, its `convert_to_answer_format.py`
-    converts the CoT and DFSDT answer files umi writes (valid and invalid) without an error."""
+    converts the CoT and DFSDT answer files umi writes (valid and invalid, with umi's top-level
+    `umi` and `tool_cache` keys, which it ignores) without an error."""
     import os
     import subprocess
     import sys
 
     from tests.test_dfsdt import call, play, single_model
+    from umi_agent.toolbench_run import with_provenance
 
     checkout = os.environ.get("UMI_STABLETOOLBENCH")
     if not checkout:
@@ -288,7 +290,8 @@ def test_stabletoolbench_converter_reads_umi_answer_files(tmp_path: Path) -> Non
     for kind, played in runs.items():
         (tmp_path / kind).mkdir()
         for query_id, one in played.items():
-            (tmp_path / kind / f"{query_id}_{one.method}.json").write_text(json.dumps(one.answer))
+            written = with_provenance(one, f"G1_instruction/{query_id}", kind, {"hits": 1, "misses": 0})  # umi's own top-level keys
+            (tmp_path / kind / f"{query_id}_{one.method}.json").write_text(json.dumps(written))
         method = next(iter(played.values())).method
         done = subprocess.run([sys.executable, "convert_to_answer_format.py", "--answer_dir", str(tmp_path / kind), "--method", method,
                                "--output", str(tmp_path / f"{kind}.json")], cwd=Path(checkout) / "toolbench" / "tooleval",

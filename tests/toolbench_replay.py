@@ -2,8 +2,10 @@
 
 `recorded_backend` answers a `/virtual` request from the observations recorded in answer files
 (every `Action Input` node of their trees), keyed as a cache would be: (tool, api, canonical
-arguments). It stands in for the replay cache (`umi_agent.virtual`) that another change
-brings; the agent only sees the `Backend` callable, so the swap is one argument.
+arguments), one file at a time: two runs of one query may have recorded different responses,
+and a path check needs each run's own. The real cache (`python -m umi_data tool-cache`, served
+by `umi_agent.toolserver` or `VirtualAPI` in process) replays the same files in
+tests/test_toolbench_play.py; the agent only sees the `Backend` callable either way.
 """
 
 from __future__ import annotations

@@ -41,7 +41,7 @@ def add_toolbench_arguments(parser: argparse.ArgumentParser) -> None:
                        help="answer tool calls in process from this cache (`python -m umi_data tool-cache`, or StableToolBench's "
                             "tool_response_cache/); instead of --service-url")
     group.add_argument("--on-miss", choices=RUN_ON_MISS, default="error",
-                       help="with --cache: a miss is an error the model sees (default), or the nearest recorded input's response")
+                       help="with --cache: a miss is an error the model sees, or the nearest recorded input's response (default: %(default)s)")
     group.add_argument("--service-url", metavar="URL", help="the /virtual tool server, e.g. http://127.0.0.1:8080/virtual")
     group.add_argument("--tools-dir", type=Path, metavar="DIR",
                        help="ToolBench's toolenv/tools, to build functions from the tool documents as ToolBench does "
