@@ -168,3 +168,25 @@ def test_play_a_group_with_the_tiny_model_and_score_it(shared_data: Path, tmp_pa
     (scored,) = result.values()
     assert scored["evaluated"] == 3 and 0 <= scored["pass_rate"] <= 100
     assert scored["answered_share"] == metrics["answered"] and scored["tool_cache_hit_rate"] == metrics["cache_hit_rate"]
+
+
+def test_hits_and_misses_are_counted_per_api(tmp_path: Path) -> None:
+    """In process: a recorded input is a hit, another input a miss (an error the model sees, or
+    with `nearest` the closest recorded response, still counted a miss); a parse error is neither."""
+    from umi_agent.toolbench_backend import cache_outcome
+    from umi_data.toolcache.build import build_tool_cache
+
+    path = tmp_path / "tool_response_cache" / "Weather" / "open_weather_for_Weather" / "current.json"
+    path.parent.mkdir(parents=True)
+    path.write_text(json.dumps({"{'city': 'Paris'}": {"error": "", "response": "sunny"}}))
+    build_tool_cache([tmp_path / "tool_response_cache"], tmp_path / "cache")
+    request = {"category": "Weather", "tool_name": "Open Weather", "api_name": "current", "tool_input": '{"city": "Paris"}'}
+    for on_miss in ("error", "nearest"):
+        counts = CountingBackend(VirtualAPI(tmp_path / "cache", on_miss=on_miss))
+        assert counts(request) == {"error": "", "response": "sunny"}
+        missed = counts({**request, "tool_input": '{"city": "Rome"}'})
+        assert missed["response"] == ("sunny" if on_miss == "nearest" else "") and cache_outcome(missed) == "miss"
+        assert cache_outcome(counts({**request, "tool_input": "{not json"})) is None
+        assert counts.tool_cache() == {"hits": 1, "misses": 1} and counts.requests == 3
+        assert counts.metrics()["misses_per_api"] == {"Weather/Open Weather/current": 1} and counts.metrics()["cache_hit_rate"] == 0.5
+    assert CountingBackend(lambda r: {"error": "", "response": ""}, misses_known=False).metrics()["cache_hit_rate"] is None

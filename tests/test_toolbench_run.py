@@ -64,6 +64,7 @@ def queries(tmp_path: Path) -> Path:
     (["--cache", "c", "--service-url", "http://127.0.0.1:9/virtual"], "exactly one tool backend"),
     (["--service-url", "http://127.0.0.1:9/virtual", "--on-miss", "nearest"], "--on-miss is the tool server's option"),
     (["--cache", "no-such-cache"], "not a tool cache"),
+    (["--service-url", "http://127.0.0.1:9/virtual"], "unreachable"),
     (["--tasks", "tasks.jsonl"], "give one of them"),
     (["--service-url", "ftp://x"], "expected http://HOST:PORT/virtual"),
 ])
