@@ -165,6 +165,7 @@ def test_play_a_group_with_the_tiny_model_and_score_it(shared_data: Path, tmp_pa
         assert passrate_main([str(answers), "--out", str(tmp_path / "score"), "--judge-url", url, "--judge-model", "replay",
                               "--evaluate-times", "1", "--quiet"]) == 0
     result = json.loads((tmp_path / "score" / "summary.json").read_text())["groups"]["G1_instruction"]
+    assert list(result) == ["reuse"]  # named after the agent, not its answer/ directory
     (scored,) = result.values()
     assert scored["evaluated"] == 3 and 0 <= scored["pass_rate"] <= 100
     assert scored["answered_share"] == metrics["answered"] and scored["tool_cache_hit_rate"] == metrics["cache_hit_rate"]

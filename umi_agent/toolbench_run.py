@@ -162,13 +162,19 @@ def run_toolbench(args: argparse.Namespace) -> dict[str, dict[str, Any]]:
     return metrics
 
 
+def _cell(metrics: dict[str, Any], key: str, fmt: str) -> str:
+    """A table cell; a hit rate without a number says why (a foreign server, or no lookups)."""
+    if metrics[key] is not None:
+        return fmt.format(metrics[key])
+    return "unknown" if isinstance(metrics.get("tool_cache"), str) else "no lookups"
+
+
 def side_by_side(metrics: dict[str, dict[str, Any]]) -> str:
     rows = [("answered", "answered", "{:.1%}"), ("gave up", "gave_up", "{:.1%}"), ("unfinished", "unfinished", "{:.1%}"),
             ("decisions per query", "mean_decisions", "{:.2f}"), ("tool requests per query", "requests_per_query", "{:.2f}"),
             ("tool errors", "tool_errors", "{}"), ("cache hit rate", "cache_hit_rate", "{:.1%}")]
     names = list(metrics)
-    cell = lambda value, fmt: "unknown" if value is None else fmt.format(value)  # noqa: E731
-    table = [["", *names]] + [[label, *(cell(metrics[n][key], fmt) for n in names)] for label, key, fmt in rows]
+    table = [["", *names]] + [[label, *(_cell(metrics[n], key, fmt) for n in names)] for label, key, fmt in rows]
     widths = [max(len(row[i]) for row in table) for i in range(len(table[0]))]
     return "\n".join("  ".join(cell.ljust(w) for cell, w in zip(row, widths)).rstrip() for row in table)
 
