@@ -13,7 +13,7 @@ from typing import Any, Iterator
 
 import pytest
 
-from tests.toolbench_replay import final_answer, load, recorded_backend, scripted_roles, task_from_answer
+from tests.toolbench_replay import final_answer, load, scripted_roles, task_from_answer
 from umi_agent.backends import ScriptedModel
 from umi_agent.dfsdt import DfsdtConfig, Played, play_cot, play_dfsdt
 from umi_agent.loop import SingleAgent
@@ -214,12 +214,18 @@ def _replayable(shared_data: Path) -> list[Path]:
     return [path for path in files if load(path)["answer_generation"]["valid_data"]]
 
 
-def _replay(path: Path, answer: dict[str, Any], index: int) -> Played:
+def _replay(path: Path, answer: dict[str, Any], index: int, caches: Path) -> Played:
     """The file's chosen chain replayed by scripted α-UMi roles, with the file's own search:
-    CoT, or DFSDT with a budget of exactly the chain's decisions."""
+    CoT, or DFSDT with a budget of exactly the chain's decisions; tool calls answered in process by
+    umi's cache of this file's recorded responses (one cache per file: two runs of one query may
+    have recorded different responses)."""
+    from umi_agent.virtual import VirtualAPI
+    from umi_data.toolcache.build import build_tool_cache
+
     chain = answer["answer_generation"]["train_messages"][-1]
     task = task_from_answer(answer, str(index))
-    backend, _ = recorded_backend([answer])  # two runs of one query may have recorded different responses
+    build_tool_cache([path], caches / str(index))
+    backend = VirtualAPI(caches / str(index))
     agent, registry = scripted_roles(chain), ToolBenchRegistry(task, backend)
     if "DFS" in path.name:
         decisions = sum(m["role"] == "assistant" for m in chain)
@@ -234,8 +240,8 @@ def _path_summary(chain: list[dict[str, Any]]) -> list[tuple]:
 
 def test_replaying_recorded_actions_reaches_the_recorded_answer(shared_data: Path, tmp_path: Path) -> None:
     """Each valid answer file's chosen chain (15 ToolBench DFS files and StableToolBench's
-    data_example), replayed by scripted α-UMi roles through a `/virtual` backend of the recorded
-    responses, reaches the recorded final answer or give-up, along the recorded path (node types,
+    data_example), replayed by scripted α-UMi roles through umi's cache of the recorded responses
+    (`VirtualAPI`), reaches the recorded final answer or give-up, along the recorded path (node types,
     thoughts, calls, observations, codes); the answer files umi writes for the replays are read
     back by umi's builder with zero rejects, turn for turn equal to the episodes."""
     paths = _replayable(shared_data)
@@ -243,7 +249,7 @@ def test_replaying_recorded_actions_reaches_the_recorded_answer(shared_data: Pat
     episodes: dict[str, Trajectory] = {}
     for index, path in enumerate(paths):
         answer = load(path)
-        played = _replay(path, answer, index)
+        played = _replay(path, answer, index, tmp_path / "caches")
         ours, theirs = played.answer["answer_generation"], answer["answer_generation"]
         assert list(played.answer) == list(answer) and set(ours) == set(theirs), path  # CoT: trys; DFS: tree
         assert final_answer(played.answer) == final_answer(answer), path
@@ -254,11 +260,11 @@ def test_replaying_recorded_actions_reaches_the_recorded_answer(shared_data: Pat
         recorded = [m["content"] for m in theirs["train_messages"][-1] if m["role"] == "function"]
         mine = [m["content"] for m in ours["train_messages"][-1] if m["role"] == "function"]
         assert len(mine) == len(recorded) and all(a == b or b.endswith("...") for a, b in zip(mine, recorded)), path
-        out = tmp_path / "G1_answer" / f"{index}_{played.method}.json"
-        out.parent.mkdir(exist_ok=True)
+        out = tmp_path / "written" / "G1_answer" / f"{index}_{played.method}.json"
+        out.parent.mkdir(parents=True, exist_ok=True)
         out.write_text(json.dumps(played.answer))
         episodes[str(index)] = played.episode.trajectory
-    read = list(read_source(get_source("toolbench"), discover_files([tmp_path]), {}))
+    read = list(read_source(get_source("toolbench"), discover_files([tmp_path / "written"]), {}))
     assert [r for r in read if not isinstance(r, Trajectory)] == []
     assert len(read) == 18 and sum(t.outcome == "give_up" for t in read) == 4
     for trajectory in read:
@@ -270,12 +276,14 @@ def test_replaying_recorded_actions_reaches_the_recorded_answer(shared_data: Pat
 
 def test_stabletoolbench_converter_reads_umi_answer_files(tmp_path: Path) -> None:
     """With UMI_STABLETOOLBENCH=<a StableToolBench checkout>, its `convert_to_answer_format.py`
-    converts the CoT and DFSDT answer files umi writes (valid and invalid) without an error."""
+    converts the CoT and DFSDT answer files umi writes (valid and invalid, with umi's top-level
+    `umi` and `tool_cache` keys, which it ignores) without an error."""
     import os
     import subprocess
     import sys
 
     from tests.test_dfsdt import call, play, single_model
+    from umi_agent.toolbench_run import with_provenance
 
     checkout = os.environ.get("UMI_STABLETOOLBENCH")
     if not checkout:
@@ -288,7 +296,8 @@ def test_stabletoolbench_converter_reads_umi_answer_files(tmp_path: Path) -> Non
     for kind, played in runs.items():
         (tmp_path / kind).mkdir()
         for query_id, one in played.items():
-            (tmp_path / kind / f"{query_id}_{one.method}.json").write_text(json.dumps(one.answer))
+            written = with_provenance(one, f"G1_instruction/{query_id}", kind, {"hits": 1, "misses": 0})  # umi's own top-level keys
+            (tmp_path / kind / f"{query_id}_{one.method}.json").write_text(json.dumps(written))
         method = next(iter(played.values())).method
         done = subprocess.run([sys.executable, "convert_to_answer_format.py", "--answer_dir", str(tmp_path / kind), "--method", method,
                                "--output", str(tmp_path / f"{kind}.json")], cwd=Path(checkout) / "toolbench" / "tooleval",

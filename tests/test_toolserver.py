@@ -15,7 +15,7 @@ from typing import Iterator
 
 import pytest
 
-from umi_agent.virtual import HttpBackend
+from umi_agent.toolbench_http import HttpBackend
 from umi_data.toolcache.build import build_tool_cache
 from umi_data.toolcache.catalog import split_function
 

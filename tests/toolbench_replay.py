@@ -1,9 +1,8 @@
-"""Test helpers: ToolBench answer files as a task, a `/virtual` backend and scripted α-UMi roles.
+"""Test helpers: a ToolBench answer file as a task, and scripted α-UMi roles replaying its chain.
 
-`recorded_backend` answers a `/virtual` request from the observations recorded in answer files
-(every `Action Input` node of their trees), keyed as a cache would be: (tool, api, canonical
-arguments). It stands in for the replay cache (`umi_agent.virtual`) that another change
-brings; the agent only sees the `Backend` callable, so the swap is one argument.
+The tool responses come from umi's own cache of the recorded files (`python -m umi_data
+tool-cache`, `VirtualAPI` in process or `umi_agent.toolserver` over HTTP): see
+tests/test_toolbench_play.py and tests/test_toolbench_agent.py.
 """
 
 from __future__ import annotations
@@ -11,12 +10,12 @@ from __future__ import annotations
 import json
 import re
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 from umi_agent.backends import ScriptedModel
 from umi_agent.loop import MultiAgent
-from umi_agent.toolbench import ApiRef, ToolBenchRegistry, ToolBenchTask, task_description
-from umi_data.sources.toolbench import FINISH, parse_finish, parse_observation
+from umi_agent.toolbench import ApiRef, ToolBenchTask, task_description
+from umi_data.sources.toolbench import FINISH, parse_finish
 
 _TOOL = re.compile(r'This is the subfunction for tool "([^"]*)"')
 
@@ -34,66 +33,6 @@ def task_from_answer(answer: dict[str, Any], query_id: str = "0") -> ToolBenchTa
         apis.append(ApiRef(function["name"], "Unknown", tool, stem))
         tools.append((tool, ""))
     return ToolBenchTask(query_id, generation["query"], generation["function"], apis, task_description(tools))
-
-
-def _canonical(raw: str) -> str:
-    try:
-        return json.dumps(json.loads(raw), sort_keys=True)
-    except ValueError:
-        return raw.strip()
-
-
-def _nodes(node: dict[str, Any]) -> Iterator[dict[str, Any]]:
-    yield node
-    for child in node.get("children") or []:
-        yield from _nodes(child)
-
-
-def recorded_calls(answer: dict[str, Any]) -> Iterator[tuple[str, str, str]]:
-    """(called name, raw arguments, observation) of every tool call an answer file recorded:
-    its chosen chain first, then its tree."""
-    chain = answer["answer_generation"].get("train_messages") or [[]]
-    for message, result in zip(chain[-1], chain[-1][1:]):
-        call = message.get("function_call")
-        if call and call["name"] != FINISH and result.get("role") == "function":
-            yield call["name"], call["arguments"], result["content"]
-    for tree_node in _nodes(answer["tree"]["tree"]) if "tree" in answer else ():
-        for child in tree_node.get("children") or []:
-            if tree_node["node_type"] == "Action" and child["node_type"] == "Action Input" and tree_node["description"] != FINISH:
-                if child.get("observation_code") != 1 and "observation" in child:
-                    yield tree_node["description"], child["description"], child["observation"]
-
-
-def response_of(observation: str) -> dict[str, Any]:
-    """The `{"error", "response"}` body behind a recorded observation (recovered as far as
-    it goes when ToolBench cut it at 1024 characters)."""
-    try:
-        body = json.loads(observation)
-        if isinstance(body, dict) and "error" in body:
-            return body
-    except ValueError:
-        pass
-    turn = parse_observation(observation)
-    return {"error": turn.error, "response": turn.response}
-
-
-def recorded_backend(answers: list[dict[str, Any]]) -> tuple[Any, dict[tuple[str, str, str], str]]:
-    """A `/virtual` backend over the calls recorded in `answers`, and its table of observations."""
-    table: dict[tuple[str, str, str], str] = {}
-    for answer in answers:
-        registry = ToolBenchRegistry(task_from_answer(answer), lambda request: {})
-        for name, raw, observation in recorded_calls(answer):
-            request = registry.request(name, raw)
-            if request is not None:
-                table.setdefault((request["tool_name"], request["api_name"], _canonical(raw)), observation)
-
-    def backend(request: dict[str, Any]) -> dict[str, Any]:
-        key = (request["tool_name"], request["api_name"], _canonical(str(request["tool_input"])))
-        if key not in table:
-            return {"error": f"miss: no recorded response for {key}", "response": ""}
-        return response_of(table[key])
-
-    return backend, table
 
 
 def scripted_roles(chain: list[dict[str, Any]]) -> MultiAgent:

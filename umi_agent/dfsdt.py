@@ -26,7 +26,7 @@ from typing import Any
 from umi_agent import toolbench_text as text
 from umi_agent.loop import Episode, MultiAgent, SingleAgent, _State, _trajectory, run_episode
 from umi_agent.toolbench import ToolBenchRegistry, ToolBenchTask
-from umi_agent.toolbench_tree import Node, grow, root_node, split_steps, with_finish_arguments
+from umi_agent.toolbench_tree import Node, grow, last_invalid_only, root_node, split_steps, with_finish_arguments
 from umi_data.core import UserTurn
 
 #: a return value that unwinds the whole search (ToolBench returns 10000 / 100000)
@@ -154,13 +154,14 @@ class Dfsdt:
             generation.update(valid_data=True, finish_type="give_answer" if self.answers else "give_up",
                               final_answer=found[0].description, train_messages=found[0].train_messages())
         generation["query"] = self.task.query
-        return {
+        answer = {
             "win": bool(self.answers),
             "tree": {"size": self.root.size(), "max_length": self.root.max_depth(), "tree": self.root.to_json_recursive()},
             "forward_args": self.config.forward_args(),
             "compare_candidates": [node.chain() for node in self.answers if not node.pruned],
             "answer_generation": generation,
         }
+        return answer if found else unfinished_path(answer, self.last)
 
 
 def chosen_turns(record: list[Any]) -> list[Any]:
@@ -194,13 +195,25 @@ def cot_answer_file(task: ToolBenchTask, turns: list[Any], steps: int, max_steps
         node.pruned = True  # ToolBench prunes a chain that stops without an answer
     won = node.is_terminal
     chain = node.chain()
-    return {
+    answer = {
         "win": won, "try_count": 1, "trys": [{"chain": chain, "win": won}], "compare_candidates": [chain] if won else [],
         "forward_args": {"max_steps": max_steps, "pass_at": 1, "answer": 1},
         "answer_generation": {"valid_data": won, "final_answer": node.description if won else "", "function": task.functions,
                               "query_count": steps, "total_tokens": 0, "train_messages": node.train_messages() if won else [],
                               "chain": [], "query": task.query},
     }
+    return answer if won else unfinished_path(answer, node)
+
+
+def unfinished_path(answer: dict[str, Any], node: Node) -> dict[str, Any]:
+    """An answer file ToolBench marks invalid (no answer, no give-up: `valid_data: false`,
+    `train_messages` empty or absent, as its converter expects) with the path umi played kept
+    under umi's own top-level key, so that umi's builder reads it back as the unfinished
+    trajectory it records (ToolBench's and StableToolBench's readers ignore the key)."""
+    messages = max((list(n.messages) for n in node.path()), key=len)  # the whole path, its last observation included
+    if len(messages) > 1 and (messages[-2].get("function_call") or {}).get("name") == "Finish":
+        messages = messages[:-1]  # a give-up's Finish has no observation in a trajectory
+    return {**answer, "umi": {"train_messages": [last_invalid_only(messages)]}}
 
 
 def play_cot(agent: MultiAgent | SingleAgent, task: ToolBenchTask, registry: ToolBenchRegistry, episode_id: str,
@@ -214,4 +227,4 @@ def play_cot(agent: MultiAgent | SingleAgent, task: ToolBenchTask, registry: Too
 
 
 __all__ = ["BACK", "Dfsdt", "DfsdtConfig", "Played", "SEARCHES", "chosen_turns", "cot_answer_file", "diversity_prompt",
-           "play_cot", "play_dfsdt"]
+           "play_cot", "play_dfsdt", "unfinished_path"]

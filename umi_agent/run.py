@@ -270,15 +270,16 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def toolbench_main(args: argparse.Namespace) -> int:
-    """`--toolbench-queries`: ToolBench queries against a tool server (`umi_agent.toolbench_run`)."""
+    """`--toolbench-queries`: ToolBench queries against a cache or a tool server (`umi_agent.toolbench_run`)."""
     from umi_agent import toolbench_run
     from umi_agent.toolbench import QueryFileError
     from umi_agent.toolbench_http import ToolServerError
     from umi_data.outdir import OutDirError
+    from umi_data.toolcache.store import CacheError
 
     try:
         metrics = toolbench_run.run_toolbench(args)
-    except (LiveRunError, RunNotFoundError, ServerError, QueryFileError, ToolServerError, OutDirError) as exc:
+    except (LiveRunError, RunNotFoundError, ServerError, QueryFileError, ToolServerError, CacheError, OutDirError) as exc:
         return fail(PROG, exc)
     print(toolbench_run.side_by_side(metrics))
     print(f"episodes, corpora and answer files under {args.out}; metrics in {args.out / METRICS}")

@@ -12,9 +12,9 @@ for the system prompt).
 
 The seam to the tool world is one argument, `Backend = Callable[[dict], dict]`: it takes the
 body of a StableToolBench `POST /virtual` request (`category, tool_name, api_name, tool_input,
-strip, toolbench_key`) and returns the `{"error", "response"}` body. `HttpBackend` speaks to a
-server (StableToolBench's, or `python -m umi_agent.toolserver`); an in-process cache is any
-callable with that signature.
+strip, toolbench_key`) and returns the `{"error", "response"}` body. `toolbench_http.HttpBackend` speaks
+to a server (StableToolBench's, or `python -m umi_agent.toolserver`); `virtual.VirtualAPI(cache)`
+answers in process (`--cache DIR`); `toolbench_backend` picks one and counts its hits and misses.
 """
 
 from __future__ import annotations

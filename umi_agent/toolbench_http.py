@@ -1,4 +1,4 @@
-"""A `/virtual` backend over HTTP: StableToolBench's server, or `python -m umi_agent.toolserver`.
+"""The one stdlib HTTP client of a `/virtual` server: StableToolBench's, or `python -m umi_agent.toolserver`.
 
 Stdlib only (`http.client`): one keep-alive connection per thread, reopened once when the
 server closed an idle one (uvicorn closes keep-alive connections idle for 5 s). What
@@ -76,6 +76,23 @@ class HttpBackend:
         except ValueError:
             return {"error": "request invalid, data error", "response": ""}
         return answer if isinstance(answer, dict) else {"error": "request invalid, data error", "response": ""}
+
+    def is_umi_server(self) -> bool:
+        """Whether the server is umi's toolserver (its `GET /stats` answers), so that a miss is marked;
+        asked once before a run, so a server that is not there is one line before any episode."""
+        kind = http.client.HTTPSConnection if self._scheme == "https" else http.client.HTTPConnection
+        connection = kind(self._host, self._port, timeout=min(self.timeout, 10.0))
+        try:
+            connection.request("GET", "/stats")
+            response = connection.getresponse()
+            stats = json.loads(response.read()) if response.status == 200 else None
+        except (socket.timeout, TimeoutError, http.client.HTTPException, ValueError):
+            return False
+        except OSError as exc:
+            raise ToolServerError(f"{self.url}: unreachable ({exc}); is the tool server running?") from None
+        finally:
+            connection.close()
+        return isinstance(stats, dict) and "misses_per_api" in stats
 
 
 __all__ = ["DEFAULT_TIMEOUT", "HttpBackend", "ToolServerError"]

@@ -147,11 +147,11 @@ class Node:
                     continue
             else:
                 continue
-            result.append(_last_invalid_only(messages))
+            result.append(last_invalid_only(messages))
         return result
 
 
-def _last_invalid_only(messages: list[dict[str, Any]]) -> list[dict[str, Any]]:
+def last_invalid_only(messages: list[dict[str, Any]]) -> list[dict[str, Any]]:
     """ToolBench's `sift_first_invalid_message`: of the messages marked `valid: false` (DFSDT
     diversity prompts), only the last one stays."""
     kept, seen_invalid = [], False

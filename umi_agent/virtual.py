@@ -30,7 +30,7 @@ from pathlib import Path
 from typing import Any, Callable, Literal
 
 from umi_data.toolcache.keys import UNPARSED, canonical_key, exact_key, parse_tool_input
-from umi_data.toolcache.names import Address, request_address as _request_address
+from umi_data.toolbench_names import Address, request_address as _request_address
 from umi_data.toolcache.store import CacheStore
 
 OnMiss = Literal["error", "nearest", "simulate"]
@@ -227,53 +227,4 @@ def flagged(value: Any, umi: dict[str, Any]) -> dict[str, Any]:
     return body
 
 
-class HttpBackend:
-    """A `Backend` over HTTP: POSTs the request body to a /virtual URL (umi's toolserver or
-    StableToolBench's server) on a kept-alive connection per thread, and answers failures the way
-    ToolBench's client records them (`"request invalid, data error. status_code=N"`, `"Timeout error..."`)."""
-
-    def __init__(self, url: str, timeout: float = 60.0) -> None:
-        from urllib.parse import urlsplit
-
-        parts = urlsplit(url)
-        if parts.scheme not in ("http", "https") or not parts.hostname:
-            raise ValueError(f"not an http(s) URL of a /virtual endpoint: {url!r}")
-        self.url, self.parts, self.timeout = url, parts, timeout
-        self._local = threading.local()
-
-    def _connection(self) -> Any:
-        import http.client
-
-        conn = getattr(self._local, "conn", None)
-        if conn is None:
-            kind = http.client.HTTPSConnection if self.parts.scheme == "https" else http.client.HTTPConnection
-            conn = self._local.conn = kind(self.parts.hostname, self.parts.port, timeout=self.timeout)
-        return conn
-
-    def __call__(self, request: dict[str, Any]) -> dict[str, Any]:
-        body = json.dumps(request).encode()
-        for attempt in range(2):  # a kept-alive connection the server closed meanwhile is opened again once
-            conn = self._connection()
-            try:
-                conn.request("POST", self.parts.path or "/virtual", body, {"content-type": "application/json"})
-                response = conn.getresponse()
-                data = response.read()
-                break
-            except TimeoutError:
-                conn.close()
-                self._local.conn = None
-                return {"error": "Timeout error...", "response": ""}
-            except OSError as exc:
-                conn.close()
-                self._local.conn = None
-                if attempt:
-                    return {"error": f"request invalid, data error. {type(exc).__name__}: {exc}", "response": ""}
-        if response.status != 200:
-            return {"error": f"request invalid, data error. status_code={response.status}", "response": ""}
-        try:
-            return json.loads(data)
-        except ValueError:
-            return {"error": "request invalid, data error", "response": ""}
-
-
-__all__ = ["Backend", "HttpBackend", "MISS_PREFIX", "ON_MISS", "PARSE_ERROR", "Reply", "VirtualAPI", "flagged", "request_problem"]
+__all__ = ["Backend", "MISS_PREFIX", "ON_MISS", "PARSE_ERROR", "Reply", "VirtualAPI", "flagged", "request_problem"]

@@ -4,12 +4,13 @@ ToolBench's inference code, StableToolBench's `/virtual` server and its response
 tools and APIs by these transformed names, so the function names a model sees, the requests a
 tool server answers and the cache paths on disk only meet when every party transforms names
 identically. They live here once, pure and stdlib-only, for the agent (function names), the
-tool server and the cache (lookup keys).
+tool server and the cache (lookup keys and the (category, tool directory, api) address of a request).
 """
 
 from __future__ import annotations
 
 import re
+from typing import NamedTuple
 
 #: ToolBench keeps CJK ideographs, ASCII letters and digits, `_` and — because its character
 #: class is written with stray `^` separators — a literal caret; everything else becomes `_`.
@@ -58,7 +59,43 @@ def parameter_name(name: str) -> str:
     return change_name(standardize(name))
 
 
+class Address(NamedTuple):
+    """Where a `/virtual` request points: the cache's category, tool directory and api file stem."""
+
+    category: str
+    tool_dir: str
+    api: str
+
+
+def request_address(category: str, tool_name: str, api_name: str) -> Address:
+    """The (category, tool directory, api) StableToolBench's server derives from a request
+    before it opens `{category}/{tool directory}/{api}.json` (umi looks the triple up in an index,
+    so a name in a request never reaches the file system).
+
+    The api is `change_name(standardize(api_name))` cut before its first `_for_<tool_name>` (so a
+    full function name works too); a tool name already ending in `_for_<category>` is the
+    directory itself, any other is standardised and given that suffix."""
+    std_category = standardize_category(category)
+    api = api_function_stem(api_name).split(f"_for_{tool_name}")[0]
+    suffix = f"_for_{std_category}"
+    tool_dir = tool_name if tool_name.endswith(suffix) else standardize(tool_name) + suffix
+    return Address(std_category, tool_dir, api)
+
+
+def tool_dir_name(tool: str, category: str) -> str:
+    """The cache directory of a tool (its standard name) in a category; just the standard name
+    when the category is unknown ("")."""
+    base = standardize(tool)
+    return f"{base}_for_{standardize_category(category)}" if category else base
+
+
+def tool_of_dir(tool_dir: str, category: str) -> str:
+    """The tool part of a cache directory name (the directory itself if it lacks the suffix)."""
+    suffix = f"_for_{category}"
+    return tool_dir[: -len(suffix)] if category and tool_dir.endswith(suffix) and len(tool_dir) > len(suffix) else tool_dir
+
+
 __all__ = [
-    "FUNCTION_NAME_CHARS", "RESERVED", "api_function_stem", "change_name", "function_name", "parameter_name",
-    "standardize", "standardize_category",
+    "FUNCTION_NAME_CHARS", "RESERVED", "Address", "api_function_stem", "change_name", "function_name", "parameter_name",
+    "request_address", "standardize", "standardize_category", "tool_dir_name", "tool_of_dir",
 ]

@@ -59,20 +59,27 @@ def read_converted(path: Path) -> Conversion:
     return Conversion(answers=answers, rejects=rejects)
 
 
+def model_of(directory: Path) -> str:
+    """A model's default name: its directory's, or for umi_agent.run's layout
+    (`OUT/<agent>/answer/<group>/`) the agent's rather than `answer`."""
+    directory = directory.resolve()
+    return directory.parent.name if directory.name == "answer" and directory.parent.name else directory.name
+
+
 def groups_of(path: Path, method: str | None, model: str | None, order: str = "sorted") -> list[Group]:
     """The groups an input names (see the module docstring)."""
     if path.is_file():
-        return [Group(name=path.stem, model=model or path.resolve().parent.name, source=str(path), conversion=read_converted(path))]
+        return [Group(name=path.stem, model=model or model_of(path.parent), source=str(path), conversion=read_converted(path))]
     if not path.is_dir():
         raise InputFileError(f"{path}: no such file or directory (expected answer files or a converted-answer file)")
     files = sorted(path.glob("*.json"))
     if any(is_answer_file(f) for f in files[:8]):
         chosen = method or infer_method(path)
-        return [Group(name=path.name, model=model or path.resolve().parent.name, source=str(path), method=chosen,
+        return [Group(name=path.name, model=model or model_of(path.parent), source=str(path), method=chosen,
                       conversion=convert_dir(path, chosen, order))]
-    found = [g for f in files for g in groups_of(f, method, model or path.resolve().name, order)]
+    found = [g for f in files for g in groups_of(f, method, model or model_of(path), order)]
     found += [g for d in sorted(p for p in path.iterdir() if p.is_dir()) if any(d.glob("*.json"))
-              for g in groups_of(d, method, model or path.resolve().name, order)]
+              for g in groups_of(d, method, model or model_of(path), order)]
     if not found:
         raise InputFileError(f"{path}: holds no answer files and no converted-answer files")
     return found

@@ -71,6 +71,12 @@ def score_group(group: Group, args: argparse.Namespace, judge: Any) -> tuple[dic
     return result, found, group_files(args.out, group, rows)
 
 
+def hit_rate_text(result: dict[str, Any]) -> str:
+    """`, tool cache hit rate X%` when the answer files said (umi's replay runs), else nothing."""
+    rate = result.get("tool_cache_hit_rate")
+    return "" if rate is None else f", tool cache hit rate {rate * 100:.1f}%"
+
+
 def line(name: str, result: dict[str, Any]) -> str:
     rate = "n/a" if result["pass_rate"] is None else f"{result['pass_rate']:.1f}% ± {result['std']:.1f}"
     share = result["answered_share"]
@@ -78,7 +84,7 @@ def line(name: str, result: dict[str, Any]) -> str:
     if missing:  # a lower bound only: say so, and how high the missing verdicts could take it
         rate = f"at least {result['pass_rate']:.1f}% (at most {result['pass_rate_upper']:.1f}%: {missing} verdicts missing)"
     return (f"{name} {result['model']}: pass rate {rate} over {result['evaluated']} queries x {result['rounds']} rounds "
-            f"(answered {0 if share is None else share * 100:.1f}%, judge calls {result['judge_calls']}, "
+            f"(answered {0 if share is None else share * 100:.1f}%{hit_rate_text(result)}, judge calls {result['judge_calls']}, "
             f"cached {result['judge_cache_hits']}, judge errors {result['judge_errors']})")
 
 

@@ -65,6 +65,9 @@ def precheck(record: Any, ctx: RecordContext) -> Reject | None:
     generation = record.get("answer_generation") if isinstance(record, dict) else None
     if not isinstance(generation, dict):
         return None
+    if generation.get("valid_data") is False and umi_path(record) is not None:
+        generation["train_messages"] = umi_path(record)  # umi's own unfinished run: the path it played
+        return None
     if generation.get("valid_data") is False:
         return ctx.reject(
             RejectReason.INVALID_DATA,
@@ -76,6 +79,20 @@ def precheck(record: Any, ctx: RecordContext) -> Reject | None:
             "prepro_raw_stage_1.py raises IndexError: answer_generation.train_messages is [] (it reads train_messages[-1])",
         )
     return None
+
+
+def umi_path(record: dict[str, Any]) -> list[Any] | None:
+    """The played path of an answer file umi wrote for a run that neither answered nor gave up,
+    or None. ToolBench marks such a run `valid_data: false` with no `train_messages` (and so does
+    umi, for StableToolBench's converter); umi also keeps the path under its own top-level
+    `umi` key (`{version, episode_id, method, search, outcome, train_messages}`), so its builder
+    reads the run back as the unfinished trajectory it records. ToolBench's own invalid files have
+    no such key and stay `invalid_data`."""
+    umi = record.get("umi")
+    if not isinstance(umi, dict) or not isinstance(umi.get("episode_id"), str):
+        return None
+    path = umi.get("train_messages")
+    return path if isinstance(path, list) and path else None
 
 
 def convert(record: dict[str, Any], ctx: RecordContext) -> Converted:
@@ -103,6 +120,8 @@ def convert(record: dict[str, Any], ctx: RecordContext) -> Converted:
         "total_tokens": generation.get("total_tokens"),
         "system_prompt": system_prompt,
     }
+    if isinstance(record.get("umi"), dict):  # written by umi_agent.run: who played it
+        meta["umi"] = {k: v for k, v in record["umi"].items() if k != "train_messages"}
     # umi's synthetic world writes ToolBench answer files named `<id>_synthetic.json`.
     source = "synthetic" if method == SYNTHETIC_METHOD else "toolbench"
     return Trajectory(

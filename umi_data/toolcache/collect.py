@@ -22,7 +22,7 @@ from typing import Any, Iterator
 from umi_data.core import ObservationTurn, Trajectory
 from umi_data.toolcache.catalog import FUNCTIONS_META, Catalog, split_function
 from umi_data.toolcache.keys import keys_of_input, keys_of_repr
-from umi_data.toolcache.names import Address, change_name, standardize, standardize_category, tool_dir_name
+from umi_data.toolbench_names import Address, change_name, standardize, standardize_category, tool_dir_name
 from umi_data.toolcache.store import CacheEntry
 
 FINISH = "Finish"
