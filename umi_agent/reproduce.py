@@ -56,6 +56,9 @@ class Scale:
     max_new_tokens: int
     live_max_steps: int  # planner decisions per live episode
     eval_batch: int  # prompts generated together in static evaluation
+    grad_accum: int = 1  # micro-batches per optimizer step (effective batch = batch_size x grad_accum)
+    prompt_format: str = "alpha-umi"  # or "chat" (umi_train.chat): how role examples reach the model
+    live_batch: int = 1  # live episodes whose waiting model calls are generated together (local backend)
 
 
 SCALES: dict[str, Scale] = {
@@ -79,11 +82,16 @@ HELP = {
     "batch_size": "training examples per step", "max_length": "longest training sequence in tokens (inputs cut from the left)",
     "lora_r": "LoRA rank (alpha is twice the rank)", "max_new_tokens": "tokens a model may write per call (static and live)",
     "live_max_steps": "planner decisions per live episode", "eval_batch": "prompts generated together in static evaluation",
+    "grad_accum": "gradient accumulation steps (effective batch = batch size x this)",
+    "prompt_format": "alpha-umi (raw text, the paper's) or chat (the base model's chat template)",
+    "live_batch": "live episodes played together, their waiting model calls generated in one batch",
 }
+CHOICES = {"model": ("smollm2", "tiny"), "prompt_format": ("alpha-umi", "chat")}
 
 
 def training_options(scale: Scale) -> tuple[str, ...]:
     return ("--max-steps", str(scale.max_steps), "--learning-rate", str(scale.learning_rate), "--batch-size", str(scale.batch_size),
+            "--grad-accum", str(scale.grad_accum), "--prompt-format", scale.prompt_format,
             "--max-length", str(scale.max_length), "--lora-r", str(scale.lora_r), "--lora-alpha", str(2 * scale.lora_r),
             "--lr-scheduler", "cosine", "--warmup-steps", str(max(scale.max_steps // 10, 0)),
             "--eval-fraction", "0.05", "--max-eval-examples", "4", "--save-steps", str(max(scale.max_steps // 2, 1)), "--quiet")
@@ -114,29 +122,30 @@ def data_steps(out: Path, scale: Scale, py: str) -> list[Step]:
     return [model_step, *pipeline] if scale.model == "smollm2" else [*pipeline, model_step]
 
 
-def model_steps(out: Path, scale: Scale, py: str) -> list[Step]:
-    """Train, then evaluate statically and live, every Table 1 setup."""
+def model_steps(out: Path, scale: Scale, py: str, chosen: tuple[str, ...] = ROW_ORDER) -> list[Step]:
+    """Train, then evaluate statically and live, every chosen Table 1 setup (`--rows`)."""
     test_set = out / "heldout-corpus" / "alpha_umi" / "raw_data_stage_2.json"
     generation = ("--max-new-tokens", str(scale.max_new_tokens))
     train, static, live = [], [], []
-    for variant in ROW_ORDER:
+    for variant in (v for v in ROW_ORDER if v in chosen):
         run, predictions, metrics = out / "runs" / variant, out / "static" / f"{variant}-predictions.json", out / "static" / f"{variant}-metrics.json"
         # α-UMi w/ reuse's stage 1 is Single-LLM's training (base, whole global corpus, same options and seed): taken, not repeated
-        shared = ("--stage1-from", str(out / "runs" / "single")) if variant == "reuse" else ()
+        shared = ("--stage1-from", str(out / "runs" / "single")) if variant == "reuse" and "single" in chosen else ()
         train.append(Step(f"4. train {variant}", (py, "-m", "umi_train.glpft", "--model", str(out / "model"), "--corpus", str(out / "corpus"),
                                                   "--variant", variant, "--out", str(run), *training_options(scale), *shared), run / "glpft.json"))
         static.append(Step(f"5. static predictions of {variant}", (py, "-m", "umi_agent.predict", "--run", str(run), "--test", str(test_set),
                                                                    "--out", str(predictions), "--batch-size", str(scale.eval_batch), *generation), predictions))
         static.append(Step(f"   score {variant}", (py, "-m", "umi_agent.evaluate", "--predictions", str(predictions), "--out", str(metrics)), metrics))
         live.append(Step(f"6. live episodes of {variant}", (py, "-m", "umi_agent.run", "--run", str(run), "--tasks", str(out / "heldout" / "tasks.jsonl"),
-                                                            "--out", str(out / "live" / variant), "--max-steps", str(scale.live_max_steps), *generation),
+                                                            "--out", str(out / "live" / variant), "--max-steps", str(scale.live_max_steps),
+                                                            "--batch-size", str(scale.live_batch), *generation),
                          out / "live" / variant / "metrics.json"))
     return train + static + live
 
 
-def steps(out: Path, scale: Scale, py: str = sys.executable) -> list[Step]:
+def steps(out: Path, scale: Scale, py: str = sys.executable, chosen: tuple[str, ...] = ROW_ORDER) -> list[Step]:
     """The whole reproduction as one step list (the same runner as `make demo`)."""
-    return data_steps(out, scale, py) + model_steps(out, scale, py)
+    return data_steps(out, scale, py) + model_steps(out, scale, py, chosen)
 
 
 def smollm2_file() -> Path:
@@ -152,10 +161,10 @@ class UsageError(ValueError):
     """Bad options or an output directory of another configuration (one line, exit 2)."""
 
 
-def collect(out: Path) -> tuple[dict[str, Any], dict[str, Any]]:
-    """Static and live metrics of every variant, by variant name."""
-    static = {v: json.loads((out / "static" / f"{v}-metrics.json").read_text()) for v in ROW_ORDER}
-    live = {v: json.loads((out / "live" / v / "metrics.json").read_text())[v] for v in ROW_ORDER}
+def collect(out: Path, chosen: tuple[str, ...] = ROW_ORDER) -> tuple[dict[str, Any], dict[str, Any]]:
+    """Static and live metrics of every chosen variant, by variant name."""
+    static = {v: json.loads((out / "static" / f"{v}-metrics.json").read_text()) for v in chosen}
+    live = {v: json.loads((out / "live" / v / "metrics.json").read_text())[v] for v in chosen}
     return static, live
 
 
@@ -175,15 +184,16 @@ def run_recorded(out: Path, pipeline: list[Step]) -> list[StepResult]:
     return results
 
 
-def write_table(out: Path, scale: Scale) -> str:
-    static, live = collect(out)
+def write_table(out: Path, scale: Scale, chosen: tuple[str, ...] = ROW_ORDER) -> str:
+    static, live = collect(out, chosen)
     seconds = sum(json.loads((out / TIMES_FILE).read_text()).values()) if (out / TIMES_FILE).is_file() else 0.0
     table = rows(static, live)
-    samples = static[ROW_ORDER[0]]["counts"]["samples"]
+    samples = static[next(iter(static))]["counts"]["samples"]
     caption = (f"{scale.heldout_tasks} held-out tasks ({samples} static steps); model {scale.model}; {scale.train_tasks} training tasks; "
-               f"{scale.max_steps} steps per trained model (batch {scale.batch_size}, lr {scale.learning_rate}, LoRA r {scale.lora_r}, "
+               f"{scale.max_steps} steps per trained model (batch {scale.batch_size} x {scale.grad_accum} accumulated, lr {scale.learning_rate}, "
+               f"LoRA r {scale.lora_r}, prompt format {scale.prompt_format}, "
                f"max length {scale.max_length}); live episodes of at most {scale.live_max_steps} planner steps; "
-               f"total step time {seconds / 60:.1f} min.")
+               f"total step time {seconds / 60:.1f} min. Rates with [Wilson 95% interval].")
     text = markdown(table, caption)
     from umi_data.write import atomic_open
 
@@ -207,15 +217,27 @@ def check_settings(out: Path, scale: Scale) -> None:
     write_json(path, wanted)
 
 
+def parse_rows(text: str) -> tuple[str, ...]:
+    """`single,reuse` -> the rows in paper order; an unknown name is a usage error."""
+    names = [name.strip() for name in text.split(",") if name.strip()]
+    unknown = [name for name in names if name not in ROW_ORDER]
+    if unknown or not names:
+        raise argparse.ArgumentTypeError(f"unknown row {unknown[0] if unknown else '(none)'!r}; choose from {','.join(ROW_ORDER)}")
+    return tuple(v for v in ROW_ORDER if v in names)
+
+
 def parse_scale(argv: list[str] | None) -> tuple[argparse.Namespace, Scale]:
     parser = argparse.ArgumentParser(prog="python -m umi_agent.reproduce", description=__doc__.split("\n\n")[0],
                                      epilog="\n\n".join(__doc__.split("\n\n")[1:]), formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--out", type=Path, default=Path("reproduce-out"), metavar="DIR", help="where everything is written (default reproduce-out)")
     parser.add_argument("--scale", choices=SCALES, default="cpu", help="preset sizes (default cpu); the options below override single values")
     parser.add_argument("--fresh", action="store_true", help="delete --out first (default: skip the steps already complete)")
+    parser.add_argument("--rows", type=parse_rows, default=ROW_ORDER, metavar="V,V",
+                        help=f"which Table 1 rows to train and evaluate, comma-separated (default all five: {','.join(ROW_ORDER)}); "
+                             "e.g. single,reuse checks the paper's claim in two fifths of the time")
     for field in fields(Scale):
-        kind = str if field.name == "model" else (float if field.type in ("float", float) else int)
-        extra = {"choices": ("smollm2", "tiny")} if field.name == "model" else {}
+        kind = str if field.name in CHOICES else (float if field.type in ("float", float) else int)
+        extra = {"choices": CHOICES[field.name]} if field.name in CHOICES else {}
         parser.add_argument("--" + field.name.replace("_", "-"), type=kind, default=None, metavar={str: "NAME", float: "X"}.get(kind, "N"),
                             help=HELP[field.name], **extra)
     args = parser.parse_args(argv)
@@ -234,14 +256,14 @@ def main(argv: list[str] | None = None) -> int:
         shutil.rmtree(args.out, ignore_errors=True)
     try:
         check_settings(args.out, scale)
-        results = run_recorded(args.out, steps(args.out, scale))
+        results = run_recorded(args.out, steps(args.out, scale, chosen=args.rows))
     except UsageError as exc:
         print(f"python -m umi_agent.reproduce: error: {exc}", file=sys.stderr)
         return EXIT_USAGE
     except StepFailed as exc:
         print(f"python -m umi_agent.reproduce: {exc}; rerun the same command to continue from there", file=sys.stderr)
         return 1
-    text = write_table(args.out, scale)
+    text = write_table(args.out, scale, args.rows)
     print(f"\n== Table 1 (reproduced at small scale)\n\n{text}")
     print(f"step times:\n{timing_table(results)}")
     print(f"table: {args.out / 'table1.md'}, chart: {args.out / 'table1.png'}; runs/, static/, live/ hold every model, prediction and episode")
