@@ -142,9 +142,11 @@ def progress_bar(config: SFTConfig) -> bool:
 
 
 def build_trainer(config: SFTConfig, prepared: Prepared) -> Any:
-    """A `Trainer` with umi's collation (packed, or padded per `--padding`)."""
-    from transformers import Trainer
+    """A `Trainer` with umi's collation (packed, or padded per `--padding`) and an example order
+    fixed by seed and epoch (`umi_train.sampling`: resuming from any checkpoint is exact)."""
     from transformers.trainer_callback import PrinterCallback
+
+    from umi_train.sampling import UmiTrainer as Trainer
 
     from umi_train.collate import make_collator
     from umi_train.progress import ProgressLines
