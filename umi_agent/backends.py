@@ -140,10 +140,11 @@ class TransformersModel:
         self.format = PromptFormat(tokenizer, compat, max_input_tokens, prompt_format)
 
     @classmethod
-    def from_run(cls, run: str | Path, role: str, **kwargs: Any) -> "TransformersModel":
+    def from_run(cls, run: str | Path, role: str, step: int | None = None, **kwargs: Any) -> "TransformersModel":
+        """The run's model for `role` (at checkpoint `step` when given), prompts as it was trained."""
         from umi_train import load_role
 
-        model, tokenizer = load_role(run, role)
+        model, tokenizer = load_role(run, role, step)
         config = run_config(run)
         return cls(model, tokenizer, compat=config.get("compat"), prompt_format=config.get("prompt_format", "alpha-umi"), **kwargs)
 
@@ -225,12 +226,13 @@ def glpft_record(run: str | Path) -> dict[str, Any]:
     return orjson.loads(path.read_bytes())
 
 
-def role_models(run: str | Path, **kwargs: Any) -> dict[str, TransformersModel]:
+def role_models(run: str | Path, step: int | None = None, **kwargs: Any) -> dict[str, TransformersModel]:
     """The models a GLPFT run trained, by role: `backbone` alone for the Single-LLM baseline
-    (`--variant single`), else the α-UMi planner, caller and summarizer."""
+    (`--variant single`), else the α-UMi planner, caller and summarizer; with `step`, each at
+    its checkpoint of that step (learning curves)."""
     from umi_train.load import agent_roles
 
-    return {role: TransformersModel.from_run(run, role, **kwargs) for role in agent_roles(glpft_record(run)["variant"])}
+    return {role: TransformersModel.from_run(run, role, step, **kwargs) for role in agent_roles(glpft_record(run)["variant"])}
 
 
 __all__ = ["PromptFormat", "run_config", "RunNotFoundError", "generate_all", "ordered_map", "glpft_record", "role_models", "ReplayMiss", "ReplayModel", "ScriptedModel", "TransformersModel"]
