@@ -165,3 +165,15 @@ def test_rows_choose_the_setups_trained_and_evaluated(tmp_path: Path) -> None:
         reproduce.parse_scale(["--rows", "single,best"])
     _, cpu = reproduce.parse_scale([])
     assert cpu.heldout_tasks >= 40  # enough held-out tasks to tell rows apart (issue 24)
+
+
+def test_curve_points_keep_the_checkpoints_and_add_the_curves_step(tmp_path: Path) -> None:
+    _, scale = reproduce.parse_scale(["--scale", "tiny", "--max-steps", "8", "--curve-points", "4"])
+    pipeline = reproduce.steps(tmp_path, scale, "python")
+    trained = [s.command for s in pipeline if "umi_train.glpft" in s.command]
+    assert all(c[c.index("--save-steps") + 1] == "2" and c[c.index("--save-total-limit") + 1] == "5" for c in trained)
+    curve = [s for s in pipeline if "umi_agent.curves" in s.command]
+    assert len(curve) == 1 and curve[0].command[curve[0].command.index("--steps") + 1] == "2,4,6,8"
+    assert curve[0].done == tmp_path / "curves.json"
+    assert not [s for s in reproduce.steps(tmp_path, scale, "python", chosen=("reuse",)) if "umi_agent.curves" in s.command]
+    assert not [s for s in reproduce.steps(tmp_path, reproduce.SCALES["tiny"], "python") if "umi_agent.curves" in s.command]

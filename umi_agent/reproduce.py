@@ -59,6 +59,7 @@ class Scale:
     grad_accum: int = 1  # micro-batches per optimizer step (effective batch = batch_size x grad_accum)
     prompt_format: str = "alpha-umi"  # or "chat" (umi_train.chat): how role examples reach the model
     live_batch: int = 1  # live episodes whose waiting model calls are generated together (local backend)
+    curve_points: int = 0  # checkpoints per trained model evaluated for OUT/curves.png (0: no curves)
 
 
 SCALES: dict[str, Scale] = {
@@ -86,8 +87,17 @@ HELP = {
     "grad_accum": "gradient accumulation steps (effective batch = batch size x this)",
     "prompt_format": "alpha-umi (raw text, the paper's) or chat (the base model's chat template)",
     "live_batch": "live episodes played together, their waiting model calls generated in one batch",
+    "curve_points": "learning curves of Single-LLM and α-UMi w/ reuse at N evenly spaced checkpoints (OUT/curves.png, "
+                    "OUT/curves.json; 0: none). Each point costs a static and a live evaluation of both rows",
 }
 CHOICES = {"model": ("smollm2", "tiny"), "prompt_format": ("alpha-umi", "chat")}
+
+
+def save_options(scale: Scale) -> tuple[str, ...]:
+    """Checkpoints: two per model, or one per learning-curve point (all kept)."""
+    if scale.curve_points > 0:
+        return ("--save-steps", str(max(scale.max_steps // scale.curve_points, 1)), "--save-total-limit", str(scale.curve_points + 1))
+    return ("--save-steps", str(max(scale.max_steps // 2, 1)),)
 
 
 def training_options(scale: Scale) -> tuple[str, ...]:
@@ -95,7 +105,7 @@ def training_options(scale: Scale) -> tuple[str, ...]:
             "--grad-accum", str(scale.grad_accum), "--prompt-format", scale.prompt_format,
             "--max-length", str(scale.max_length), "--lora-r", str(scale.lora_r), "--lora-alpha", str(2 * scale.lora_r),
             "--lr-scheduler", "cosine", "--warmup-steps", str(max(scale.max_steps // 10, 0)),
-            "--eval-fraction", "0.05", "--max-eval-examples", "4", "--save-steps", str(max(scale.max_steps // 2, 1)), "--quiet")
+            "--eval-fraction", "0.05", "--max-eval-examples", "4", *save_options(scale), "--quiet")
 
 
 def data_steps(out: Path, scale: Scale, py: str) -> list[Step]:
@@ -141,7 +151,20 @@ def model_steps(out: Path, scale: Scale, py: str, chosen: tuple[str, ...] = ROW_
                                                             "--out", str(out / "live" / variant), "--max-steps", str(scale.live_max_steps),
                                                             "--batch-size", str(scale.live_batch), *generation),
                          out / "live" / variant / "metrics.json"))
-    return train + static + live
+    return train + static + live + curve_steps(out, scale, py, chosen)
+
+
+def curve_steps(out: Path, scale: Scale, py: str, chosen: tuple[str, ...]) -> list[Step]:
+    """Learning curves of Single-LLM against α-UMi w/ reuse (both rows chosen, --curve-points > 0)."""
+    if scale.curve_points <= 0 or not {"single", "reuse"} <= set(chosen):
+        return []
+    every = max(scale.max_steps // scale.curve_points, 1)
+    points = ",".join(str(step) for step in range(every, scale.max_steps + 1, every))
+    command = (py, "-m", "umi_agent.curves", "--run", str(out / "runs" / "single"), "--run", str(out / "runs" / "reuse"),
+               "--test", str(out / "heldout-corpus" / "alpha_umi" / "raw_data_stage_2.json"), "--tasks", str(out / "heldout" / "tasks.jsonl"),
+               "--out", str(out), "--steps", points, "--max-new-tokens", str(scale.max_new_tokens),
+               "--live-max-steps", str(scale.live_max_steps), "--batch-size", str(max(scale.live_batch, scale.eval_batch)))
+    return [Step("7. learning curves of Single-LLM and α-UMi w/ reuse", command, out / "curves.json")]
 
 
 def steps(out: Path, scale: Scale, py: str = sys.executable, chosen: tuple[str, ...] = ROW_ORDER) -> list[Step]:
@@ -243,7 +266,7 @@ def parse_scale(argv: list[str] | None) -> tuple[argparse.Namespace, Scale]:
                             help=HELP[field.name], **extra)
     args = parser.parse_args(argv)
     overrides = {f.name: getattr(args, f.name) for f in fields(Scale) if getattr(args, f.name) is not None}
-    bad = [name for name, value in overrides.items() if not isinstance(value, str) and value <= 0]
+    bad = [name for name, value in overrides.items() if not isinstance(value, str) and value < (0 if name == "curve_points" else 1e-12)]
     if bad:
         parser.error(f"--{bad[0].replace('_', '-')} must be positive")
     return args, replace(SCALES[args.scale], **overrides)
