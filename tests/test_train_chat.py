@@ -12,7 +12,7 @@ import pytest
 from train_fixtures import corpus, model  # noqa: F401 (fixtures)
 from umi_data.examples import EXAMPLE_ROLES
 from umi_train import sft
-from umi_train.chat import chat_prompt, split_tools, user_content
+from umi_train.chat import chat_prompt, compact_tool_docs, split_tools, user_content
 from umi_train.data import read_role_rows
 from umi_train.encode import IGNORE_INDEX, EncodingError, encode, encode_prompt
 from umi_train.testing import FAST_OPTIONS, cli_args
@@ -93,6 +93,25 @@ def test_a_tokenizer_without_a_usable_chat_template_is_one_line(tokenizer, model
     assert "does not combine with --prompt-format chat" in capsys.readouterr().err
 
 
+def test_compact_tool_docs_keep_every_tool_and_parameter_in_fewer_tokens(tokenizer, corpus) -> None:
+    import json as jsonlib
+
+    from umi_train.chat import DOC_END, DOC_HEADER, compact_tool_docs
+
+    row = read_role_rows(corpus, "caller")[0]
+    compact = compact_tool_docs(row["input"])
+    block = row["input"][row["input"].index(DOC_HEADER) + len(DOC_HEADER):row["input"].index(DOC_END)]
+    for doc in (jsonlib.loads(line) for line in block.splitlines() if line.strip()):
+        assert f"- {doc['Name']}: " in compact
+        assert all(f"    {arg} (" in compact for arg in doc["input"])
+    assert compact.endswith(row["input"][row["input"].index(DOC_END):])  # history and instructions untouched
+    full = encode(row["input"], row["target"], tokenizer, 4096)
+    short = encode(row["input"], row["target"], tokenizer, 4096, tool_docs="compact")
+    assert len(short["input_ids"]) < len(full["input_ids"])
+    assert [t for t in short["labels"] if t != IGNORE_INDEX] == [t for t in full["labels"] if t != IGNORE_INDEX]
+    assert compact_tool_docs("no tools here") == "no tools here"
+
+
 def test_a_run_trained_with_chat_is_read_back_with_chat(model, corpus, tmp_path) -> None:
     import torch
 
@@ -100,23 +119,23 @@ def test_a_run_trained_with_chat_is_read_back_with_chat(model, corpus, tmp_path)
     from umi_agent.served import prompt_format
 
     out = tmp_path / "chat-run"
-    assert sft.main(sft_args(model, corpus, out, role="caller", max_steps=2, save_steps=2, prompt_format="chat")) == 0
+    assert sft.main(sft_args(model, corpus, out, role="caller", max_steps=2, save_steps=2, prompt_format="chat", tool_docs="compact")) == 0
     record = json.loads((out / "run.json").read_text())
-    assert record["config"]["prompt_format"] == "chat"
+    assert record["config"]["prompt_format"] == "chat" and record["config"]["tool_docs"] == "compact"
     assert (out / "loss.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     local = TransformersModel.from_run(out, "caller", max_new_tokens=6)
-    assert local.format.prompt_format == "chat"
+    assert local.format.prompt_format == "chat" and local.format.tool_docs == "compact"
     prompt = read_role_rows(corpus, "caller")[0]["input"]
-    ids = encode_prompt(prompt, local.tokenizer, prompt_format="chat")
+    ids = encode_prompt(prompt, local.tokenizer, prompt_format="chat", tool_docs="compact")
     assert local.encode(prompt) == ids
     with torch.no_grad():
         expected = local.model.generate(torch.tensor([ids]), max_new_tokens=6, do_sample=False, pad_token_id=local._pad_id)
     assert local.generate(prompt) == local.decode(expected[0, len(ids):].tolist())
     card = tmp_path / "served-tokenizer"  # what `umi_train.serve` writes for a served chat run
     local.tokenizer.save_pretrained(card)
-    (card / "umi_model.json").write_text(json.dumps({"compat": None, "prompt_format": "chat"}))
+    (card / "umi_model.json").write_text(json.dumps({"compat": None, "prompt_format": "chat", "tool_docs": "compact"}))
     served = prompt_format(card)
-    assert served.prompt_format == "chat" and served.text(prompt, 6) == chat_prompt(user_content(prompt), local.tokenizer)
+    assert served.prompt_format == "chat" and served.text(prompt, 6) == chat_prompt(user_content(compact_tool_docs(prompt)), local.tokenizer)
     with pytest.raises(ValueError, match="needs its tokenizer"):
         PromptFormat(prompt_format="chat").text(prompt, 6)
 

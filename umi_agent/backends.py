@@ -76,6 +76,7 @@ class PromptFormat:
     compat: str | None = None
     max_input_tokens: int | None = None  # default: the tokenizer's model_max_length, else 2048
     prompt_format: str = "alpha-umi"  # or "chat": the run's training format (umi_train.chat)
+    tool_docs: str = "full"  # or "compact": the run's tool documentation (umi_train.chat.compact_tool_docs)
 
     @property
     def window(self) -> int:
@@ -85,6 +86,9 @@ class PromptFormat:
     def text(self, prompt: str, max_new_tokens: int) -> str:
         from umi_train.encode import ALPHA_UMI_SYSTEM_PREFIX, fit_prompt
 
+        from umi_train.chat import render_tools
+
+        prompt = render_tools(prompt, self.tool_docs)
         if self.tokenizer is None:
             if self.prompt_format == "chat":
                 raise ValueError("a run trained with --prompt-format chat needs its tokenizer (--tokenizer DIR) to render prompts")
@@ -134,10 +138,10 @@ class TransformersModel:
     The output is decoded without special tokens, as OpenAI-compatible servers decode it."""
 
     def __init__(self, model: Any, tokenizer: Any, *, max_new_tokens: int = 256, max_input_tokens: int | None = None,
-                 compat: str | None = None, prompt_format: str = "alpha-umi") -> None:
+                 compat: str | None = None, prompt_format: str = "alpha-umi", tool_docs: str = "full") -> None:
         self.model, self.tokenizer = model.eval(), tokenizer
         self.max_new_tokens, self.compat = max_new_tokens, compat
-        self.format = PromptFormat(tokenizer, compat, max_input_tokens, prompt_format)
+        self.format = PromptFormat(tokenizer, compat, max_input_tokens, prompt_format, tool_docs)
 
     @classmethod
     def from_run(cls, run: str | Path, role: str, step: int | None = None, **kwargs: Any) -> "TransformersModel":
@@ -146,7 +150,8 @@ class TransformersModel:
 
         model, tokenizer = load_role(run, role, step)
         config = run_config(run)
-        return cls(model, tokenizer, compat=config.get("compat"), prompt_format=config.get("prompt_format", "alpha-umi"), **kwargs)
+        return cls(model, tokenizer, compat=config.get("compat"), prompt_format=config.get("prompt_format", "alpha-umi"),
+                   tool_docs=config.get("tool_docs", "full"), **kwargs)
 
     def encode(self, prompt: str) -> list[int]:
         """The prompt's token ids as in training (the run's compat mode and prompt format), cut

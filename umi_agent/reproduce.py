@@ -59,6 +59,7 @@ class Scale:
     grad_accum: int = 1  # micro-batches per optimizer step (effective batch = batch_size x grad_accum)
     prompt_format: str = "alpha-umi"  # or "chat" (umi_train.chat): how role examples reach the model
     live_batch: int = 1  # live episodes whose waiting model calls are generated together (local backend)
+    tool_docs: str = "full"  # or "compact": one line per tool and per parameter in every prompt
     curve_points: int = 0  # checkpoints per trained model evaluated for OUT/curves.png (0: no curves)
 
 
@@ -87,10 +88,11 @@ HELP = {
     "grad_accum": "gradient accumulation steps (effective batch = batch size x this)",
     "prompt_format": "alpha-umi (raw text, the paper's) or chat (the base model's chat template)",
     "live_batch": "live episodes played together, their waiting model calls generated in one batch",
+    "tool_docs": "full (the tool documentation as α-UMi writes it) or compact (one line per tool and per parameter)",
     "curve_points": "learning curves of Single-LLM and α-UMi w/ reuse at N evenly spaced checkpoints (OUT/curves.png, "
                     "OUT/curves.json; 0: none). Each point costs a static and a live evaluation of both rows",
 }
-CHOICES = {"model": ("smollm2", "tiny"), "prompt_format": ("alpha-umi", "chat")}
+CHOICES = {"model": ("smollm2", "tiny"), "prompt_format": ("alpha-umi", "chat"), "tool_docs": ("full", "compact")}
 
 
 def save_options(scale: Scale) -> tuple[str, ...]:
@@ -102,7 +104,7 @@ def save_options(scale: Scale) -> tuple[str, ...]:
 
 def training_options(scale: Scale) -> tuple[str, ...]:
     return ("--max-steps", str(scale.max_steps), "--learning-rate", str(scale.learning_rate), "--batch-size", str(scale.batch_size),
-            "--grad-accum", str(scale.grad_accum), "--prompt-format", scale.prompt_format,
+            "--grad-accum", str(scale.grad_accum), "--prompt-format", scale.prompt_format, "--tool-docs", scale.tool_docs,
             "--max-length", str(scale.max_length), "--lora-r", str(scale.lora_r), "--lora-alpha", str(2 * scale.lora_r),
             "--lr-scheduler", "cosine", "--warmup-steps", str(max(scale.max_steps // 10, 0)),
             "--eval-fraction", "0.05", "--max-eval-examples", "4", *save_options(scale), "--quiet")

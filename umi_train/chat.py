@@ -8,6 +8,11 @@ assistant header replaces) and one assistant message (the target). Where the tem
 `tools=` (it mentions `tools`), the tool documentation lines of the prompt are passed as tools
 (OpenAI function schemas) and left out of the message text; otherwise they stay in the text.
 
+`--tool-docs compact` (either format) rewrites the `{doc}` block, one JSON object per tool, as
+one line per tool and one per parameter (`- name: description` / `    arg (type): description`):
+the tool documentation is 60-68% of a backbone, planner or caller prompt of the synthetic
+world in SmolLM2 tokens, and its JSON quoting and escapes carry no information.
+
 This module only renders text; `umi_train.encode` makes the ids and labels (the one place).
 The assistant turn must end with the tokenizer's EOS token (ChatML's `<|im_end|>` is SmolLM2's
 and Qwen2's EOS): generation stops there, so training supervises it; a template that ends the
@@ -79,6 +84,40 @@ def split_tools(content: str) -> tuple[str, list[dict[str, Any]]]:
     return content[:start + len(DOC_HEADER)] + content[end:], [_tool_schema(doc) for doc in docs]
 
 
+TOOL_DOCS: tuple[str, ...] = ("full", "compact")
+
+
+def _compact_tool(doc: dict[str, Any]) -> str:
+    lines = [f"- {doc.get('Name', 'tool')}: {doc.get('function', '')}".rstrip()]
+    for arg, text in (doc.get("input") or {}).items():
+        kind, _, description = str(text).partition(", ")
+        lines.append(f"    {arg} ({kind or 'any'}): {description}".rstrip())
+    return "\n".join(lines) + "\n"
+
+
+def compact_tool_docs(input: str) -> str:
+    """`input` with its α-UMi `{doc}` block (JSON lines) in the compact form; unchanged when it
+    has no such block or a line of it is not a JSON object (then nothing is guessed)."""
+    start = input.find(DOC_HEADER)
+    end = input.find(DOC_END, start + len(DOC_HEADER)) if start >= 0 else -1
+    if end < 0:
+        return input
+    try:
+        docs = [json.loads(line) for line in input[start + len(DOC_HEADER):end].split("\n") if line.strip()]
+    except ValueError:
+        return input
+    if not all(isinstance(doc, dict) for doc in docs):
+        return input
+    return input[:start + len(DOC_HEADER)] + "".join(_compact_tool(doc) for doc in docs) + input[end:]
+
+
+def render_tools(input: str, tool_docs: str) -> str:
+    """The role prompt with its tool documentation as `--tool-docs` asks (`full`: as written)."""
+    if tool_docs not in TOOL_DOCS:
+        raise ValueError(f"unknown tool docs {tool_docs!r}; expected one of {', '.join(TOOL_DOCS)}")
+    return compact_tool_docs(input) if tool_docs == "compact" else input
+
+
 def user_content(input: str) -> str:
     """The role prompt as the user message: without its trailing speaker tag."""
     for suffix in set(ROLE_SUFFIX.values()):
@@ -120,5 +159,5 @@ def check_assistant_end(tokenizer: Any) -> None:
     _CHECKED.add(key)
 
 
-__all__ = ["PROMPT_FORMATS", "ChatTemplateError", "PromptFormat", "chat_prompt", "check_assistant_end", "check_format",
+__all__ = ["PROMPT_FORMATS", "TOOL_DOCS", "compact_tool_docs", "render_tools", "ChatTemplateError", "PromptFormat", "chat_prompt", "check_assistant_end", "check_format",
            "split_tools", "takes_tools", "user_content"]

@@ -24,7 +24,7 @@ from typing import Any, Callable
 from umi_train.config import UsageError
 
 #: options added after runs were recorded without them: a missing one reads as its default
-ADDED_DEFAULTS: dict[str, Any] = {"prompt_format": "alpha-umi"}
+ADDED_DEFAULTS: dict[str, Any] = {"prompt_format": "alpha-umi", "tool_docs": "full"}
 CHECKPOINT = re.compile(r"^checkpoint-(\d+)$")
 REQUIRED = ("trainer_state.json", "optimizer.pt", "scheduler.pt")
 WEIGHT_SUFFIXES = (".safetensors", ".bin")

@@ -92,7 +92,8 @@ def split_eval(rows: list[dict[str, Any]], fraction: float, max_eval: int = 0) -
     return Selection(train, evaluated, held)
 
 
-def encode_rows(rows: list[dict[str, Any]], tokenizer: Any, max_length: int, compat: str | None, prompt_format: str = "alpha-umi") -> Any:
+def encode_rows(rows: list[dict[str, Any]], tokenizer: Any, max_length: int, compat: str | None, prompt_format: str = "alpha-umi",
+                tool_docs: str = "full") -> Any:
     """A `datasets.Dataset` of input_ids, labels, length (for length grouping), truncated (input
     tokens cut to fit) and example_id."""
     import datasets
@@ -100,7 +101,7 @@ def encode_rows(rows: list[dict[str, Any]], tokenizer: Any, max_length: int, com
     columns: dict[str, list[Any]] = {"input_ids": [], "labels": [], "length": [], "truncated": [], "example_id": []}
     for row in rows:
         encoded = encode(row["input"], row["target"], tokenizer, max_length, compat=compat, prompt_format=prompt_format,
-                         example_id=row["example_id"])
+                         tool_docs=tool_docs, example_id=row["example_id"])
         for name in ("input_ids", "labels", "truncated"):
             columns[name].append(encoded[name])
         columns["length"].append(len(encoded["input_ids"]))

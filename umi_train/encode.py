@@ -17,7 +17,7 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
-from umi_train.chat import ChatTemplateError, chat_prompt, check_assistant_end, check_format, user_content
+from umi_train.chat import ChatTemplateError, chat_prompt, check_assistant_end, check_format, render_tools, user_content
 
 IGNORE_INDEX = -100
 ALPHA_UMI_SYSTEM_PREFIX = "system: "
@@ -64,11 +64,13 @@ def _check_modes(compat: str | None, prompt_format: str) -> None:
         raise ValueError("compat alpha-umi is the official raw-text recipe; it does not combine with prompt format chat")
 
 
-def encode_prompt(input: str, tokenizer: Any, *, compat: Literal["alpha-umi"] | None = None, prompt_format: str = "alpha-umi") -> list[int]:
+def encode_prompt(input: str, tokenizer: Any, *, compat: Literal["alpha-umi"] | None = None, prompt_format: str = "alpha-umi",
+                  tool_docs: str = "full") -> list[int]:
     """The token ids a model trained by umi sees before generating: BOS (if the tokenizer uses
     one) and the prompt, as in training (without truncation); in chat format the chat
     template's text up to the assistant header (the template writes its own BOS)."""
     _check_modes(compat, prompt_format)
+    input = render_tools(input, tool_docs)
     if prompt_format == "chat":
         return _text_ids(tokenizer, chat_prompt(user_content(input), tokenizer))
     prompt = ALPHA_UMI_SYSTEM_PREFIX + input if compat == "alpha-umi" else input
@@ -91,7 +93,7 @@ def _fit_chat(input: str, tokenizer: Any, room: int, example_id: str) -> tuple[s
 
 
 def fit_prompt(input: str, tokenizer: Any, max_tokens: int, *, compat: Literal["alpha-umi"] | None = None,
-               prompt_format: str = "alpha-umi") -> str:
+               prompt_format: str = "alpha-umi", tool_docs: str = "full") -> str:
     """The prompt text a model is given (the compat prefix included; in chat format the rendered
     template) whose `encode_prompt` fits `max_tokens`: cut from the left, as training cuts, at a
     token boundary of the text.
@@ -99,6 +101,7 @@ def fit_prompt(input: str, tokenizer: Any, max_tokens: int, *, compat: Literal["
     Cutting the text rather than the ids lets a server that tokenizes the text itself (an
     OpenAI-compatible endpoint) see exactly the tokens a local model sees: both encode this text."""
     _check_modes(compat, prompt_format)
+    input = render_tools(input, tool_docs)
     if prompt_format == "chat":
         return _fit_chat(input, tokenizer, max_tokens, "<prompt>")[0]
     text = ALPHA_UMI_SYSTEM_PREFIX + input if compat == "alpha-umi" else input
@@ -118,11 +121,13 @@ def encode(
     *,
     compat: Literal["alpha-umi"] | None = None,
     prompt_format: str = "alpha-umi",
+    tool_docs: str = "full",
     example_id: str = "<example>",
 ) -> dict[str, Any]:
     """`input_ids` and `labels` (-100 except on the target and its EOS) of one example, and
     `truncated`: how many input tokens were cut from the start to fit `max_length`."""
     _check_modes(compat, prompt_format)
+    input = render_tools(input, tool_docs)
     chat = prompt_format == "chat"
     bos, target_ids = ([] if chat else _bos_ids(tokenizer)), _target_ids(tokenizer, target, compat, example_id)
     room = max_length - len(bos) - len(target_ids)

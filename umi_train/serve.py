@@ -131,7 +131,7 @@ def prepare(run: Path, out: Path, host: str = "127.0.0.1", port: int = 8000, mer
     record = read_json(run / "glpft.json") or {}
     config = record["config"]
     source = {"run": str(run), "variant": record["variant"], "compat": config.get("compat"),
-              "prompt_format": config.get("prompt_format", "alpha-umi")}
+              "prompt_format": config.get("prompt_format", "alpha-umi"), "tool_docs": config.get("tool_docs", "full")}
     with claim_out_dir(out, SERVE_OUTPUT, extra_owns=[entry["part"] for entry in plan.values()]):  # policy + lock
         return _write_serving(run, out, plan, config, source, host, port, merged)
 

@@ -187,8 +187,8 @@ def prepare(config: SFTConfig) -> Prepared:
     rows = select_examples(config.corpus, roles_of(config.role), None if config.split == "all" else config.split)
     selection = split_eval(rows, config.eval_fraction, config.max_eval_examples)
     tokenizer = AutoTokenizer.from_pretrained(config.model)
-    train = encode_rows(selection.train, tokenizer, max_length, config.compat, config.prompt_format)
-    eval_dataset = encode_rows(selection.eval, tokenizer, max_length, config.compat, config.prompt_format) if selection.eval else None
+    train = encode_rows(selection.train, tokenizer, max_length, config.compat, config.prompt_format, config.tool_docs)
+    eval_dataset = encode_rows(selection.eval, tokenizer, max_length, config.compat, config.prompt_format, config.tool_docs) if selection.eval else None
     set_seed(config.seed)
     base = load_base(config.model, config.attn_implementation)
     padding, padding_note = choose_padding(config, base)
