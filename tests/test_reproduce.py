@@ -137,6 +137,8 @@ def test_wilson_intervals_match_known_values() -> None:
     low, high = wilson(0.0, 40)  # no success in 40 tasks: still up to ~8.8%
     assert low == 0.0 and abs(high - 0.0876) < 1e-4
     assert wilson(1.0, 5)[1] == 1.0 and wilson(0.3, 0) == (0.0, 1.0)
+    for trials in range(1, 60):  # the interval always holds the rate (rounding once put 0 above its own low end)
+        assert all(wilson(k / trials, trials)[0] <= k / trials <= wilson(k / trials, trials)[1] for k in range(trials + 1))
 
 
 def test_the_table_gives_every_rate_its_interval_from_the_counts() -> None:

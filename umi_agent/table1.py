@@ -41,7 +41,7 @@ def wilson(rate: float, trials: int, z: float = Z95) -> tuple[float, float]:
     denominator = 1 + z * z / trials
     centre = (rate + z * z / (2 * trials)) / denominator
     half = z * ((rate * (1 - rate) / trials + z * z / (4 * trials * trials)) ** 0.5) / denominator
-    return max(0.0, centre - half), min(1.0, centre + half)
+    return max(0.0, min(rate, centre - half)), min(1.0, max(rate, centre + half))  # rounding must not exclude the rate
 
 
 def trials_of(metrics: Mapping[str, Any], path: tuple[str, ...]) -> int | None:
@@ -110,7 +110,8 @@ def bar_chart(table: list[dict[str, Any]], path: Path, title: str) -> Path:
         heights = [100 * (row["values"][c] or 0.0) for c in CHART_COLUMNS]
         positions = [column + (index - (len(table) - 1) / 2) * width for column in range(len(CHART_COLUMNS))]
         bounds = [row.get("intervals", {}).get(c) for c in CHART_COLUMNS]
-        errors = [[h - 100 * b[0] if b else 0.0 for h, b in zip(heights, bounds)], [100 * b[1] - h if b else 0.0 for h, b in zip(heights, bounds)]]
+        errors = [[max(h - 100 * b[0], 0.0) if b else 0.0 for h, b in zip(heights, bounds)],  # rounding may cross 0
+                  [max(100 * b[1] - h, 0.0) if b else 0.0 for h, b in zip(heights, bounds)]]
         axes.bar(positions, heights, width, label=row["label"], yerr=errors, capsize=2, error_kw={"linewidth": 0.8})
     axes.set_xticks(range(len(CHART_COLUMNS)), CHART_COLUMNS)
     axes.set_ylabel("%")
