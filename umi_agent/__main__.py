@@ -11,6 +11,7 @@ COMMANDS = {
     "predict": "static (teacher-forced) predictions of a run on a stage-2 test file",
     "evaluate": "the paper's step-level metrics (Plan ACC, Act. EM, Hallu., Arg. F1, ROUGE-L) of a predictions file",
     "run": "live episodes of one or more runs against the synthetic world's tools, side by side",
+    "curves": "learning curves: runs evaluated at their checkpoints, static and live (curves.json, curves.png)",
     "demo": "the whole pipeline end to end on CPU: synthetic world -> corpus -> tiny GLPFT -> evaluation",
 }
 
