@@ -118,6 +118,8 @@ def test_reproduce_end_to_end_at_tiny_scale(tmp_path: Path, capsys: pytest.Captu
     backbones = [json.loads((out / "runs" / v / "glpft.json").read_text())["stages"]["stage1"]["parts"]["backbone"] for v in ("single", "reuse")]
     assert backbones[1]["copied_from"] == str(out / "runs" / "single" / "stage1" / "backbone")
     assert backbones[0]["adapter_sha256"] == backbones[1]["adapter_sha256"]
+    assert json.loads((out / "runs" / "reuse" / "glpft.json").read_text())["config"]["prompt_format"] == "chat"  # the tiny scale's format
+    assert all((out / "runs" / "reuse" / "stage2" / part / "loss.png").is_file() for part in ("planner", "caller", "summarizer"))
     heldout_instructions = {r["instruction"] for r in heldout.read_rows(out / "heldout" / "tasks.jsonl")}
     assert not heldout_instructions & {r["instruction"] for r in heldout.read_rows(out / "world" / "tasks.jsonl")}
     assert "α-UMi w/ reuse" in first and first.count("(skipped:") == 0

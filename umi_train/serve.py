@@ -89,7 +89,11 @@ def write_tokenizer(run: Path, role: str, target: Path, card: dict[str, Any]) ->
     tokenizer = AutoTokenizer.from_pretrained(adapter or base)
     tokenizer.save_pretrained(target)
     write_model_card(target, card)
-    sample = "user: What is the weather in Paris?"
+    sample, modes = "user: What is the weather in Paris?", {"prompt_format": card.get("prompt_format", "alpha-umi")}
+    if modes["prompt_format"] == "chat":  # the client sends the rendered template: the server must add no token to it
+        from umi_train.encode import fit_prompt
+
+        return list(tokenizer(fit_prompt(sample, tokenizer, 4096, **modes))["input_ids"]) == encode_prompt(sample, tokenizer, **modes)
     return list(tokenizer(sample)["input_ids"]) == encode_prompt(sample, tokenizer)
 
 
