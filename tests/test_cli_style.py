@@ -21,7 +21,8 @@ REPO = Path(__file__).resolve().parents[1]
 #: every `python -m` entry point (a module with main(argv)); umi_data's subcommands are walked below
 ENTRY_POINTS = ["umi_data", "umi_data.data_cards", "umi_data.synth.heldout", "umi_train", "umi_train.tiny", "umi_train.sft", "umi_train.glpft",
                 "umi_train.export", "umi_train.serve", "umi_agent", "umi_agent.predict", "umi_agent.evaluate",
-                "umi_agent.run", "umi_agent.demo", "umi_agent.reproduce", "umi_agent.passrate", "umi_agent.toolserver"]
+                "umi_agent.run", "umi_agent.demo", "umi_agent.reproduce", "umi_agent.passrate", "umi_agent.toolserver",
+                "umi_agent.curves"]
 DISPATCHERS = {"umi_data", "umi_train", "umi_agent"}
 SCRIPTS = {"umi-data": "umi_data", "umi-train": "umi_train", "umi-agent": "umi_agent"}
 

@@ -96,6 +96,21 @@ def test_token_export_is_exactly_encode(corpus: Path, tokenizer_source, tokenize
     assert truncated, "no example reached --max-length: the truncation path is not exercised"
 
 
+def test_token_export_in_chat_format_is_exactly_encode(corpus: Path, tokenizer_source, tokenizer, tmp_path: Path) -> None:
+    """`--prompt-format chat --tool-docs compact`: the ids `sft` trains on with those options."""
+    model_dir, gguf = tokenizer_source
+    out = tmp_path / "chat-ids"
+    argv = ["--model", str(model_dir), "--corpus", str(corpus), "--variant", "reuse", "--out", str(out), "--max-length", "1024",
+            "--prompt-format", "chat", "--tool-docs", "compact"]
+    assert token_export.main(argv + (["--gguf-file", gguf] if gguf else [])) == 0
+    manifest = json.loads((out / "export.json").read_text())
+    assert manifest["prompt_format"] == "chat" and manifest["tool_docs"] == "compact"
+    expected = [encode(r["input"], r["target"], tokenizer, 1024, prompt_format="chat", tool_docs="compact") for r in rows(corpus, "planner")]
+    records = jsonl(out / "stage2" / "planner.jsonl")
+    assert [r["input_ids"] for r in records] == [e["input_ids"] for e in expected]
+    assert [r["completion_mask"] for r in records] == [[int(label != IGNORE_INDEX) for label in e["labels"]] for e in expected]
+
+
 def test_token_export_reports_an_example_that_cannot_fit(corpus: Path, model: Path, tmp_path: Path, capsys) -> None:
     argv = ["--model", str(model), "--corpus", str(corpus), "--variant", "single", "--out", str(tmp_path / "x"), "--max-length", "8"]
     assert token_export.main(argv) == 2

@@ -110,13 +110,16 @@ def test_reproduce_end_to_end_at_tiny_scale(tmp_path: Path, capsys: pytest.Captu
                                                            "α-UMi w/o reuse", "α-UMi w/ reuse"]
     for line in lines:  # Plan ACC, Act. EM (when some gold step calls), live answered correctly: real numbers
         cells = [c.strip() for c in line.strip("| ").split(" | ")]
-        assert re.fullmatch(r"\d+\.\d", cells[1]) and re.fullmatch(r"\d+\.\d", cells[6])
+        rate = r"\d+\.\d \[\d+\.\d, \d+\.\d\]"  # a rate and its Wilson 95% interval
+        assert re.fullmatch(rate, cells[1]) and re.fullmatch(rate, cells[6])
     assert (out / "table1.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     static = json.loads((out / "static" / "reuse-metrics.json").read_text())
     assert static["counts"]["samples"] > 0
     backbones = [json.loads((out / "runs" / v / "glpft.json").read_text())["stages"]["stage1"]["parts"]["backbone"] for v in ("single", "reuse")]
     assert backbones[1]["copied_from"] == str(out / "runs" / "single" / "stage1" / "backbone")
     assert backbones[0]["adapter_sha256"] == backbones[1]["adapter_sha256"]
+    assert json.loads((out / "runs" / "reuse" / "glpft.json").read_text())["config"]["prompt_format"] == "chat"  # the tiny scale's format
+    assert all((out / "runs" / "reuse" / "stage2" / part / "loss.png").is_file() for part in ("planner", "caller", "summarizer"))
     heldout_instructions = {r["instruction"] for r in heldout.read_rows(out / "heldout" / "tasks.jsonl")}
     assert not heldout_instructions & {r["instruction"] for r in heldout.read_rows(out / "world" / "tasks.jsonl")}
     assert "α-UMi w/ reuse" in first and first.count("(skipped:") == 0
@@ -126,3 +129,55 @@ def test_reproduce_end_to_end_at_tiny_scale(tmp_path: Path, capsys: pytest.Captu
     assert second.count("(skipped:") == len(reproduce.steps(out, reproduce.SCALES["tiny"]))
     assert (out / "table1.md").read_text().split("\n\n")[0] == table.split("\n\n")[0]
     assert reproduce.main(["--scale", "tiny", "--out", str(out), "--max-steps", "5"]) == 2  # other settings: refused
+
+
+def test_wilson_intervals_match_known_values() -> None:
+    from umi_agent.table1 import wilson
+
+    low, high = wilson(0.5, 10)
+    assert abs(low - 0.2366) < 1e-4 and abs(high - 0.7634) < 1e-4
+    low, high = wilson(0.0, 40)  # no success in 40 tasks: still up to ~8.8%
+    assert low == 0.0 and abs(high - 0.0876) < 1e-4
+    assert wilson(1.0, 5)[1] == 1.0 and wilson(0.3, 0) == (0.0, 1.0)
+    for trials in range(1, 60):  # the interval always holds the rate (rounding once put 0 above its own low end)
+        assert all(wilson(k / trials, trials)[0] <= k / trials <= wilson(k / trials, trials)[1] for k in range(trials + 1))
+
+
+def test_the_table_gives_every_rate_its_interval_from_the_counts() -> None:
+    from umi_agent.table1 import markdown, rows, wilson
+
+    static = {"single": {"plan_em": 0.25, "action_em": 0.5, "hallu_rate": None, "f1": 0.4, "rouge": 0.1,
+                         "counts": {"gold": {"call": 6, "finish": 2, "give up": 0}, "action_scored": 4, "predicted_calls": 0}}}
+    live = {"single": {"answered_correctly": 0.1, "gave_up": 0.0, "hallucinated_calls": 0, "mean_steps": 2.0, "episodes": 40, "latency_ms": {}}}
+    table = rows(static, live)
+    assert table[0]["intervals"]["Plan ACC"] == wilson(0.25, 8) and table[0]["intervals"]["Answered correctly"] == wilson(0.1, 40)
+    assert "Arg. F1" not in table[0]["intervals"] and "Hallu." not in table[0]["intervals"]  # a mean; no predicted call
+    line = markdown(table).splitlines()[2]
+    assert "| 25.0 [7.1, 59.1] |" in line and "| 40.0 |" in line
+
+
+def test_rows_choose_the_setups_trained_and_evaluated(tmp_path: Path) -> None:
+    args, scale = reproduce.parse_scale(["--scale", "tiny", "--rows", "reuse,single"])
+    assert args.rows == ("single", "reuse")
+    pipeline = reproduce.steps(tmp_path, scale, "python", chosen=args.rows)
+    trained = [s.command[s.command.index("--variant") + 1] for s in pipeline if "umi_train.glpft" in s.command]
+    assert trained == ["single", "reuse"] and "--stage1-from" in [s for s in pipeline if "umi_train.glpft" in s.command][1].command
+    alone = reproduce.steps(tmp_path, scale, "python", chosen=("reuse",))
+    assert not any("--stage1-from" in s.command for s in alone)  # no Single-LLM run to take stage 1 from: trained
+    assert len([s for s in alone if "umi_agent.run" in s.command]) == 1
+    with pytest.raises(SystemExit):
+        reproduce.parse_scale(["--rows", "single,best"])
+    _, cpu = reproduce.parse_scale([])
+    assert cpu.heldout_tasks >= 40  # enough held-out tasks to tell rows apart (issue 24)
+
+
+def test_curve_points_keep_the_checkpoints_and_add_the_curves_step(tmp_path: Path) -> None:
+    _, scale = reproduce.parse_scale(["--scale", "tiny", "--max-steps", "8", "--curve-points", "4"])
+    pipeline = reproduce.steps(tmp_path, scale, "python")
+    trained = [s.command for s in pipeline if "umi_train.glpft" in s.command]
+    assert all(c[c.index("--save-steps") + 1] == "2" and c[c.index("--save-total-limit") + 1] == "5" for c in trained)
+    curve = [s for s in pipeline if "umi_agent.curves" in s.command]
+    assert len(curve) == 1 and curve[0].command[curve[0].command.index("--steps") + 1] == "2,4,6,8"
+    assert curve[0].done == tmp_path / "curves.json"
+    assert not [s for s in reproduce.steps(tmp_path, scale, "python", chosen=("reuse",)) if "umi_agent.curves" in s.command]
+    assert not [s for s in reproduce.steps(tmp_path, reproduce.SCALES["tiny"], "python") if "umi_agent.curves" in s.command]

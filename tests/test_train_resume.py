@@ -75,7 +75,7 @@ def test_no_good_checkpoint_is_one_line(model, corpus, whole, tmp_path, capsys) 
 
 def test_a_moved_run_directory_still_resumes(model, corpus, whole, tmp_path) -> None:
     run = interrupted_copy(whole, tmp_path / "before")
-    shutil.rmtree(run / "checkpoints" / "checkpoint-4")  # died after step 2's checkpoint (bit-exact resume point)
+    shutil.rmtree(run / "checkpoints" / "checkpoint-4")  # died after step 2's checkpoint
     moved = run.rename(tmp_path / "renamed")
     assert sft.main(sft_args(model, corpus, moved, resume=True, **OPTIONS)) == 0
     assert json.loads((moved / "run.json").read_text())["training"]["resumed_from"] == "checkpoint-2"
@@ -129,3 +129,35 @@ def test_an_empty_corpus_is_refused(model, tmp_path, capsys) -> None:
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 3 and all("the corpus is empty (0 of 1 records accepted" in line for line in err), err
     assert not (tmp_path / "t").exists() and not (tmp_path / "r").exists() and not (tmp_path / "g").exists()
+
+
+#: the options under which a mismatch could hide (issue 24): the issue's case (packed, eval every
+#: 2 steps, a 5-step run over 5 examples in batches of 2, so the second epoch starts at step 4
+#: and its order used to come from a re-seeded RNG on resume), padded batches with gradient
+#: accumulation (each epoch's last optimizer step takes one micro-batch instead of two), and the
+#: official pad-to-max-length recipe (random order instead of length groups)
+RESUME_CASES = {
+    "packed-eval": {"max_steps": 5, "eval_steps": 2},
+    "dynamic-accumulated": {"max_steps": 5, "padding": "dynamic", "grad_accum": 2},
+    "max-length": {"max_steps": 4, "padding": "max-length", "max_length": 512},
+}
+
+
+@pytest.mark.parametrize("case", RESUME_CASES)
+def test_resuming_from_every_checkpoint_gives_the_uninterrupted_adapter(model, corpus, tmp_path, case) -> None:
+    options = {"role": "backbone", "lora_dropout": 0.1, "save_steps": 1, "save_total_limit": 10, **RESUME_CASES[case]}
+    whole = tmp_path / "whole"
+    assert sft.main(sft_args(model, corpus, whole, **options)) == 0
+    steps = json.loads((whole / "run.json").read_text())["training"]["steps"]
+    assert steps == options["max_steps"]
+    for step in range(1, steps):
+        run = tmp_path / f"from-{step}"
+        shutil.copytree(whole, run)
+        for later in range(step + 1, steps + 1):
+            shutil.rmtree(run / "checkpoints" / f"checkpoint-{later}")
+        shutil.rmtree(run / "adapter")
+        (run / "run.json").unlink()
+        assert sft.main(sft_args(model, corpus, run, resume=True, **options)) == 0
+        record = json.loads((run / "run.json").read_text())
+        assert record["training"]["resumed_from"] == f"checkpoint-{step}"
+        assert adapter_sha(run) == adapter_sha(whole), f"{case}: resumed from checkpoint-{step}"

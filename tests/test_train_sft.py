@@ -106,9 +106,8 @@ def test_module_entry_point_reports_without_traceback(tmp_path) -> None:
 
 
 def test_trainer_groups_batches_by_length_and_packs_or_pads(model, corpus, tmp_path) -> None:
-    from transformers.trainer_pt_utils import LengthGroupedSampler
-
     from umi_train.collate import PackingCollator, PaddingCollator
+    from umi_train.sampling import EpochSeededLengthSampler
     from umi_train.config import SFTConfig
 
     config = SFTConfig(model=model, corpus=corpus, role="backbone", out=tmp_path / "r", **FAST_OPTIONS)
@@ -116,7 +115,9 @@ def test_trainer_groups_batches_by_length_and_packs_or_pads(model, corpus, tmp_p
     assert prepared.padding == "packed" and prepared.max_length == 1024
     trainer = sft.build_trainer(config, prepared)
     sampler = trainer._get_train_sampler()
-    assert isinstance(sampler, LengthGroupedSampler) and sampler.lengths == prepared.train["length"]
+    assert isinstance(sampler, EpochSeededLengthSampler) and sampler.lengths == prepared.train["length"]
+    first = list(sampler)
+    assert sorted(first) == list(range(len(first))) and list(sampler) == first  # a permutation, the same for the same epoch
     assert isinstance(trainer.data_collator, PackingCollator)
     batch = next(iter(trainer.get_train_dataloader()))
     assert "attention_mask" not in batch and batch["input_ids"].shape[0] == 1

@@ -13,6 +13,7 @@ COMMANDS = {
     "run": "live episodes of one or more runs against the synthetic world's tools, side by side",
     "passrate": "StableToolBench's pass rate (ToolEval, any OpenAI-compatible judge) and win rate of ToolBench answer files",
     "toolserver": "serve a tool response cache (python -m umi_data tool-cache) with StableToolBench's /virtual contract",
+    "curves": "learning curves: runs evaluated at their checkpoints, static and live (curves.json, curves.png)",
     "demo": "the whole pipeline end to end on CPU: synthetic world -> corpus -> tiny GLPFT -> evaluation",
     "reproduce": "the paper's Table 1 at small scale: every setup trained, predicted, evaluated and charted (make reproduce)",
 }

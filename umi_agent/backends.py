@@ -68,12 +68,15 @@ class ReplayModel:
 @dataclass(frozen=True)
 class PromptFormat:
     """How a role prompt becomes the text a model continues: the `"system: "` prefix for runs
-    trained in α-UMi compat mode, and left truncation to the model's window as in training
-    (`umi_train.encode.fit_prompt`). Local and served models share it, so both see one text."""
+    trained in α-UMi compat mode, the chat template for runs trained with `--prompt-format chat`,
+    and left truncation to the model's window as in training (`umi_train.encode.fit_prompt`).
+    Local and served models share it, so both see one text."""
 
     tokenizer: Any | None = None  # None: no truncation (a server without a local tokenizer)
     compat: str | None = None
     max_input_tokens: int | None = None  # default: the tokenizer's model_max_length, else 2048
+    prompt_format: str = "alpha-umi"  # or "chat": the run's training format (umi_train.chat)
+    tool_docs: str = "full"  # or "compact": the run's tool documentation (umi_train.chat.compact_tool_docs)
 
     @property
     def window(self) -> int:
@@ -83,9 +86,35 @@ class PromptFormat:
     def text(self, prompt: str, max_new_tokens: int) -> str:
         from umi_train.encode import ALPHA_UMI_SYSTEM_PREFIX, fit_prompt
 
+        from umi_train.chat import render_tools
+
+        prompt = render_tools(prompt, self.tool_docs)
         if self.tokenizer is None:
+            if self.prompt_format == "chat":
+                raise ValueError("a run trained with --prompt-format chat needs its tokenizer (--tokenizer DIR) to render prompts")
             return ALPHA_UMI_SYSTEM_PREFIX + prompt if self.compat == "alpha-umi" else prompt
-        return fit_prompt(prompt, self.tokenizer, max(self.window - max_new_tokens, 1), compat=self.compat)
+        return fit_prompt(prompt, self.tokenizer, max(self.window - max_new_tokens, 1), compat=self.compat, prompt_format=self.prompt_format)
+
+    def ids(self, prompt: str, max_new_tokens: int) -> list[int]:
+        """The token ids of `text` as in training: BOS by umi's rule for raw text; a chat
+        template's text holds its own special tokens."""
+        from umi_train import encode_prompt
+
+        text = self.text(prompt, max_new_tokens)
+        if self.prompt_format == "chat":
+            return list(self.tokenizer(text, add_special_tokens=False)["input_ids"])
+        return encode_prompt(text, self.tokenizer)
+
+
+def run_config(run: str | Path) -> dict[str, Any]:
+    """The training options a run recorded: glpft.json's, or an sft run's run.json's ({} if none)."""
+    import orjson
+
+    for name in (GLPFT_FILE, "run.json"):
+        path = Path(run) / name
+        if path.is_file():
+            return orjson.loads(path.read_bytes()).get("config", {})
+    return {}
 
 
 def ordered_map(function: Callable[[Any], Any], items: Iterable[Any], concurrency: int = 1) -> list[Any]:
@@ -104,28 +133,30 @@ class TransformersModel:
     """A causal LM (base + adapter, or merged) with greedy decoding; stops at EOS or `</s>`.
 
     Prompts are encoded exactly as in training (`umi_train.encode_prompt`: BOS, and the
-    `"system: "` prefix for runs trained in α-UMi compat mode), cut from the left when too long.
+    `"system: "` prefix for runs trained in α-UMi compat mode; the chat template for runs
+    trained with `--prompt-format chat`), cut from the left when too long.
     The output is decoded without special tokens, as OpenAI-compatible servers decode it."""
 
     def __init__(self, model: Any, tokenizer: Any, *, max_new_tokens: int = 256, max_input_tokens: int | None = None,
-                 compat: str | None = None) -> None:
+                 compat: str | None = None, prompt_format: str = "alpha-umi", tool_docs: str = "full") -> None:
         self.model, self.tokenizer = model.eval(), tokenizer
         self.max_new_tokens, self.compat = max_new_tokens, compat
-        self.format = PromptFormat(tokenizer, compat, max_input_tokens)
+        self.format = PromptFormat(tokenizer, compat, max_input_tokens, prompt_format, tool_docs)
 
     @classmethod
-    def from_run(cls, run: str | Path, role: str, **kwargs: Any) -> "TransformersModel":
+    def from_run(cls, run: str | Path, role: str, step: int | None = None, **kwargs: Any) -> "TransformersModel":
+        """The run's model for `role` (at checkpoint `step` when given), prompts as it was trained."""
         from umi_train import load_role
 
-        model, tokenizer = load_role(run, role)
-        record = glpft_record(run) if (Path(run) / GLPFT_FILE).is_file() else {}  # sft runs have none
-        return cls(model, tokenizer, compat=record.get("config", {}).get("compat"), **kwargs)
+        model, tokenizer = load_role(run, role, step)
+        config = run_config(run)
+        return cls(model, tokenizer, compat=config.get("compat"), prompt_format=config.get("prompt_format", "alpha-umi"),
+                   tool_docs=config.get("tool_docs", "full"), **kwargs)
 
     def encode(self, prompt: str) -> list[int]:
-        """The prompt's token ids as in training, cut from the left to leave room for the output."""
-        from umi_train import encode_prompt
-
-        return encode_prompt(self.format.text(prompt, self.max_new_tokens), self.tokenizer)
+        """The prompt's token ids as in training (the run's compat mode and prompt format), cut
+        from the left to leave room for the output."""
+        return self.format.ids(prompt, self.max_new_tokens)
 
     def decode(self, new_ids: Sequence[int]) -> str:
         """The text of generated ids up to the first EOS (in a batch, a row that stopped early
@@ -200,12 +231,13 @@ def glpft_record(run: str | Path) -> dict[str, Any]:
     return orjson.loads(path.read_bytes())
 
 
-def role_models(run: str | Path, **kwargs: Any) -> dict[str, TransformersModel]:
+def role_models(run: str | Path, step: int | None = None, **kwargs: Any) -> dict[str, TransformersModel]:
     """The models a GLPFT run trained, by role: `backbone` alone for the Single-LLM baseline
-    (`--variant single`), else the α-UMi planner, caller and summarizer."""
+    (`--variant single`), else the α-UMi planner, caller and summarizer; with `step`, each at
+    its checkpoint of that step (learning curves)."""
     from umi_train.load import agent_roles
 
-    return {role: TransformersModel.from_run(run, role, **kwargs) for role in agent_roles(glpft_record(run)["variant"])}
+    return {role: TransformersModel.from_run(run, role, step, **kwargs) for role in agent_roles(glpft_record(run)["variant"])}
 
 
-__all__ = ["PromptFormat", "RunNotFoundError", "generate_all", "ordered_map", "glpft_record", "role_models", "ReplayMiss", "ReplayModel", "ScriptedModel", "TransformersModel"]
+__all__ = ["PromptFormat", "run_config", "RunNotFoundError", "generate_all", "ordered_map", "glpft_record", "role_models", "ReplayMiss", "ReplayModel", "ScriptedModel", "TransformersModel"]

@@ -67,20 +67,26 @@ def read_tasks(path: Path, limit: int | None = None) -> list[dict[str, Any]]:
 
 
 def play(agent: MultiAgent | SingleAgent, tasks: Iterable[dict[str, Any]], observation_chars: int = OBSERVATION_CHARS,
-         concurrency: int = 1, on_episode: Callable[[int, Episode], None] | None = None) -> list[Episode]:
+         concurrency: int = 1, on_episode: Callable[[int, Episode], None] | None = None, batch: int = 1) -> list[Episode]:
     """One episode per task, in task order; `concurrency` episodes at once (against a server:
-    each episode is deterministic, so the episodes are those of a sequential run). `on_episode`
-    gets (task index, episode) as soon as each finishes."""
+    each episode is deterministic, so the episodes are those of a sequential run), or `batch`
+    episodes at once whose waiting model calls are generated together (`umi_agent.batching`:
+    one left-padded batch per role for a local model). `on_episode` gets (task index, episode)
+    as soon as each finishes."""
 
-    def episode(numbered: tuple[int, dict[str, Any]]) -> Episode:
-        index, task = numbered
+    def episode(player: MultiAgent | SingleAgent, index: int, task: dict[str, Any]) -> Episode:
         registry = synthetic_registry(task["tools"], observation_chars)
-        done = run_episode(agent, task["instruction"], registry, episode_id=task["id"], meta={"task_id": task["id"]})
+        done = run_episode(player, task["instruction"], registry, episode_id=task["id"], meta={"task_id": task["id"]})
         if on_episode is not None:
             on_episode(index, done)
         return done
 
-    return ordered_map(episode, enumerate(tasks), concurrency)
+    tasks = list(tasks)
+    if batch > 1:
+        from umi_agent.batching import play_batched
+
+        return play_batched(agent, tasks, episode, batch)
+    return ordered_map(lambda numbered: episode(agent, *numbered), enumerate(tasks), concurrency)
 
 
 def episode_metrics(tasks: Sequence[dict[str, Any]], episodes: Sequence[Episode]) -> dict[str, Any]:
@@ -165,7 +171,7 @@ def write_corpus(out: Path) -> Path:
 
 
 def play_into(agent: MultiAgent | SingleAgent, tasks: Sequence[dict[str, Any]], out: Path, concurrency: int = 1,
-              progress: Progress | None = None) -> dict[str, Any]:
+              progress: Progress | None = None, batch: int = 1) -> dict[str, Any]:
     """Play every task, logging the episodes under `out` as they finish; the corpus and metrics."""
     with EpisodeLog(out / EPISODES) as log:
         def finished(index: int, episode: Episode) -> None:
@@ -173,7 +179,7 @@ def play_into(agent: MultiAgent | SingleAgent, tasks: Sequence[dict[str, Any]], 
             if progress is not None:
                 progress.done()
 
-        episodes = play(agent, tasks, concurrency=concurrency, on_episode=finished)
+        episodes = play(agent, tasks, concurrency=concurrency, on_episode=finished, batch=batch)
     return {"corpus": str(write_corpus(out)), **episode_metrics(tasks, episodes)}
 
 
@@ -213,6 +219,9 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--limit", type=int, default=None, metavar="N", help="play only the first N tasks")
     parser.add_argument("--max-steps", type=int, default=DEFAULT_MAX_STEPS, metavar="N", help="planner decisions per episode")
     parser.add_argument("--max-new-tokens", type=int, default=128, metavar="N", help="tokens a model may write per call")
+    parser.add_argument("--batch-size", type=int, default=1, metavar="N",
+                        help="local runs: play N episodes at once and generate their waiting model calls together "
+                             "(one left-padded batch per role; greedy, so the same episodes as one at a time, faster)")
     parser.add_argument("--force", action="store_true", help="write into a non-empty --out that this command did not write, beside its files")
     add_server_arguments(parser)
     add_toolbench_arguments(parser)
@@ -247,7 +256,8 @@ def run_all(args: argparse.Namespace, tasks: Sequence[dict[str, Any]]) -> dict[s
         claim.sweep()
         for name, where, make_agent, concurrency in agents:
             progress = Progress(len(tasks), f"episodes of {name}", prog=PROG, quiet=args.quiet)
-            metrics[name] = {"run": where, **play_into(make_agent(), tasks, args.out / name, concurrency, progress)}
+            batch = getattr(args, "batch_size", 1) if where != args.server else 1
+            metrics[name] = {"run": where, **play_into(make_agent(), tasks, args.out / name, concurrency, progress, batch)}
             write_json(args.out / METRICS, metrics)
     return metrics
 

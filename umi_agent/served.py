@@ -135,7 +135,8 @@ def prompt_format(directory: Path | None) -> PromptFormat:
     if not directory.is_dir():
         raise ServerError(f"--tokenizer {directory}: no such directory")
     card = read_json(directory / MODEL_FILE) or {}
-    return PromptFormat(AutoTokenizer.from_pretrained(directory), card.get("compat"))
+    return PromptFormat(AutoTokenizer.from_pretrained(directory), card.get("compat"), prompt_format=card.get("prompt_format", "alpha-umi"),
+                        tool_docs=card.get("tool_docs", "full"))
 
 
 def server_requested(args: argparse.Namespace) -> bool:

@@ -23,6 +23,8 @@ from typing import Any, Callable
 
 from umi_train.config import UsageError
 
+#: options added after runs were recorded without them: a missing one reads as its default
+ADDED_DEFAULTS: dict[str, Any] = {"prompt_format": "alpha-umi", "tool_docs": "full"}
 CHECKPOINT = re.compile(r"^checkpoint-(\d+)$")
 REQUIRED = ("trainer_state.json", "optimizer.pt", "scheduler.pt")
 WEIGHT_SUFFIXES = (".safetensors", ".bin")
@@ -117,7 +119,7 @@ def same_training(recorded: dict[str, Any], current: dict[str, Any]) -> bool:
     the run directory, which moves with it)."""
     keys = (recorded.keys() | current.keys()) - {"out"}
     for key in keys:
-        a, b = recorded.get(key), current.get(key)
+        a, b = recorded.get(key, ADDED_DEFAULTS.get(key)), current.get(key, ADDED_DEFAULTS.get(key))
         if a == b:
             continue
         if key in ("model", "corpus") and all(isinstance(v, str) for v in (a, b, recorded.get("out"), current.get("out"))):

@@ -42,6 +42,8 @@ class TrainOptions(BaseModel):
     weight_decay: float = Field(default=0.0, ge=0, description="AdamW weight decay")
     max_length: int | None = Field(default=None, ge=8, description="longest training sequence in tokens (inputs are truncated from the left); default and upper bound: the smaller of 4096 and the model's position limit")
     compat: Literal["alpha-umi"] | None = Field(default=None, description="alpha-umi: the official recipe ('system: ' + input, target + literal '</s>')")
+    prompt_format: Literal["alpha-umi", "chat"] = Field(default="alpha-umi", description="alpha-umi: the role prompts as raw text (the paper's format); chat: each example rendered through the base model's chat template (user message, assistant target; loss on the assistant part only). Recorded in run.json; predict and run use the format a run was trained with")
+    tool_docs: Literal["full", "compact"] = Field(default="full", description="full: the tool documentation as α-UMi writes it (one JSON object per tool); compact: one line per tool and one per parameter (fewer tokens). Recorded in run.json; predict and run render prompts the same way")
     padding: Literal["packed", "dynamic", "max-length"] = Field(default="packed", description="packed: each batch as one padding-free row, position ids restarting per example (used when the model's attention keeps packed examples apart, else dynamic); dynamic: pad each batch to its longest example; max-length: pad every example to --max-length (the official recipe). Batches are grouped by length except with max-length")
     gradient_checkpointing: bool = Field(default=False, description="recompute activations in the backward pass (less memory for long sequences, ~30% more compute)")
     bf16: bool = Field(default=False, description="bfloat16 mixed precision (default: on a GPU that supports it; on CPU only when asked)")
@@ -57,6 +59,7 @@ class TrainOptions(BaseModel):
     save_steps: int = Field(default=50, ge=1, description="write a resumable checkpoint every N steps")
     save_total_limit: int = Field(default=3, ge=1, description="checkpoints kept")
     logging_steps: int = Field(default=1, ge=1, description="record the training loss every N steps")
+    report_to: tuple[str, ...] | None = Field(default=None, description="where the Trainer also logs: any report_to value transformers knows (tensorboard, wandb, mlflow, trackio, all...); default none. Every run writes its loss curve as RUN/loss.png either way")
     seed: int = Field(default=0, description="seed of initialisation, data order and dropout")
     quiet: bool = Field(default=False, description="no progress output: no bar on a terminal, no progress lines otherwise")
 
@@ -64,6 +67,8 @@ class TrainOptions(BaseModel):
     def _one_precision(self) -> "TrainOptions":
         if self.bf16 and self.fp16:
             raise ValueError("--bf16 and --fp16 exclude each other; give one")
+        if self.compat is not None and self.prompt_format == "chat":
+            raise ValueError("--compat alpha-umi is the official raw-text recipe; it does not combine with --prompt-format chat")
         return self
 
     @field_validator("target_modules")

@@ -92,14 +92,16 @@ def split_eval(rows: list[dict[str, Any]], fraction: float, max_eval: int = 0) -
     return Selection(train, evaluated, held)
 
 
-def encode_rows(rows: list[dict[str, Any]], tokenizer: Any, max_length: int, compat: str | None) -> Any:
+def encode_rows(rows: list[dict[str, Any]], tokenizer: Any, max_length: int, compat: str | None, prompt_format: str = "alpha-umi",
+                tool_docs: str = "full") -> Any:
     """A `datasets.Dataset` of input_ids, labels, length (for length grouping), truncated (input
     tokens cut to fit) and example_id."""
     import datasets
 
     columns: dict[str, list[Any]] = {"input_ids": [], "labels": [], "length": [], "truncated": [], "example_id": []}
     for row in rows:
-        encoded = encode(row["input"], row["target"], tokenizer, max_length, compat=compat, example_id=row["example_id"])
+        encoded = encode(row["input"], row["target"], tokenizer, max_length, compat=compat, prompt_format=prompt_format,
+                         tool_docs=tool_docs, example_id=row["example_id"])
         for name in ("input_ids", "labels", "truncated"):
             columns[name].append(encoded[name])
         columns["length"].append(len(encoded["input_ids"]))

@@ -6,11 +6,18 @@ generation time (prompt tokens, then generated tokens), so no token straddles th
 When the example is too long the input loses tokens from its start (the official recipe
 truncates from the left: the end of the history matters most); the target is never cut, and an
 example whose target alone does not fit raises instead of training on nothing.
+
+`prompt_format="chat"` renders the prompt through the model's chat template (`umi_train.chat`):
+the ids are the template's text up to the assistant header, then the target and the EOS token
+that ends the template's assistant turn; an over-long prompt loses tokens from the start of the
+user message (the template's own tokens are kept). The labels are made here either way.
 """
 
 from __future__ import annotations
 
 from typing import Any, Literal
+
+from umi_train.chat import ChatTemplateError, chat_prompt, check_assistant_end, check_format, render_tools, user_content
 
 IGNORE_INDEX = -100
 ALPHA_UMI_SYSTEM_PREFIX = "system: "
@@ -49,19 +56,54 @@ def _target_ids(tokenizer: Any, target: str, compat: str | None, example_id: str
     return _text_ids(tokenizer, target) + [eos]
 
 
-def encode_prompt(input: str, tokenizer: Any, *, compat: Literal["alpha-umi"] | None = None) -> list[int]:
+def _check_modes(compat: str | None, prompt_format: str) -> None:
+    check_format(prompt_format)
+    if compat not in (None, "alpha-umi"):
+        raise ValueError(f"unknown compat mode {compat!r}; expected None or 'alpha-umi'")
+    if compat is not None and prompt_format == "chat":
+        raise ValueError("compat alpha-umi is the official raw-text recipe; it does not combine with prompt format chat")
+
+
+def encode_prompt(input: str, tokenizer: Any, *, compat: Literal["alpha-umi"] | None = None, prompt_format: str = "alpha-umi",
+                  tool_docs: str = "full") -> list[int]:
     """The token ids a model trained by umi sees before generating: BOS (if the tokenizer uses
-    one) and the prompt, as in training (without truncation)."""
+    one) and the prompt, as in training (without truncation); in chat format the chat
+    template's text up to the assistant header (the template writes its own BOS)."""
+    _check_modes(compat, prompt_format)
+    input = render_tools(input, tool_docs)
+    if prompt_format == "chat":
+        return _text_ids(tokenizer, chat_prompt(user_content(input), tokenizer))
     prompt = ALPHA_UMI_SYSTEM_PREFIX + input if compat == "alpha-umi" else input
     return _bos_ids(tokenizer) + _text_ids(tokenizer, prompt)
 
 
-def fit_prompt(input: str, tokenizer: Any, max_tokens: int, *, compat: Literal["alpha-umi"] | None = None) -> str:
-    """The prompt text a model is given (the compat prefix included) whose `encode_prompt` fits
-    `max_tokens`: cut from the left, as training cuts, at a token boundary of the text.
+def _fit_chat(input: str, tokenizer: Any, room: int, example_id: str) -> tuple[str, int]:
+    """(the chat prompt text whose ids fit `room`, user-message tokens cut from its start)."""
+    content, cut = user_content(input), 0
+    text = chat_prompt(content, tokenizer)
+    over = len(_text_ids(tokenizer, text)) - room
+    while over > 0:
+        offsets = tokenizer(content, add_special_tokens=False, return_offsets_mapping=True)["offset_mapping"]
+        if over >= len(offsets):
+            raise EncodingError(f"{example_id}: the chat template's own tokens and the target leave no room for the prompt; raise --max-length")
+        content, cut = content[offsets[over][0]:], cut + over
+        text = chat_prompt(content, tokenizer)
+        over = len(_text_ids(tokenizer, text)) - room
+    return text, cut
+
+
+def fit_prompt(input: str, tokenizer: Any, max_tokens: int, *, compat: Literal["alpha-umi"] | None = None,
+               prompt_format: str = "alpha-umi", tool_docs: str = "full") -> str:
+    """The prompt text a model is given (the compat prefix included; in chat format the rendered
+    template) whose `encode_prompt` fits `max_tokens`: cut from the left, as training cuts, at a
+    token boundary of the text.
 
     Cutting the text rather than the ids lets a server that tokenizes the text itself (an
     OpenAI-compatible endpoint) see exactly the tokens a local model sees: both encode this text."""
+    _check_modes(compat, prompt_format)
+    input = render_tools(input, tool_docs)
+    if prompt_format == "chat":
+        return _fit_chat(input, tokenizer, max_tokens, "<prompt>")[0]
     text = ALPHA_UMI_SYSTEM_PREFIX + input if compat == "alpha-umi" else input
     room = max(max_tokens - len(_bos_ids(tokenizer)), 1)
     offsets = tokenizer(text, add_special_tokens=False, return_offsets_mapping=True)["offset_mapping"]
@@ -78,22 +120,33 @@ def encode(
     max_length: int,
     *,
     compat: Literal["alpha-umi"] | None = None,
+    prompt_format: str = "alpha-umi",
+    tool_docs: str = "full",
     example_id: str = "<example>",
 ) -> dict[str, Any]:
     """`input_ids` and `labels` (-100 except on the target and its EOS) of one example, and
     `truncated`: how many input tokens were cut from the start to fit `max_length`."""
-    if compat not in (None, "alpha-umi"):
-        raise ValueError(f"unknown compat mode {compat!r}; expected None or 'alpha-umi'")
-    bos, target_ids = _bos_ids(tokenizer), _target_ids(tokenizer, target, compat, example_id)
+    _check_modes(compat, prompt_format)
+    input = render_tools(input, tool_docs)
+    chat = prompt_format == "chat"
+    bos, target_ids = ([] if chat else _bos_ids(tokenizer)), _target_ids(tokenizer, target, compat, example_id)
     room = max_length - len(bos) - len(target_ids)
     if room < 0:
         raise EncodingError(
             f"{example_id}: the target alone is {len(target_ids)} tokens (with EOS{' and BOS' if bos else ''}), "
             f"more than max_length {max_length}; raise --max-length or drop the example"
         )
-    input_ids = encode_prompt(input, tokenizer, compat=compat)[len(bos):]
-    truncated = max(0, len(input_ids) - room)
-    prefix = bos + input_ids[truncated:]
+    if chat:
+        try:
+            check_assistant_end(tokenizer)
+        except ChatTemplateError as exc:
+            raise EncodingError(f"{example_id}: {exc}") from None
+        text, truncated = _fit_chat(input, tokenizer, room, example_id)
+        prefix = _text_ids(tokenizer, text)
+    else:
+        input_ids = encode_prompt(input, tokenizer, compat=compat)[len(bos):]
+        truncated = max(0, len(input_ids) - room)
+        prefix = bos + input_ids[truncated:]
     encoded = {"input_ids": prefix + target_ids, "labels": [IGNORE_INDEX] * len(prefix) + target_ids}
     check_labels(encoded, tokenizer.eos_token_id, example_id)
     return {**encoded, "truncated": truncated}

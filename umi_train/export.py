@@ -41,6 +41,8 @@ class ExportConfig(BaseModel):
     out: Path = Field(description="directory to write (new, empty, or a previous export)")
     max_length: int = Field(default=4096, ge=8, description="longest sequence in tokens, as in training (inputs are truncated from the left)")
     compat: Literal["alpha-umi"] | None = Field(default=None, description="alpha-umi: the official recipe ('system: ' + input, target + literal '</s>')")
+    prompt_format: Literal["alpha-umi", "chat"] = Field(default="alpha-umi", description="alpha-umi: raw role prompts; chat: through the tokenizer's chat template, as `sft --prompt-format chat` trains")
+    tool_docs: Literal["full", "compact"] = Field(default="full", description="full or compact tool documentation, as `sft --tool-docs`")
 
 
 def load_tokenizer(model: Path, gguf_file: str | None = None) -> Any:
@@ -49,12 +51,13 @@ def load_tokenizer(model: Path, gguf_file: str | None = None) -> Any:
     return AutoTokenizer.from_pretrained(model, **({"gguf_file": gguf_file} if gguf_file else {}))
 
 
-def token_record(tokenizer: Any, max_length: int, compat: str | None) -> Any:
+def token_record(tokenizer: Any, max_length: int, compat: str | None, prompt_format: str = "alpha-umi", tool_docs: str = "full") -> Any:
     """The export's record function: an example row -> its `input_ids` and `completion_mask`."""
     from umi_train.encode import IGNORE_INDEX, encode
 
     def record(row: dict[str, Any]) -> dict[str, list[int]]:
-        encoded = encode(row["input"], row["target"], tokenizer, max_length, compat=compat, example_id=row["example_id"])  # type: ignore[arg-type]
+        encoded = encode(row["input"], row["target"], tokenizer, max_length, compat=compat, prompt_format=prompt_format,  # type: ignore[arg-type]
+                         tool_docs=tool_docs, example_id=row["example_id"])
         return {"input_ids": encoded["input_ids"], "completion_mask": [int(label != IGNORE_INDEX) for label in encoded["labels"]]}
 
     return record
@@ -68,14 +71,19 @@ def export_tokens(config: ExportConfig) -> dict[str, Any]:
         raise FileNotFoundError(f"--model {config.model}: no such directory")
     tokenizer = load_tokenizer(config.model, config.gguf_file)
     details = {"tokenizer": {"model": str(config.model), "gguf_file": config.gguf_file, "class": type(tokenizer).__name__,
-                             "vocab_size": len(tokenizer)}, "max_length": config.max_length, "compat": config.compat}
-    return export_variant(config.corpus, config.variant, config.out, FORMAT,
-                          record=token_record(tokenizer, config.max_length, config.compat), details=details)
+                             "vocab_size": len(tokenizer)}, "max_length": config.max_length, "compat": config.compat,
+               "prompt_format": config.prompt_format, "tool_docs": config.tool_docs}
+    record = token_record(tokenizer, config.max_length, config.compat, config.prompt_format, config.tool_docs)
+    return export_variant(config.corpus, config.variant, config.out, FORMAT, record=record, details=details)
 
 
 def main(argv: list[str] | None = None) -> int:
     description = "Write a variant's examples as exactly the token ids umi trains on.\n\n" + __doc__.split("\n\n", 1)[1]
     config = parse_config(ExportConfig, argv, PROG, description)
+    if config.compat is not None and config.prompt_format == "chat":
+        from umi_data.cli import fail
+
+        return fail(PROG, ValueError("--compat alpha-umi is the official raw-text recipe; it does not combine with --prompt-format chat"))
 
     def command() -> int:
         from umi_data.corpus import CorpusNotFoundError

@@ -13,7 +13,8 @@ what they need:
 - `DIR/serve.json`: roles, models, adapters and the launch lines, written last.
 
 Every model directory carries `umi_model.json` with the run's compat mode (the client adds the
-`"system: "` prefix for α-UMi compat runs), and a generation config that stops at the
+`"system: "` prefix for α-UMi compat runs) and prompt format (the client renders a `chat` run's
+prompts through the tokenizer's chat template), and a generation config that stops at the
 tokenizer's EOS, where the local backend stops. Reruns skip merged models already written.
 """
 
@@ -88,7 +89,11 @@ def write_tokenizer(run: Path, role: str, target: Path, card: dict[str, Any]) ->
     tokenizer = AutoTokenizer.from_pretrained(adapter or base)
     tokenizer.save_pretrained(target)
     write_model_card(target, card)
-    sample = "user: What is the weather in Paris?"
+    sample, modes = "user: What is the weather in Paris?", {"prompt_format": card.get("prompt_format", "alpha-umi")}
+    if modes["prompt_format"] == "chat":  # the client sends the rendered template: the server must add no token to it
+        from umi_train.encode import fit_prompt
+
+        return list(tokenizer(fit_prompt(sample, tokenizer, 4096, **modes))["input_ids"]) == encode_prompt(sample, tokenizer, **modes)
     return list(tokenizer(sample)["input_ids"]) == encode_prompt(sample, tokenizer)
 
 
@@ -129,7 +134,8 @@ def prepare(run: Path, out: Path, host: str = "127.0.0.1", port: int = 8000, mer
     plan = role_plan(run)
     record = read_json(run / "glpft.json") or {}
     config = record["config"]
-    source = {"run": str(run), "variant": record["variant"], "compat": config.get("compat")}
+    source = {"run": str(run), "variant": record["variant"], "compat": config.get("compat"),
+              "prompt_format": config.get("prompt_format", "alpha-umi"), "tool_docs": config.get("tool_docs", "full")}
     with claim_out_dir(out, SERVE_OUTPUT, extra_owns=[entry["part"] for entry in plan.values()]):  # policy + lock
         return _write_serving(run, out, plan, config, source, host, port, merged)
 

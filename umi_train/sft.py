@@ -6,6 +6,7 @@ when the run starts so that `--resume` can refuse to continue with different opt
     RUN/config.json        resolved config (written first)
     RUN/checkpoints/       Trainer checkpoints (adapter, optimizer, scheduler, RNG states)
     RUN/adapter/           the final adapter and the tokenizer
+    RUN/loss.png           training and held-out loss against the step
     RUN/run.json           config, corpus manifest sha256, base model identity, versions,
                            loss history, eval loss, world size, adapter digest per rank
 """
@@ -25,6 +26,7 @@ from umi_train import dist
 from umi_train.checkpoints import checkpoints_newest_first, resumable_checkpoint, same_training
 from umi_train.config import SFTConfig, TrainOptions, UsageError, parse_config, run_cli
 from umi_train.data import Selection, check_corpus, encode_rows, position_limit, resolve_max_length, select_examples, split_eval
+from umi_train.plots import LOSS_PLOT, run_loss_plot
 from umi_train.lora import adapter_state, attach_lora, describe, load_base, lora_report, lora_tensors
 from umi_train.provenance import RUN_FILE, corpus_identity, model_identity, read_json, tensors_sha256, versions, write_run
 
@@ -33,8 +35,8 @@ CONFIG_FILE = "config.json"
 CHECKPOINTS = "checkpoints"
 ADAPTER = "adapter"
 #: options that do not change what is trained (a run may be resumed with others)
-_RUN_ONLY = {"resume", "quiet", "stage1_from"}
-SFT_OUTPUT = Output(command=PROG, markers=(RUN_FILE, CONFIG_FILE), owns=(CONFIG_FILE, CHECKPOINTS, ADAPTER, RUN_FILE))
+_RUN_ONLY = {"resume", "quiet", "stage1_from", "report_to"}
+SFT_OUTPUT = Output(command=PROG, markers=(RUN_FILE, CONFIG_FILE), owns=(CONFIG_FILE, CHECKPOINTS, ADAPTER, RUN_FILE, LOSS_PLOT))
 
 
 def roles_of(role: str) -> tuple[str, ...]:
@@ -124,7 +126,7 @@ def training_arguments(config: SFTConfig, prepared: Prepared) -> Any:
         max_steps=config.max_steps or -1, num_train_epochs=config.epochs,
         logging_steps=config.logging_steps, save_strategy="steps", save_steps=config.save_steps,
         save_total_limit=config.save_total_limit, eval_strategy="steps" if prepared.eval is not None else "no",
-        eval_steps=config.eval_steps or config.save_steps, report_to="none", disable_tqdm=not progress_bar(config),
+        eval_steps=config.eval_steps or config.save_steps, report_to=list(config.report_to or ["none"]), disable_tqdm=not progress_bar(config),
         remove_unused_columns=False, label_names=["labels"], length_column_name="length",
         train_sampling_strategy="random" if prepared.padding == "max-length" else "group_by_length",
         include_num_input_tokens_seen="all" if prepared.padding == "packed" else "non_padding",
@@ -140,19 +142,27 @@ def progress_bar(config: SFTConfig) -> bool:
 
 
 def build_trainer(config: SFTConfig, prepared: Prepared) -> Any:
-    """A `Trainer` with umi's collation (packed, or padded per `--padding`)."""
-    from transformers import Trainer
+    """A `Trainer` with umi's collation (packed, or padded per `--padding`) and an example order
+    fixed by seed and epoch (`umi_train.sampling`: resuming from any checkpoint is exact)."""
     from transformers.trainer_callback import PrinterCallback
+
+    from umi_train.sampling import UmiTrainer as Trainer
 
     from umi_train.collate import make_collator
     from umi_train.progress import ProgressLines
 
     lines = [] if config.quiet or progress_bar(config) else [ProgressLines(PROG, f"{config.role} (split {config.split})")]
-    trainer = Trainer(
-        model=prepared.model, args=training_arguments(config, prepared), train_dataset=prepared.train,
-        eval_dataset=prepared.eval, data_collator=make_collator(prepared.tokenizer, prepared.padding, prepared.max_length),
-        processing_class=prepared.tokenizer, callbacks=lines,
-    )
+    try:
+        trainer = Trainer(
+            model=prepared.model, args=training_arguments(config, prepared), train_dataset=prepared.train,
+            eval_dataset=prepared.eval, data_collator=make_collator(prepared.tokenizer, prepared.padding, prepared.max_length),
+            processing_class=prepared.tokenizer, callbacks=lines,
+        )
+    except (ValueError, RuntimeError, ImportError) as exc:
+        if not config.report_to:
+            raise
+        # an unknown integration, or one whose package is missing (tensorboard, wandb...): the flag's fault
+        raise UsageError(f"--report-to {' '.join(config.report_to)}: {str(exc).splitlines()[0]}") from None
     trainer.remove_callback(PrinterCallback)  # without a bar, Trainer prints every log dict: progress lines replace it
     return trainer
 
@@ -177,8 +187,8 @@ def prepare(config: SFTConfig) -> Prepared:
     rows = select_examples(config.corpus, roles_of(config.role), None if config.split == "all" else config.split)
     selection = split_eval(rows, config.eval_fraction, config.max_eval_examples)
     tokenizer = AutoTokenizer.from_pretrained(config.model)
-    train = encode_rows(selection.train, tokenizer, max_length, config.compat)
-    eval_dataset = encode_rows(selection.eval, tokenizer, max_length, config.compat) if selection.eval else None
+    train = encode_rows(selection.train, tokenizer, max_length, config.compat, config.prompt_format, config.tool_docs)
+    eval_dataset = encode_rows(selection.eval, tokenizer, max_length, config.compat, config.prompt_format, config.tool_docs) if selection.eval else None
     set_seed(config.seed)
     base = load_base(config.model, config.attn_implementation)
     padding, padding_note = choose_padding(config, base)
@@ -268,6 +278,7 @@ def _train_adapter(config: SFTConfig) -> dict[str, Any]:
     record = run_record(config, trainer, prepared, digests, resumed)
     if dist.is_main():
         save_adapter(prepared.model, prepared.tokenizer, config.out, tensors)
+        run_loss_plot(config.out, record)  # before run.json: a complete run has its picture
         write_run(config.out, record)
     dist.barrier()
     return record

@@ -56,6 +56,12 @@ def corpus_texts(corpus: Path) -> Iterator[str]:
             yield row["target"]
 
 
+#: a ChatML-like template on the tiny tokenizer's own tokens (each turn `<s>role\n...</s>\n`), so that
+#: `--prompt-format chat` is tested on the tiny model as on an instruction-tuned one
+CHAT_TEMPLATE = ("{% for message in messages %}<s>{{ message['role'] }}\n{{ message['content'] }}</s>\n{% endfor %}"
+                 "{% if add_generation_prompt %}<s>assistant\n{% endif %}")
+
+
 def train_tokenizer(texts: Iterator[str], vocab_size: int, model_max_length: int) -> Any:
     """A byte-level BPE wrapped as a `PreTrainedTokenizerFast` with Llama's special tokens."""
     from tokenizers import Tokenizer, decoders, models, pre_tokenizers, processors, trainers
@@ -75,6 +81,7 @@ def train_tokenizer(texts: Iterator[str], vocab_size: int, model_max_length: int
     return PreTrainedTokenizerFast(
         tokenizer_object=backend, unk_token="<unk>", bos_token="<s>", eos_token="</s>", pad_token="<pad>",
         model_max_length=model_max_length, padding_side="right", clean_up_tokenization_spaces=False,
+        chat_template=CHAT_TEMPLATE,
     )
 
 
