@@ -49,11 +49,11 @@ def test_the_glaive_file_validates(glaive_file: Path, capsys) -> None:
 
 
 def test_the_glaive_corpus_answers_duckdb_queries(glaive_corpus: Path) -> None:
-    out = json.loads(run_query([str(glaive_corpus)], "select count(*) as n, count(distinct name) as tools from tool_calls", "json"))
+    out = json.loads(run_query([str(glaive_corpus)], "select count(*) as n, count(distinct name) as tools from tool_calls", "json").text)
     assert out[0]["n"] == 211 and out[0]["tools"] > 20
     sql = "select count(*) as n from trajectories where cast(meta->>'user_turns' as integer) > 1"
-    assert json.loads(run_query([str(glaive_corpus)], sql, "json"))[0]["n"] == 225  # multi-turn chats, one trajectory each
-    later = json.loads(run_query([str(glaive_corpus)], "select count(*) as n from turns where role = 'user' and index > 0", "json"))
+    assert json.loads(run_query([str(glaive_corpus)], sql, "json").text)[0]["n"] == 225  # multi-turn chats, one trajectory each
+    later = json.loads(run_query([str(glaive_corpus)], "select count(*) as n from turns where role = 'user' and index > 0", "json").text)
     assert later[0]["n"] == 746 - 300
 
 

@@ -242,7 +242,7 @@ def test_a_directory_with_only_a_file_named_manifest_is_not_a_corpus(tmp_path: P
         (mine / "manifest.json").write_text(manifest)
         before = files(mine)
         assert build(mine) == 2
-        assert "was not written by `python -m umi_data build`" in one_line(capsys)
+        assert "was not written by `umi-data build`" in one_line(capsys)
         assert files(mine) == before
 
 

@@ -603,7 +603,14 @@ def test_build_real_runs(shared_data: Path, tmp_path: Path) -> None:
     assert result.manifest["counts"]["hallucinated_calls"] == 5
 
 
-def test_validate_fixture_and_real_runs(shared_data: Path) -> None:
-    from umi_data.schema_docs import validate_files
+def test_validate_fixture_and_real_runs(shared_data: Path, tmp_path: Path) -> None:
+    """No schema problem in the real runs; what validate reports is exactly what build rejects."""
+    from umi_data.build import BuildConfig, build_corpus
+    from umi_data.schema_docs import reject_counts, validate_files
 
-    assert validate_files("toolalpaca", [str(FIXTURE), str(shared_data / "toolalpaca" / "instances")]) == (4, [])
+    inputs = [str(FIXTURE), str(shared_data / "toolalpaca" / "instances")]
+    count, problems = validate_files("toolalpaca", inputs)
+    built = build_corpus(BuildConfig(source="toolalpaca", inputs=inputs), tmp_path / "c", progress=False)
+    assert count == 4
+    assert reject_counts(problems) == built.manifest["counts"]["rejected_by_reason"]
+    assert len(problems) == built.manifest["counts"]["rejected"]  # no schema problem besides them

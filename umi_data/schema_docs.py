@@ -89,7 +89,7 @@ def validate_files(source_name: str, paths: Sequence[str]) -> tuple[int, list[Fi
         errors = schema_errors(loaded.value, source.schema, "record" if one_record else "file")
         problems.extend(FileProblem(shown, e.path, e.message) for e in errors)
         problems.extend(FileProblem(shown, r.locator, f"{r.reason.value}: {r.detail}") for r in build_rejects(source_name, file))
-    return len(files), problems
+    return len(files), list(dict.fromkeys(problems))  # a line that does not parse is both a file problem and a build reject
 
 
 def _json_lines_problems(source: Source, file: InputFile, shown: str) -> list[FileProblem]:
