@@ -193,6 +193,26 @@ def test_sweep_keeps_what_the_command_does_not_own(tmp_path: Path) -> None:
             pass
 
 
+@pytest.mark.parametrize("command,marker", [(["synth", "--n", "2"], "tasks.jsonl"), (["build", "toolbench", "SAMPLE"], "manifest.json")])
+def test_a_marker_file_name_never_makes_a_directory_umis(tmp_path: Path, capsys: pytest.CaptureFixture, command: list, marker: str) -> None:
+    """A user's folder that happens to hold a file with the name a command writes last keeps
+    every file: the command refuses it (no lock, no record), with --force too where it would
+    replace one."""
+    from importlib.resources import files
+
+    sample = files("umi_data") / "samples" / "toolbench" / "answer"
+    out = tmp_path / "mine"
+    (out / "answer").mkdir(parents=True)
+    (out / "answer" / "my_notes.txt").write_text("mine")
+    (out / "local").mkdir()
+    (out / "local" / "my.parquet").write_text("mine")
+    (out / marker).write_text("{}\n")
+    argv = [str(sample) if a == "SAMPLE" else a for a in command]
+    assert main([*argv, "--out", str(out)]) == 2
+    assert "was not written by" in capsys.readouterr().err
+    assert sorted(p.relative_to(out).as_posix() for p in out.rglob("*") if p.is_file()) == ["answer/my_notes.txt", "local/my.parquet", marker]
+
+
 def test_synth_replaces_its_own_output_and_refuses_others(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
     out = tmp_path / "s"
     assert main(["synth", "--n", "3", "--out", str(out)]) == 0

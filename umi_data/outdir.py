@@ -61,7 +61,7 @@ class Output:
     """What one command writes into its output directory."""
 
     command: str  # e.g. "umi-data build": named in messages and in the lock file (compared as `cli.program` spells it, so a lock written as "python -m umi_data build" is the same command)
-    markers: tuple[str, ...]  # files that only this command writes (a directory it made before locks existed)
+    markers: tuple[str, ...]  # files a complete run of this command leaves (an interrupted one lacks them); never proof of ownership
     owns: tuple[str, ...]  # top-level names (files or directories) the command writes
     #: For a command that records what it wrote (the lock's `files`, with hashes): reads the
     #: record an older umi left in its own marker (a corpus manifest's file hashes), None when
@@ -165,11 +165,10 @@ def previous_owns(path: Path, output: Output, force: bool = False, owns: Iterabl
         return {str(name) for name in record.get("owns", [])}
     if not [entry for entry in os.listdir(path) if entry != LOCK_FILE]:
         return set()
-    if output.legacy_record is not None:
-        if output.legacy_record(path) is not None:
-            return set(output.owns)
-    elif any((path / marker).exists() for marker in output.markers):
-        return set(output.owns)
+    if output.legacy_record is not None and output.legacy_record(path) is not None:
+        return set(output.owns)  # an older umi's record of what it wrote (a corpus manifest's file hashes)
+    # A marker file's name alone proves nothing (a user's tasks.jsonl or run.json): without umi's
+    # lock or record the directory is not umi's, and nothing in it is swept.
     if not force:
         raise OutDirError(
             f"{path}: exists, is not empty and was not written by `{output.command}` (umi has no record of it); "
