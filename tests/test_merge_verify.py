@@ -13,18 +13,9 @@ from typing import Callable
 import pytest
 
 from umi_data.__main__ import main
+from test_outdir import files, one_line  # noqa: E402  (the same helpers, one copy)
 
 SAMPLE = resources.files("umi_data") / "samples" / "toolbench" / "answer"
-
-
-def files(directory: Path) -> dict[str, bytes]:
-    return {p.relative_to(directory).as_posix(): p.read_bytes() for p in sorted(directory.rglob("*")) if p.is_file()}
-
-
-def one_line(capsys: pytest.CaptureFixture) -> str:
-    err = capsys.readouterr().err
-    assert len(err.strip().splitlines()) == 1 and "Traceback" not in err, err
-    return err
 
 
 def shard(inputs: str, out: Path, spec: str, *extra: str) -> int:

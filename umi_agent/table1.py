@@ -104,6 +104,8 @@ def bar_chart(table: list[dict[str, Any]], path: Path, title: str) -> Path:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
+    from umi_train.plots import save_figure
+
     figure, axes = plt.subplots(figsize=(10, 5))
     width = 0.8 / max(len(table), 1)
     for index, row in enumerate(table):
@@ -119,12 +121,7 @@ def bar_chart(table: list[dict[str, Any]], path: Path, title: str) -> Path:
     axes.set_title(title)
     axes.legend(fontsize="small", ncols=3, loc="upper center", bbox_to_anchor=(0.5, -0.08), frameon=False)
     figure.tight_layout()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp.png")
-    figure.savefig(tmp, dpi=120)
-    plt.close(figure)
-    tmp.replace(path)
-    return path
+    return save_figure(figure, path, dpi=120)
 
 
 __all__ = ["COLUMNS", "ROW_ORDER", "bar_chart", "markdown", "rows", "wilson"]

@@ -14,7 +14,7 @@ from typing import IO, Any, Iterable
 
 import orjson
 
-from umi_data.outdir import atomic_open, atomic_path  # noqa: F401  (the one atomic writer, re-exported)
+from umi_data.outdir import atomic_open, atomic_path, sha256_of  # noqa: F401  (the one atomic writer, re-exported)
 
 PARQUET_OPTIONS = {"compression": "zstd", "write_statistics": True}
 
@@ -25,12 +25,7 @@ def write_json(path: Path, value: Any) -> None:
         handle.write(orjson.dumps(value, option=orjson.OPT_INDENT_2) + b"\n")
 
 
-def sha256_file(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
+sha256_file = sha256_of  # one streaming sha256 of a file, shared with the output-directory records
 
 
 def file_entry(path: Path, **extra: Any) -> dict[str, Any]:

@@ -12,13 +12,13 @@ from typing import Any, Sequence
 LOSS_PLOT = "loss.png"
 
 
-def save_figure(figure: Any, path: Path) -> Path:
+def save_figure(figure: Any, path: Path, dpi: int = 110) -> Path:
     """Write a matplotlib figure as a PNG atomically (a temporary file renamed) and close it."""
     import matplotlib.pyplot as plt
 
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.tmp.png")
-    figure.savefig(tmp, dpi=110)
+    figure.savefig(tmp, dpi=dpi)
     plt.close(figure)
     tmp.replace(path)
     return path
