@@ -263,8 +263,8 @@ def parse_scale(argv: list[str] | None) -> tuple[argparse.Namespace, Scale]:
     parser.add_argument("--out", type=Path, default=Path("reproduce-out"), metavar="DIR", help="where everything is written")
     parser.add_argument("--scale", choices=SCALES, default="cpu", help="preset sizes; the options below override single values")
     parser.add_argument("--fresh", action="store_true", help="delete --out first (default: skip the steps already complete)")
-    parser.add_argument("--rows", type=parse_rows, default=ROW_ORDER, metavar="V,V",
-                        help=f"which Table 1 rows to train and evaluate, comma-separated (default all five: {','.join(ROW_ORDER)}); "
+    parser.add_argument("--rows", type=parse_rows, default=",".join(ROW_ORDER), metavar="NAME,NAME",
+                        help="which Table 1 rows to train and evaluate, comma-separated (default: all five rows); "
                              "e.g. single,reuse checks the paper's claim in two fifths of the time")
     for field in fields(Scale):
         kind = str if field.name in CHOICES else (float if field.type in ("float", float) else int)
