@@ -60,3 +60,24 @@ def test_umi_names_cannot_be_replaced(helpdesk) -> None:
         register_source(Source(name="mine", schema="toolbench_answer.schema.json", records_per_file="one", convert=helpdesk.convert), "x", {})
     with pytest.raises(UnknownSourceError, match="helpdesk-log"):
         get_source("nope")
+
+
+def test_a_registered_source_that_workers_cannot_import_does_not_break_other_builds(tmp_path: Path) -> None:
+    """A source registered in this process whose module a fresh worker process cannot import
+    (defined in a notebook cell, or a path since removed) is not sent to the workers of a build
+    that reads another source."""
+    from umi_data import sources
+
+    def convert(record, ctx):  # a local function: a spawned worker cannot unpickle it
+        return None
+
+    register_source(Source(name="unimportable-here", schema="unimportable.schema.json", records_per_file="records",
+                           convert=convert), "only in this process")
+    try:
+        from importlib import resources
+
+        sample = resources.files("umi_data") / "samples" / "toolbench" / "answer"
+        result = build_corpus(BuildConfig(source="toolbench", inputs=[str(sample)]), tmp_path / "c", progress=False, workers=2)
+        assert result.manifest["counts"]["accepted"] > 0
+    finally:
+        sources._REGISTERED.pop("unimportable-here", None)

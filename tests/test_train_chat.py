@@ -150,6 +150,6 @@ def test_report_to_passes_through_to_transformers(model, corpus, tmp_path, capsy
     else:  # the integration exists but its package does not: one line naming the flag, nothing trained
         assert sft.main(args) == 2
         err = capsys.readouterr().err.strip().splitlines()
-        assert err[-1].startswith("python -m umi_train.sft: error: --report-to tensorboard:") and "tensorboard" in err[-1]
+        assert err[-1].startswith("umi-train sft: error: --report-to tensorboard:") and "tensorboard" in err[-1]
     assert sft.main(sft_args(model, corpus, tmp_path / "bad", role="planner", max_steps=1, report_to="no-such-logger")) == 2
     assert "--report-to no-such-logger" in capsys.readouterr().err

@@ -22,7 +22,7 @@ from typing import Any, Sequence
 
 from umi_data.cli import Parser, fail
 
-PROG = "python -m umi_agent.curves"
+PROG = "umi-agent curves"
 CURVES_JSON, CURVES_PNG = "curves.json", "curves.png"
 #: (key in a point, panel title, trial-count key or None for a mean)
 METRICS = (("plan_em", "Plan ACC", "plan_scored"), ("action_em", "Act. EM", "action_scored"), ("f1", "Arg. F1", None),

@@ -229,7 +229,7 @@ class ToolServer:
 def _parser() -> argparse.ArgumentParser:
     from umi_data.cli import Parser
 
-    parser = Parser(prog="python -m umi_agent.toolserver",
+    parser = Parser(prog="umi-agent toolserver",
                     description="Serve a tool response cache with StableToolBench's POST /virtual contract (cache-only by default).")
     parser.add_argument("--cache", required=True, type=Path, metavar="DIR", help="cache directory written by `python -m umi_data tool-cache`, or StableToolBench's tool_response_cache/ "
                              "as it is (indexed once into DIR.umi-index/ beside it)")

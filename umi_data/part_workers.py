@@ -74,13 +74,22 @@ def _converted(tasks: Iterable[PartTask], workers: int) -> Iterator[Part]:
     if workers <= 1:
         yield from map(convert_part, tasks)
         return
+    import itertools
     import multiprocessing
     from concurrent.futures import ProcessPoolExecutor
 
+    tasks = iter(tasks)
+    first = next(tasks, None)
+    if first is None:
+        return
+    tasks = itertools.chain([first], tasks)
+    # Workers get only the registered source this build reads: another one registered in this
+    # process (by a test, a notebook) may not be importable in a fresh process at all.
+    needed = [entry for entry in registered_sources() if entry[0].name == first.source]
     # spawn, not fork: the parent has Arrow's and polars' thread pools running.
     with tempfile.TemporaryDirectory(prefix="umi-parts-") as spool, \
             ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn"), initializer=_start_worker,
-                                initargs=(pa.default_memory_pool().backend_name, registered_sources())) as pool:
+                                initargs=(pa.default_memory_pool().backend_name, needed)) as pool:
         in_flight: deque[Any] = deque()
         try:
             for task in tasks:

@@ -115,7 +115,8 @@ def adopt_part(config: GLPFTConfig, stage: Stage, part: Part) -> Path:
                 raise UsageError(f"--stage1-from: {target} already holds a {part.name} run in progress; resume it without --stage1-from")
             print(f"{PROG}: {stage.name} {part.name} copied from {source}", flush=True)
             with atomic_dir(target) as tmp:
-                shutil.copytree(source, tmp, dirs_exist_ok=True, ignore=shutil.ignore_patterns(".umi-lock", "checkpoints"))
+                # the source's .umi-lock comes along: the record that umi-train sft wrote this part
+                shutil.copytree(source, tmp, dirs_exist_ok=True, ignore=shutil.ignore_patterns("checkpoints"))
     dist.barrier()
     return source
 

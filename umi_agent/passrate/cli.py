@@ -21,7 +21,7 @@ from typing import Any
 from umi_agent.jsonio import InputFileError, encode_json, write_files
 from umi_data.cli import Parser, fail
 
-PROG = "python -m umi_agent.passrate"
+PROG = "umi-agent passrate"
 CONVERT_PROG = f"{PROG} convert"
 SUMMARY = "ToolEval's pass rate (and win rate) of ToolBench answer files, with any OpenAI-compatible judge"
 

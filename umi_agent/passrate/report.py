@@ -63,7 +63,7 @@ def tool_cache_rate(group: Group) -> float | None:
 def score_group(group: Group, args: argparse.Namespace, judge: Any) -> tuple[dict[str, Any], dict[str, list[Verdict]], dict[Path, bytes]]:
     examples = evaluated(group, read_test_ids(args.test_ids, group.name))
     found = verdicts(examples, judge, args.evaluate_times, args.judge_concurrency,
-                     progress=None if args.quiet else f"python -m umi_agent.passrate: {group.name} {group.model}")
+                     progress=None if args.quiet else f"umi-agent passrate: {group.name} {group.model}")
     rows = result_rows(examples, found)
     result = {"model": group.model, "source": group.source, "method": group.method, "converted": len(group.conversion.answers),
               "rejects": [r.model_dump() for r in group.conversion.rejects], "replaced": group.conversion.replaced,
@@ -126,7 +126,7 @@ def run(args: argparse.Namespace, judge: Any) -> int:
     if errors:
         why = ("no judge given (--judge-url URL --judge-model NAME)" if judge is None
                else judge.unreachable or "see summary.json")
-        print(f"python -m umi_agent.passrate: {errors} verdicts missing (scored 0, as ToolEval scores a missing round; "
+        print(f"umi-agent passrate: {errors} verdicts missing (scored 0, as ToolEval scores a missing round; "
               f"an incomplete comparison counts one): {why}",
               file=sys.stderr)
     return 1 if errors else 0

@@ -26,7 +26,7 @@ from umi_data.toolcache.store import DB_FILE, FORMAT, CacheEntry, CacheStore, Ca
 from umi_data.write import write_json
 
 CARD_FILE, APIS_FILE, README = "card.json", "apis.csv", "README.md"
-TOOL_CACHE_OUTPUT = Output("python -m umi_data tool-cache", (DB_FILE,), (DB_FILE, CARD_FILE, APIS_FILE, README))
+TOOL_CACHE_OUTPUT = Output("umi-data tool-cache", (DB_FILE,), (DB_FILE, CARD_FILE, APIS_FILE, README))
 #: A JSON file larger than this is not read (a cache file of one api is rarely over a few MB).
 MAX_FILE_BYTES = 512 * 1024 * 1024
 
