@@ -102,12 +102,9 @@ def prompt(function: str, arguments: dict[str, str]) -> str:
 def first_json_object(text: str, accept: Callable[[dict], None]) -> dict | None:
     """The first JSON object in `text` that `accept` does not reject (model chatter around it,
     a ```json fence, anything)."""
-    decoder = json.JSONDecoder()
-    for match in re.finditer(r"\{", text or ""):
-        try:
-            value, _ = decoder.raw_decode(text, match.start())
-        except ValueError:
-            continue
+    from umi_data.sources.chat_values import embedded_json
+
+    for value, _, _ in embedded_json(text or "", "{"):
         if isinstance(value, dict):
             try:
                 accept(value)

@@ -7,7 +7,8 @@ from __future__ import annotations
 
 import ast
 import json
-from typing import Any
+import re
+from typing import Any, Iterator
 
 from umi_data.core import RejectReason, ToolSpec, find_unstorable
 from umi_data.sources.toolbench import FINISH, NOT_JSON, json_value
@@ -19,6 +20,19 @@ class ChatReject(Exception):
     def __init__(self, reason: RejectReason, detail: str) -> None:
         super().__init__(detail)
         self.reason, self.detail = reason, detail
+
+
+def embedded_json(text: str, openers: str = "[{") -> Iterator[tuple[Any, int, int]]:
+    """Every JSON value that starts at one of `openers` in `text` (prose or markup around it), as
+    (value, start, end), left to right; a start that does not parse, or nests past Python's
+    recursion limit, is skipped."""
+    decoder = json.JSONDecoder()
+    for match in re.finditer(f"[{re.escape(openers)}]", text):
+        try:
+            value, end = decoder.raw_decode(text, match.start())
+        except (ValueError, RecursionError):
+            continue
+        yield value, match.start(), end
 
 
 def parse_tools(value: Any, where: str, python_repr: bool = False) -> list[ToolSpec]:

@@ -24,7 +24,6 @@ FUNCTION RESPONSE: ... ASSISTANT: ...`. How messages become turns: umi_data/sour
 
 from __future__ import annotations
 
-import json
 import re
 from typing import Any
 
@@ -33,6 +32,7 @@ from umi_data.sources.base import Converted, RecordContext, Source
 from umi_data.sources.chat import (
     Call, ChatReject, Message, arguments_text, chat_trajectory, parse_tools, rejecting, scalar_id, text_of,
 )
+from umi_data.sources.chat_values import embedded_json
 from umi_data.sources.toolbench import NOT_JSON, json_value
 
 SOURCE_NAME = "sharegpt_tools"
@@ -116,14 +116,9 @@ def parse_call_text(text: str, where: str) -> tuple[str, tuple[Call, ...]]:
 
 def _trailing_json(text: str) -> tuple[Any, int]:
     """The JSON object or list that ends `text` after some prose, and where it starts."""
-    decoder = json.JSONDecoder()
-    for match in re.finditer(r"[\[{]", text):
-        try:
-            value, end = decoder.raw_decode(text, match.start())
-        except (ValueError, RecursionError):
-            continue
+    for value, start, end in embedded_json(text):
         if not text[end:].strip():
-            return value, match.start()
+            return value, start
     return NOT_JSON, 0
 
 

@@ -19,6 +19,7 @@ from typing import Any
 
 from umi_data.core import ToolSpec
 from umi_data.sources.chat import Call, Message, loads_lenient, parse_tools
+from umi_data.sources.chat_values import embedded_json
 from umi_data.sources.toolbench import NOT_JSON, json_value
 
 _NAME = re.compile(r"\s*([A-Za-z_][\w .\-/]*?)\s*\(")
@@ -27,12 +28,7 @@ _CLOSE = {"(": ")", "[": "]", "{": "}"}
 
 def system_tools(system: str, where: str) -> list[ToolSpec]:
     """The first JSON list of named tool schemas in a system prompt ([] when there is none)."""
-    decoder = json.JSONDecoder()
-    for match in re.finditer(r"\[", system):
-        try:
-            value, _ = decoder.raw_decode(system, match.start())
-        except (ValueError, RecursionError):
-            continue
+    for value, _, _ in embedded_json(system, "["):
         if isinstance(value, list) and value and all(isinstance(v, dict) and "name" in v for v in value):
             return parse_tools(value, f"{where} (tool list)")
     return []
