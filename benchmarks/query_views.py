@@ -18,9 +18,9 @@ from pathlib import Path
 
 import duckdb
 
-from umi_data.corpus_files import REJECT_FIELDS, corpus_files
-from umi_data.duck import connect, view_sql
-from umi_data.examples import ROLE_PATHS
+from umi_data.corpus.files import REJECT_FIELDS, corpus_files
+from umi_data.corpus.duck import connect, view_sql
+from umi_data.rendering.examples import ROLE_PATHS
 
 QUERIES = {
     "count": "select count(*) from trajectories",

@@ -49,7 +49,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 
 
 def default_corpus(work: Path) -> Path:
-    from umi_data.build import BuildConfig, build_corpus
+    from umi_data.building.build import BuildConfig, build_corpus
     from umi_train.testing import sample_answer_dir
 
     if TOOLBENCH_ANSWER.is_dir():

@@ -13,7 +13,7 @@ import argparse
 from pathlib import Path
 
 from umi_data import load_corpus, read_trajectories
-from umi_data.build import BuildConfig, build_corpus
+from umi_data.building.build import BuildConfig, build_corpus
 from umi_data.synth.cli import write_synthetic
 
 

@@ -22,7 +22,7 @@ import json
 from pathlib import Path
 from typing import Any
 
-from umi_data.build import BuildConfig, build_corpus
+from umi_data.building.build import BuildConfig, build_corpus
 from umi_data.core import (
     CallerTurn, ConclusionTurn, ObservationTurn, PlannerTurn, ToolSpec, Trajectory, UserTurn, make_instruction_id,
     make_trajectory_id, outcome_of,

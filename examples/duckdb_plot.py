@@ -1,5 +1,5 @@
 """A DuckDB analysis of a corpus with a plot: tool calls per trajectory by outcome, and the
-most called tools, through `umi_data.duck.connect` (the corpus views: trajectories, turns,
+most called tools, through `umi_data.corpus.duck.connect` (the corpus views: trajectories, turns,
 tool_calls, tools, examples, rejects), drawn with matplotlib into a PNG.
 
     .venv/bin/python examples/duckdb_plot.py CORPUS --out calls.png
@@ -33,7 +33,7 @@ def main(argv: list[str] | None = None) -> int:
     matplotlib.use("Agg")  # no display needed
     import matplotlib.pyplot as plt
 
-    from umi_data.duck import connect
+    from umi_data.corpus.duck import connect
 
     connection = connect(args.corpus)
     per_outcome = connection.execute(

@@ -25,7 +25,7 @@ from typing import Any
 
 def build_shard(config: dict[str, Any], index: int, count: int, directory: str) -> str:
     """One Ray task: shard `index` of `count` into `directory`."""
-    from umi_data.build import BuildConfig, build_corpus
+    from umi_data.building.build import BuildConfig, build_corpus
 
     build_corpus(BuildConfig(**config), Path(directory), progress=False, workers=1, shard=(index, count))
     return directory
@@ -36,8 +36,8 @@ def ray_build(config: dict[str, Any], out: Path, shards: int, work: Path, addres
     """Map the shards over Ray tasks, merge them into `out`; returns the summary line."""
     import ray
 
-    from umi_data.build import summary_line
-    from umi_data.shards import merge_shards
+    from umi_data.building.build import summary_line
+    from umi_data.building.shards import merge_shards
 
     ray.init(address=address, num_cpus=None if address else num_cpus, include_dashboard=False, log_to_driver=False)
     try:

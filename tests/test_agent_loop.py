@@ -12,7 +12,7 @@ from umi_agent.backends import ReplayMiss, ReplayModel, ScriptedModel
 from umi_agent.loop import MultiAgent, SingleAgent, parse_backbone, parse_call, parse_plan, run_episode
 from umi_agent.tools import ReplayExecutor, synthetic_registry
 from umi_data.__main__ import main
-from umi_data.build import BuildConfig, build_corpus
+from umi_data.building.build import BuildConfig, build_corpus
 from umi_data.synth.cli import write_synthetic
 
 N_TASKS = 40

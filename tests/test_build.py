@@ -13,8 +13,8 @@ import jsonschema
 import pyarrow.parquet as pq
 import pytest
 
-from umi_data.build import BuildConfig, build_corpus
-from umi_data.rows import TRAJECTORY_SCHEMA, row_to_document
+from umi_data.building.build import BuildConfig, build_corpus
+from umi_data.corpus.rows import TRAJECTORY_SCHEMA, row_to_document
 from umi_data.sources import discover_files, get_source, read_source
 from umi_data import read_trajectories
 
@@ -98,7 +98,7 @@ def test_failed_build_leaves_no_manifest_and_no_temp_files(tmp_path: Path, monke
     def explode(*args, **kwargs):
         raise RuntimeError("disk on fire")
 
-    monkeypatch.setattr("umi_data.parts.trajectory_to_row", explode)
+    monkeypatch.setattr("umi_data.building.parts.trajectory_to_row", explode)
     with pytest.raises(RuntimeError):
         build("toolbench", [SAMPLE], out)
     assert not (out / "manifest.json").exists()  # incomplete directories are recognisable

@@ -57,7 +57,7 @@ def give_up_first_files(answer: Path) -> dict[str, bytes]:
 
 
 def corpus_hashes(corpus: Path) -> dict[str, Any]:
-    """sha256 of each file but the plots and the directory's lock file (umi_data.outdir: who owns the
+    """sha256 of each file but the plots and the directory's lock file (umi_data.plumbing.outdir: who owns the
     directory, not corpus data), and the manifest without what names this machine or run."""
     hashes = {p.relative_to(corpus).as_posix(): hashlib.sha256(p.read_bytes()).hexdigest()
               for p in sorted(corpus.rglob("*")) if p.is_file() and p.suffix != ".png" and p.name not in ("manifest.json", ".umi-lock")}
@@ -68,7 +68,7 @@ def corpus_hashes(corpus: Path) -> dict[str, Any]:
 
 
 def build_hashes(work: Path, **build_options: Any) -> dict[str, dict[str, Any]]:
-    from umi_data.build import BuildConfig, build_corpus
+    from umi_data.building.build import BuildConfig, build_corpus
 
     inputs = golden_inputs(work)
     out = {}

@@ -12,11 +12,11 @@ from pathlib import Path
 
 import pytest
 
-import umi_data.build
-import umi_data.part_workers
+import umi_data.building.build
+import umi_data.building.workers
 from test_build_golden import golden_inputs
-from umi_data.build import BuildConfig, build_corpus, rewrite_card
-from umi_data.shards import merge_shards
+from umi_data.building.build import BuildConfig, build_corpus, rewrite_card
+from umi_data.building.shards import merge_shards
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -34,7 +34,7 @@ def inputs(tmp_path_factory: pytest.TempPathFactory) -> list[str]:
 def test_workers_write_the_same_bytes(inputs: list[str], tmp_path: Path, monkeypatch: pytest.MonkeyPatch, compat: str | None) -> None:
     config = BuildConfig(source="toolbench", inputs=inputs, compat=compat)
     build_corpus(config, tmp_path / "one", progress=False, workers=1)
-    monkeypatch.setattr(umi_data.build, "PART_FILES", 5)  # many parts: row groups and stale inputs cross them
+    monkeypatch.setattr(umi_data.building.build, "PART_FILES", 5)  # many parts: row groups and stale inputs cross them
     build_corpus(config, tmp_path / "two", progress=False, workers=2)
     assert tree_bytes(tmp_path / "two") == tree_bytes(tmp_path / "one")
     assert_card_as_from_the_files(tmp_path / "two")
@@ -45,9 +45,9 @@ def test_worker_parts_travel_through_files_that_are_removed(inputs: list[str], t
     spool.mkdir()
     monkeypatch.setattr(tempfile, "tempdir", str(spool))  # where the build's part files go
     made: list[str] = []
-    real = umi_data.part_workers._load_part
-    monkeypatch.setattr(umi_data.part_workers, "_load_part", lambda path: made.append(path) or real(path))
-    monkeypatch.setattr(umi_data.build, "PART_FILES", 40)
+    real = umi_data.building.workers._load_part
+    monkeypatch.setattr(umi_data.building.workers, "_load_part", lambda path: made.append(path) or real(path))
+    monkeypatch.setattr(umi_data.building.build, "PART_FILES", 40)
     build_corpus(BuildConfig(source="toolbench", inputs=inputs), tmp_path / "out", progress=False, workers=2)
     assert len(made) > 1 and all(Path(path).parent.parent == spool for path in made)
     assert list(spool.iterdir()) == []
@@ -130,16 +130,16 @@ def test_streamed_file_list_is_sorted_by_relative_path(tmp_path: Path) -> None:
 
 def test_data_commands_take_the_lean_arrow_pool_unless_one_was_chosen() -> None:
     """`build`, `merge` and `card` switch Arrow to jemalloc (flatter peak memory, measured in
-    umi_data/memory.py) when this pyarrow has it, and keep a pool the user chose."""
+    umi_data/building/memory.py) when this pyarrow has it, and keep a pool the user chose."""
     import os
     import subprocess
     import sys
 
     import pyarrow as pa
 
-    from umi_data.memory import LEAN_POOL, POOL_VARIABLE
+    from umi_data.building.memory import LEAN_POOL, POOL_VARIABLE
 
-    code = "from umi_data.memory import use_lean_memory_pool; print(use_lean_memory_pool())"
+    code = "from umi_data.building.memory import use_lean_memory_pool; print(use_lean_memory_pool())"
     env = {k: v for k, v in os.environ.items() if k != POOL_VARIABLE}
 
     def pool(**extra: str) -> str:

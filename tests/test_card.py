@@ -1,4 +1,4 @@
-"""Data cards (`card DIR`, written by `build` too) and `umi_data.stats`."""
+"""Data cards (`card DIR`, written by `build` too) and `umi_data.corpus.stats`."""
 
 from __future__ import annotations
 
@@ -10,9 +10,9 @@ import pytest
 import yaml
 from PIL import Image
 
-from umi_data import stats
+from umi_data.corpus import stats
 from umi_data.__main__ import main
-from umi_data.card import PLOTS, STATS
+from umi_data.corpus.card import PLOTS, STATS
 
 REPO = Path(__file__).resolve().parents[1]
 SAMPLE = REPO / "umi_data" / "samples" / "toolbench" / "answer"
@@ -125,8 +125,8 @@ def test_card_lengths_of_tables_with_and_without_chunks() -> None:
     (a part without examples of a role) must not break the card's frame."""
     import pyarrow as pa
 
-    from umi_data.examples import EXAMPLE_SCHEMA, text_lengths
-    from umi_data.stats import card_lengths
+    from umi_data.rendering.examples import EXAMPLE_SCHEMA, text_lengths
+    from umi_data.corpus.stats import card_lengths
 
     row = {"example_id": "t/backbone/0", "trajectory_id": "t", "instruction_id": "i", "role": "backbone", "step": 0,
            "input": "ab\u00e9", "target": "c", "split": "A", "source": "synthetic"}

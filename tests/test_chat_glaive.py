@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from umi_data.__main__ import main
-from umi_data.query import run_query
+from umi_data.corpus.query import run_query
 from umi_train.testing import FAST_OPTIONS, cli_args, single_thread, tiny_model
 
 

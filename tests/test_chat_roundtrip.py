@@ -1,5 +1,5 @@
-"""Export → import gives the same trajectories: umi's chat exports (umi_data.chat and
-umi_data.chat_formats, issue 25's export half) read back by the chat sources, over the
+"""Export → import gives the same trajectories: umi's chat exports (umi_data.exports.chat and
+umi_data.exports.chat_formats, issue 25's export half) read back by the chat sources, over the
 synthetic world, the ToolBench files and the Glaive demo.
 
 Skipped while the export modules are absent (they are written on another branch); the fields
@@ -19,8 +19,8 @@ from umi_data.core import Reject, Trajectory
 from umi_data.sources import discover_files, get_source, read_source
 from umi_data.sources.base import InputFile
 
-chat = pytest.importorskip("umi_data.chat", reason="the chat export mapping (umi_data/chat.py) is not on this branch")
-chat_formats = pytest.importorskip("umi_data.chat_formats", reason="the chat export formats are not on this branch")
+chat = pytest.importorskip("umi_data.exports.chat", reason="the chat export mapping (umi_data/exports/chat.py) is not on this branch")
+chat_formats = pytest.importorskip("umi_data.exports.chat_formats", reason="the chat export formats are not on this branch")
 
 IMPORTER = {"openai": "openai-messages", "trl-chat": "openai-messages", "llamafactory-sharegpt": "sharegpt-tools", "hermes": "hermes"}
 NOT_CARRIED = {"conclusion": {"raw_arguments"}, "user": {"diversity_prompt"}}

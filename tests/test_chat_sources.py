@@ -15,7 +15,7 @@ from typing import Any
 import pytest
 
 from umi_data.__main__ import main
-from umi_data.build import BuildConfig, build_corpus
+from umi_data.building.build import BuildConfig, build_corpus
 from umi_data.core import ConclusionTurn, PlannerTurn, Reject, RejectReason, Trajectory, UserTurn, check_turn_order
 from umi_data.sources import get_source, read_source
 from umi_data.sources.base import InputFile

@@ -19,7 +19,7 @@ from pathlib import Path
 import orjson
 import pytest
 
-from umi_data.cli import MODULE_ONLY, SCRIPTS, Parser, program
+from umi_data.plumbing.cli import MODULE_ONLY, SCRIPTS, Parser, program
 
 REPO = Path(__file__).resolve().parents[1]
 BIN = Path(sys.executable).parent
@@ -175,7 +175,7 @@ def test_ctrl_c_is_one_line_exit_130_and_the_rerun_reports_and_replaces(world: P
 
 def test_interrupt_of_a_module_main_is_one_line_too(tmp_path: Path) -> None:
     """A command whose main does not catch Ctrl-C (the interpreter's hook does)."""
-    code = ("from umi_data.cli import Parser; Parser(prog='umi_agent.run').parse_args([]); raise KeyboardInterrupt")
+    code = ("from umi_data.plumbing.cli import Parser; Parser(prog='umi_agent.run').parse_args([]); raise KeyboardInterrupt")
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
     assert done.returncode == 130 and done.stderr.startswith("umi-agent run: interrupted;") and "Traceback" not in done.stderr
 
@@ -203,7 +203,7 @@ def test_predict_and_run_name_the_command_that_writes_the_file_they_expect(world
     from umi_agent.jsonio import InputFileError
     from umi_agent.run import LiveRunError, read_tasks
     from umi_agent.static import load_samples
-    from umi_data.build import BuildConfig, build_corpus
+    from umi_data.building.build import BuildConfig, build_corpus
 
     with pytest.raises(InputFileError, match=r"umi-data build toolbench TASKS_DIR/answer --compat alpha-umi --out CORPUS"):
         load_samples(world / "tasks.jsonl")
@@ -221,7 +221,7 @@ def test_predict_and_run_name_the_command_that_writes_the_file_they_expect(world
 
 
 def test_a_piped_build_prints_progress_lines(world: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture) -> None:
-    from umi_data import part_workers
+    from umi_data.building import workers as part_workers
     from umi_data.__main__ import main
 
     monkeypatch.setattr(part_workers.ProgressLines, "SECONDS", 0.0)
@@ -234,7 +234,7 @@ def test_a_piped_build_prints_progress_lines(world: Path, tmp_path: Path, monkey
 
 @pytest.mark.parametrize("order", ["parse first", "import first"])
 def test_no_third_party_bars_when_stderr_is_not_a_terminal(order: str) -> None:
-    parse = "from umi_data.cli import Parser; Parser(prog='umi_train.sft').parse_args([])"
+    parse = "from umi_data.plumbing.cli import Parser; Parser(prog='umi_train.sft').parse_args([])"
     load = "import transformers.utils.logging as logging"
     code = ";".join([parse, load] if order == "parse first" else [load, parse]) + "; print(logging.is_progress_bar_enabled())"
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env={k: v for k, v in ENV.items() if "PROGRESS" not in k and k != "TQDM_DISABLE"}, timeout=120)
@@ -253,7 +253,7 @@ def test_human_lines_round_the_loss() -> None:
 
 
 def build_reasons(answer: Path, out: Path) -> list[tuple[str, str]]:
-    from umi_data.build import BuildConfig, build_corpus
+    from umi_data.building.build import BuildConfig, build_corpus
 
     build_corpus(BuildConfig(source="toolbench", inputs=[str(answer)]), out, progress=False)
     rows = [orjson.loads(line) for line in (out / "rejects.jsonl").read_bytes().splitlines()]
@@ -324,8 +324,8 @@ def test_config_file_with_flags_overriding_it(tmp_path: Path, capsys: pytest.Cap
 def test_corpus_stats_as_frames_and_as_json(tmp_path: Path) -> None:
     import polars as pl
 
-    from umi_data.build import BuildConfig, build_corpus
-    from umi_data.stats import corpus_stats
+    from umi_data.building.build import BuildConfig, build_corpus
+    from umi_data.corpus.stats import corpus_stats
     from umi_train.testing import sample_answer_dir
 
     build_corpus(BuildConfig(source="toolbench", inputs=[str(sample_answer_dir())]), tmp_path / "c", progress=False)
@@ -336,7 +336,7 @@ def test_corpus_stats_as_frames_and_as_json(tmp_path: Path) -> None:
 
 
 def test_the_card_links_resolve_from_the_card(tmp_path: Path) -> None:
-    from umi_data.build import BuildConfig, build_corpus
+    from umi_data.building.build import BuildConfig, build_corpus
     from umi_train.testing import sample_answer_dir
 
     out = tmp_path / "c"

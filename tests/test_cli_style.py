@@ -1,4 +1,4 @@
-"""One command-line style (umi_data.cli) for every entry point and console script: the help of
+"""One command-line style (umi_data.plumbing.cli) for every entry point and console script: the help of
 each command is walked and checked, and usage errors are one line with exit 2."""
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 
 from umi_data import __version__
-from umi_data.cli import METAVARS, Parser, program
+from umi_data.plumbing.cli import METAVARS, Parser, program
 
 REPO = Path(__file__).resolve().parents[1]
 #: every `python -m` entry point (a module with main(argv)); umi_data's subcommands are walked below
@@ -50,7 +50,7 @@ def help_of(module: str, parsers: list[Parser], capsys: pytest.CaptureFixture) -
     with pytest.raises(SystemExit) as exit_info:
         entry(module)(["--help"])
     assert exit_info.value.code == 0
-    assert parsers, f"{module} does not parse with umi_data.cli.Parser"
+    assert parsers, f"{module} does not parse with umi_data.plumbing.cli.Parser"
     return parsers[-1], capsys.readouterr().out
 
 

@@ -16,10 +16,10 @@ from typing import Any
 
 import pytest
 
-from umi_data.build import BuildConfig, build_corpus
-from umi_data.compat import OfficialWouldFail, stage1_record
+from umi_data.building.build import BuildConfig, build_corpus
+from umi_data.rendering.compat import OfficialWouldFail, stage1_record
 from umi_data.core import HALLUCINATED_NAME, RejectReason, Trajectory
-from umi_data.render import AlphaUmiCompatRenderer
+from umi_data.rendering.render import AlphaUmiCompatRenderer
 from umi_data.sources import get_source, read_source
 from umi_data.sources.base import InputFile
 

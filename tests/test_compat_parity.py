@@ -11,8 +11,8 @@ from typing import Any
 
 import pytest
 
-from umi_data.compat import GIVE_UP_ARGUMENTS, short_form_tool, stage1_record, stage2_record
-from umi_data.compat_train import TRAINING_FILES, training_files, training_records
+from umi_data.rendering.compat import GIVE_UP_ARGUMENTS, short_form_tool, stage1_record, stage2_record
+from umi_data.rendering.compat_train import TRAINING_FILES, training_files, training_records
 from umi_data.core import HALLUCINATED_NAME, ToolSpec, Trajectory
 from umi_data.sources import discover_files, get_source, read_source
 

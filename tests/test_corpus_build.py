@@ -9,8 +9,8 @@ import pyarrow.parquet as pq
 import pytest
 
 from umi_data.__main__ import main
-from umi_data.corpus import load_corpus
-from umi_data.examples import EXAMPLE_ROLES, ROLE_PATHS, assign_split
+from umi_data.corpus.layout import load_corpus
+from umi_data.rendering.examples import EXAMPLE_ROLES, ROLE_PATHS, assign_split
 
 OFFICIAL_FILES = ["train_backbone", "train_planner", "train_caller", "train_summarizer"]
 

@@ -6,7 +6,7 @@ from pathlib import Path
 
 from PIL import Image
 
-from umi_data.card import CARD, PLOTS, STATS
+from umi_data.corpus.card import CARD, PLOTS, STATS
 from umi_data.data_cards import CARDS, SYNTHETIC_DEMO, regenerate
 
 

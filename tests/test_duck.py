@@ -13,7 +13,7 @@ import pytest
 
 import umi_data
 from umi_data.__main__ import main
-from umi_data.duck import connect
+from umi_data.corpus.duck import connect
 
 REPO = Path(__file__).resolve().parents[1]
 SAMPLE = REPO / "umi_data" / "samples" / "toolbench" / "answer"

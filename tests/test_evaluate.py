@@ -32,7 +32,7 @@ from umi_agent.static import (
     samples_from_items,
     write_predictions,
 )
-from umi_data.prompts import fill, serialise_history
+from umi_data.rendering.prompts import fill, serialise_history
 
 REPO = Path(__file__).resolve().parents[1]
 TOOLS = [{"Name": "A", "function": "a tool", "input": {}}, {"Name": "B", "function": "b tool", "input": {"q": "string, the query"}}]

@@ -10,8 +10,8 @@ import pyarrow.parquet as pq
 import pytest
 
 from umi_data.__main__ import main
-from umi_data.examples import ROLE_PATHS
-from umi_data.variants import VARIANTS
+from umi_data.rendering.examples import ROLE_PATHS
+from umi_data.rendering.variants import VARIANTS
 
 REPO = Path(__file__).resolve().parents[1]
 SAMPLE = REPO / "umi_data" / "samples" / "toolbench" / "answer"

@@ -15,13 +15,13 @@ import pyarrow.parquet as pq
 import pytest
 
 from umi_data.__main__ import main
-from umi_data.chat import ChatReject, call_id, observation_content, to_chat_messages
-from umi_data.chat_formats import LLAMAFACTORY_THOUGHT, hermes_record, openai_record, sharegpt_record, token_bound
+from umi_data.exports.chat import ChatReject, call_id, observation_content, to_chat_messages
+from umi_data.exports.chat_formats import LLAMAFACTORY_THOUGHT, hermes_record, openai_record, sharegpt_record, token_bound
 from umi_data.core import (
     CallerTurn, ConclusionTurn, ObservationTurn, PlannerTurn, ToolSpec, Trajectory, UserTurn, make_instruction_id,
 )
-from umi_data.examples import ROLE_PATHS
-from umi_data.rows import read_trajectories
+from umi_data.rendering.examples import ROLE_PATHS
+from umi_data.corpus.rows import read_trajectories
 from umi_data.sources.toolbench import caller_turn, parse_observation
 
 REPO = Path(__file__).resolve().parents[1]
@@ -287,7 +287,7 @@ def test_openai_max_tokens_rejects_long_examples(synthetic: Path, tmp_path: Path
 
 
 def test_openai_file_limit_rejects_the_examples_past_it(synthetic: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    import umi_data.chat_export as chat_export
+    import umi_data.exports.chat_export as chat_export
 
     monkeypatch.setattr(chat_export, "OPENAI_MAX_FILE_BYTES", 20_000)
     manifest = export(synthetic, tmp_path / "o", "openai")
@@ -392,7 +392,7 @@ def test_role_variants_hold_exactly_each_roles_targets(synthetic: Path, tmp_path
 
 
 def _split(corpus: Path, trajectory: Trajectory) -> str:
-    from umi_data.examples import assign_split
+    from umi_data.rendering.examples import assign_split
 
     config = json.loads((corpus / "manifest.json").read_text())["config"]
     return assign_split(trajectory.instruction_id, config["split_seed"], config["split_ratio"])

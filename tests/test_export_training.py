@@ -13,7 +13,7 @@ import pyarrow.parquet as pq
 import pytest
 
 from umi_data.__main__ import main as data_main
-from umi_data.examples import ROLE_PATHS
+from umi_data.rendering.examples import ROLE_PATHS
 from umi_train import export as token_export
 from umi_train.encode import IGNORE_INDEX, encode
 from umi_train.testing import sample_corpus, single_thread, tiny_model

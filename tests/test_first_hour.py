@@ -78,7 +78,7 @@ def test_readme_top_explains_the_two_commands_and_the_sources() -> None:
 
 def test_progress_lines_count_completed_items_across_threads(capsys: pytest.CaptureFixture) -> None:
     from umi_agent.backends import ordered_map
-    from umi_data.cli import Progress
+    from umi_data.plumbing.cli import Progress
 
     progress = Progress(20, "items", prog="p")
     assert ordered_map(progress.wrap(lambda x: x * 2), range(20), concurrency=4) == [x * 2 for x in range(20)]

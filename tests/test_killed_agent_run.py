@@ -79,7 +79,7 @@ def test_every_prefix_of_a_log_keeps_its_complete_episodes(tmp_path: Path) -> No
 
 
 def test_a_cut_log_builds_the_same_trajectories_as_the_closed_one(tmp_path: Path) -> None:
-    from umi_data.build import BuildConfig, build_corpus
+    from umi_data.building.build import BuildConfig, build_corpus
 
     documents = small_log(tmp_path / "in" / "episodes.json")
     data = (tmp_path / "in" / "episodes.json").read_bytes()

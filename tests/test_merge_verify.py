@@ -144,7 +144,7 @@ def test_a_malformed_shard_is_one_line_and_leaves_nothing(shards: list[Path], tm
 
 def test_options_this_umi_does_not_know_are_one_line(shards: list[Path], tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
     """Even a consistently edited shard.json (fingerprint recomputed) with an unknown option."""
-    from umi_data.shard_checks import build_fingerprint
+    from umi_data.building.shard_checks import build_fingerprint
 
     for directory in shards:
         def change(m: dict) -> None:

@@ -1,4 +1,4 @@
-"""The output-directory policy, the lock and file modes (umi_data.outdir; docs/guarantees.md)."""
+"""The output-directory policy, the lock and file modes (umi_data.plumbing.outdir; docs/guarantees.md)."""
 
 from __future__ import annotations
 
@@ -14,8 +14,8 @@ from pathlib import Path
 import pytest
 
 from umi_data.__main__ import main
-from umi_data.build import CORPUS_OUTPUT
-from umi_data.outdir import FILE_MODE, LOCK_FILE, OutDirError, OutDirLocked, Output, atomic_open, claim_out_dir
+from umi_data.building.build import CORPUS_OUTPUT
+from umi_data.plumbing.outdir import FILE_MODE, LOCK_FILE, OutDirError, OutDirLocked, Output, atomic_open, claim_out_dir
 
 REPO = Path(__file__).resolve().parents[1]
 SAMPLE = resources.files("umi_data") / "samples" / "toolbench" / "answer"
@@ -102,8 +102,8 @@ def test_a_second_writer_fails_at_once(tmp_path: Path, capsys: pytest.CaptureFix
     script = (
         "import sys, time\n"
         "from pathlib import Path\n"
-        "from umi_data.build import CORPUS_OUTPUT\n"
-        "from umi_data.outdir import claim_out_dir\n"
+        "from umi_data.building.build import CORPUS_OUTPUT\n"
+        "from umi_data.plumbing.outdir import claim_out_dir\n"
         f"with claim_out_dir(Path({str(out)!r}), CORPUS_OUTPUT):\n"
         "    print('locked', flush=True)\n"
         "    sys.stdin.readline()\n"
@@ -125,7 +125,7 @@ def test_a_second_writer_fails_at_once(tmp_path: Path, capsys: pytest.CaptureFix
 
 def test_export_holds_the_lock_of_its_directory(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
     assert build(tmp_path / "c") == 0
-    from umi_data.export import EXPORT_OUTPUT
+    from umi_data.exports.export import EXPORT_OUTPUT
 
     with claim_out_dir(tmp_path / "x", EXPORT_OUTPUT):
         assert main(["export", str(tmp_path / "c"), "--variant", "reuse", "--out", str(tmp_path / "x")]) == 2
@@ -153,7 +153,7 @@ def test_files_follow_a_stricter_umask(tmp_path: Path) -> None:
         "import os, stat, sys\n"
         "os.umask(0o077)\n"
         "from pathlib import Path\n"
-        "from umi_data.outdir import atomic_open\n"
+        "from umi_data.plumbing.outdir import atomic_open\n"
         "with atomic_open(Path(sys.argv[1])) as f: f.write(b'x')\n"
         "print(oct(stat.S_IMODE(os.stat(sys.argv[1]).st_mode)))\n"
     )

@@ -1,4 +1,4 @@
-"""Byte-exact checks of umi_data.prompts against the shipped official α-UMi inputs."""
+"""Byte-exact checks of umi_data.rendering.prompts against the shipped official α-UMi inputs."""
 
 from __future__ import annotations
 
@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from umi_data import prompts
-from umi_data.prompts import (
+from umi_data.rendering import prompts
+from umi_data.rendering.prompts import (
     fill,
     render_doc,
     render_tool_names,

@@ -16,7 +16,7 @@ import duckdb
 import pytest
 
 from umi_data.__main__ import main
-from umi_data.duck import connect
+from umi_data.corpus.duck import connect
 
 SAMPLE = resources.files("umi_data") / "samples" / "toolbench" / "answer"
 

@@ -11,7 +11,7 @@ import pytest
 
 from test_build_golden import golden_inputs
 from test_build_parallel import tree_bytes
-from umi_data.build import BuildConfig, build_corpus
+from umi_data.building.build import BuildConfig, build_corpus
 
 REPO = Path(__file__).resolve().parents[1]
 

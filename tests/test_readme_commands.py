@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from umi_data.cli import SCRIPTS
+from umi_data.plumbing.cli import SCRIPTS
 
 REPO = Path(__file__).resolve().parents[1]
 README = REPO / "README.md"

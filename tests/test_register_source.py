@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from umi_data.build import BuildConfig, build_corpus
+from umi_data.building.build import BuildConfig, build_corpus
 from umi_data.sources import UnknownSourceError, get_source, register_source
 from umi_data.sources.base import Source, discover_files, read_source
 

@@ -26,7 +26,7 @@ from umi_data.core import (
     make_instruction_id,
     outcome_of,
 )
-from umi_data.render import AlphaUmiCompatRenderer, DefaultRenderer, observation_text
+from umi_data.rendering.render import AlphaUmiCompatRenderer, DefaultRenderer, observation_text
 
 REPO = Path(__file__).resolve().parents[1]
 DOC = REPO / "docs" / "differences.md"

@@ -15,8 +15,8 @@ import jsonschema
 import orjson
 import pytest
 
-from umi_data.build import BuildConfig, build_corpus
-from umi_data.rows import read_trajectories
+from umi_data.building.build import BuildConfig, build_corpus
+from umi_data.corpus.rows import read_trajectories
 from umi_data.sources import toolbench
 from umi_data.synth import (
     FINISH_FUNCTION,

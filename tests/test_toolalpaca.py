@@ -17,7 +17,7 @@ import pyarrow.parquet as pq
 import pytest
 from pydantic import ValidationError
 
-from umi_data.build import MANIFEST, REJECTS, TRAJECTORIES, BuildConfig, build_corpus
+from umi_data.building.build import MANIFEST, REJECTS, TRAJECTORIES, BuildConfig, build_corpus
 from umi_data.core import (
     CallerTurn,
     ConclusionTurn,
@@ -605,7 +605,7 @@ def test_build_real_runs(shared_data: Path, tmp_path: Path) -> None:
 
 def test_validate_fixture_and_real_runs(shared_data: Path, tmp_path: Path) -> None:
     """No schema problem in the real runs; what validate reports is exactly what build rejects."""
-    from umi_data.build import BuildConfig, build_corpus
+    from umi_data.building.build import BuildConfig, build_corpus
     from umi_data.schema_docs import reject_counts, validate_files
 
     inputs = [str(FIXTURE), str(shared_data / "toolalpaca" / "instances")]

@@ -23,7 +23,7 @@ from umi_agent.toolbench import (
 from umi_agent.toolbench_http import HttpBackend, ToolServerError
 from umi_data.sources import discover_files, get_source, read_source
 from umi_data.core import Trajectory
-from umi_data.toolbench_names import standardize
+from umi_data.sources.toolbench_names import standardize
 
 WEATHER = {"category_name": "Weather", "tool_name": "Open Weather", "api_name": "Current Weather",
            "api_description": "Current Weather of a city", "method": "GET",

@@ -1,4 +1,4 @@
-"""ToolBench's name standardisation (umi_data.toolbench_names), against its specification
+"""ToolBench's name standardisation (umi_data.sources.toolbench_names), against its specification
 (../shared/TOOLCALLING.md §10) and against the names in real ToolBench answer files."""
 
 from __future__ import annotations
@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from umi_data.toolbench_names import (
+from umi_data.sources.toolbench_names import (
     api_function_stem, change_name, function_name, parameter_name, standardize, standardize_category,
 )
 

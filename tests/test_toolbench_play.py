@@ -98,7 +98,7 @@ def written_runs() -> dict[str, Played]:
 
 
 def build(answer_dir: Path, out: Path) -> dict[str, Any]:
-    from umi_data.build import BuildConfig, build_corpus
+    from umi_data.building.build import BuildConfig, build_corpus
 
     return build_corpus(BuildConfig(source="toolbench", inputs=[str(answer_dir)]), out, progress=False).manifest["counts"]
 

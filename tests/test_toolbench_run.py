@@ -92,7 +92,7 @@ def runs(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
 
 @pytest.mark.parametrize("search", ["cot", "dfsdt"])
 def test_tiny_runs_play_toolbench_queries(runs: dict[str, Path], service: str, queries: Path, tmp_path: Path, search: str) -> None:
-    from umi_data.build import BuildConfig, build_corpus
+    from umi_data.building.build import BuildConfig, build_corpus
 
     out = tmp_path / "live"
     _Virtual.requests.clear()

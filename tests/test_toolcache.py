@@ -17,7 +17,7 @@ import pytest
 from umi_agent.virtual import MISS_PREFIX, PARSE_ERROR, VirtualAPI
 from umi_data.toolcache.build import build_tool_cache
 from umi_data.toolcache.keys import keys_of_input, keys_of_repr
-from umi_data.toolbench_names import request_address, standardize, standardize_category
+from umi_data.sources.toolbench_names import request_address, standardize, standardize_category
 
 REPO = Path(__file__).resolve().parents[1]
 

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from train_fixtures import corpus, model  # noqa: F401 (fixtures)
-from umi_data.examples import EXAMPLE_ROLES
+from umi_data.rendering.examples import EXAMPLE_ROLES
 from umi_train import sft
 from umi_train.chat import chat_prompt, compact_tool_docs, split_tools, user_content
 from umi_train.data import read_role_rows

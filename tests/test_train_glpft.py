@@ -11,7 +11,7 @@ from statistics import mean
 
 import pytest
 
-from umi_data.variants import VARIANTS
+from umi_data.rendering.variants import VARIANTS
 from umi_train import RoleNotTrainedError, glpft, load_role
 from train_fixtures import corpus, generate_each_role, model  # noqa: F401 (fixtures)
 from umi_train.testing import FAST_OPTIONS, cli_args

@@ -10,8 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from umi_data.build import BuildConfig, build_corpus
-from umi_data.outdir import LOCK_FILE, claim_out_dir
+from umi_data.building.build import BuildConfig, build_corpus
+from umi_data.plumbing.outdir import LOCK_FILE, claim_out_dir
 from umi_train import glpft, sft, tiny
 from umi_train.checkpoints import checkpoint_problem, same_training
 from train_fixtures import corpus, model  # noqa: F401 (fixtures)

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from umi_data.write import sha256_file
+from umi_data.plumbing.write import sha256_file
 from umi_train import sft
 from train_fixtures import corpus, model  # noqa: F401 (fixtures)
 from umi_train.testing import FAST_OPTIONS, cli_args, sample_corpus, tiny_model

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import sys
 
-from umi_data.cli import dispatch
+from umi_data.plumbing.cli import dispatch
 
 COMMANDS = {
     "predict": "static (teacher-forced) predictions of a run on a stage-2 test file",

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Iterable, Sequence
 
-from umi_data.prompts import END
+from umi_data.rendering.prompts import END
 
 
 class ScriptedModel:
@@ -51,7 +51,7 @@ class ReplayModel:
         import pyarrow.compute as pc
         import pyarrow.parquet as pq
 
-        from umi_data.examples import ROLE_PATHS
+        from umi_data.rendering.examples import ROLE_PATHS
 
         table = pq.read_table(Path(corpus) / f"{ROLE_PATHS[role]}.parquet", columns=["trajectory_id", "input", "target"])
         if trajectory_id is not None:

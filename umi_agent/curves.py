@@ -20,7 +20,7 @@ import sys
 from pathlib import Path
 from typing import Any, Sequence
 
-from umi_data.cli import Parser, fail
+from umi_data.plumbing.cli import Parser, fail
 
 PROG = "umi-agent curves"
 CURVES_JSON, CURVES_PNG = "curves.json", "curves.png"
@@ -36,7 +36,7 @@ class CurvesError(ValueError):
 def last_stage_parts(run: Path) -> list[Path]:
     """The part run directories of the run's last stage (whose checkpoints make the curve)."""
     from umi_agent.backends import glpft_record
-    from umi_data.variants import get_variant
+    from umi_data.rendering.variants import get_variant
 
     stage = get_variant(glpft_record(run)["variant"]).stages[-1]
     return [run / stage.name / part.name for part in stage.parts]
@@ -99,7 +99,7 @@ def learning_curves(runs: Sequence[Path], options: argparse.Namespace) -> dict[s
     """Every run at every chosen step; written to OUT/curves.json and OUT/curves.png."""
     from umi_agent.run import read_tasks
     from umi_agent.static import load_samples
-    from umi_data.write import write_json
+    from umi_data.plumbing.write import write_json
 
     samples, tasks = load_samples(options.test)[: options.limit], read_tasks(options.tasks, options.limit)
     shared = sorted(set.intersection(*(set(checkpoint_steps(run)) for run in runs)))

@@ -24,8 +24,8 @@ from pathlib import Path
 
 from umi_agent.jsonio import write_json
 from umi_agent.steps import Step, StepFailed, run_steps, timing_table
-from umi_data.cli import Parser, fail
-from umi_data.outdir import OutDirError, Output, claim_out_dir
+from umi_data.plumbing.cli import Parser, fail
+from umi_data.plumbing.outdir import OutDirError, Output, claim_out_dir
 
 DEMO_FILE = "demo.json"
 #: what the demo writes into --out; an earlier demo there is replaced (--fresh) or continued,

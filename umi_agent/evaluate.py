@@ -43,7 +43,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
-from umi_data.cli import Parser
+from umi_data.plumbing.cli import Parser
 from umi_agent.jsonio import InputFileError, encode_json, json_type, read_json_list, write_files
 from umi_agent.metrics import (
     CALL,
@@ -325,7 +325,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.cases is not None and args.compat is not None:
         print("umi-agent evaluate: error: --cases is available in the default mode only", file=sys.stderr)
         return EXIT_ERROR
-    from umi_data.outdir import OutDirError, check_out_file
+    from umi_data.plumbing.outdir import OutDirError, check_out_file
 
     try:
         check_out_file(args.out, PROG, lambda value: isinstance(value, dict) and "mode" in value and "input" in value)

@@ -59,13 +59,13 @@ def encode_json(value: Any) -> bytes:
 
 def write_json(path: Path, value: Any) -> None:
     """`encode_json(value)`, written to a temporary name and renamed into place so that a reader
-    never sees half a file (umi_data.outdir's one atomic writer, imported only to write)."""
+    never sees half a file (umi_data.plumbing.outdir's one atomic writer, imported only to write)."""
     write_files({Path(path): encode_json(value)})
 
 
 def write_files(contents: dict[Path, bytes]) -> None:
     """Several files whose bytes are all ready: nothing is half-written when one cannot be encoded."""
-    from umi_data.outdir import atomic_open
+    from umi_data.plumbing.outdir import atomic_open
 
     for path, data in contents.items():
         with atomic_open(path) as handle:

@@ -1,7 +1,7 @@
 """The α-UMi agent loop: planner → (caller → tool → observation)* → summarizer, or give-up.
 
 Prompts are rendered by the same templates and history serialisation as umi's default training
-corpora (`umi_data.prompts`, `umi_data.render.turns_conversation`), so a model sees at inference
+corpora (`umi_data.rendering.prompts`, `umi_data.rendering.render.turns_conversation`), so a model sees at inference
 exactly the format it was trained on. Each episode's trace is a `Trajectory`
 (`source="agent_run"`), so agent runs go through DuckDB and the corpus builder like any source.
 
@@ -20,7 +20,7 @@ from collections import defaultdict
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
-from umi_data.compat import planner_value, short_form_tool
+from umi_data.rendering.compat import planner_value, short_form_tool
 from umi_data.core import (
     CallerTurn,
     ConclusionTurn,
@@ -32,8 +32,8 @@ from umi_data.core import (
     make_trajectory_id,
     outcome_of,
 )
-from umi_data.prompts import END, fill, serialise_backbone_history, serialise_history
-from umi_data.render import turns_conversation
+from umi_data.rendering.prompts import END, fill, serialise_backbone_history, serialise_history
+from umi_data.rendering.render import turns_conversation
 from umi_data.sources.toolbench import parse_json_object
 from umi_agent.jsonio import scrub_text
 from umi_agent.tools import INVALID_ARGUMENTS, ToolRegistry

@@ -24,9 +24,9 @@ from umi_agent.served import ServerError, add_server_arguments, served_models, s
 from umi_agent.static import (
     RoleBatch, StaticSample, format_prediction, is_predictions_file, load_samples, predict_samples, prediction_record, write_predictions,
 )
-from umi_data.cli import Parser, fail
-from umi_data.compat import caller_value
-from umi_data.prompts import NEXT_SUFFIXES, fill, serialise_backbone_history
+from umi_data.plumbing.cli import Parser, fail
+from umi_data.rendering.compat import caller_value
+from umi_data.rendering.prompts import NEXT_SUFFIXES, fill, serialise_backbone_history
 
 PROG = "umi-agent predict"
 DEFAULT_BATCH = 8
@@ -98,7 +98,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--family", choices=["toolbench", "toolalpaca"], default="toolbench", help="prompt family")
     add_server_arguments(parser)
     args = parser.parse_args(argv)
-    from umi_data.outdir import OutDirError, check_out_file
+    from umi_data.plumbing.outdir import OutDirError, check_out_file
 
     try:
         check_out_file(args.out, "umi-agent predict", is_predictions_file)  # before the models run, not after

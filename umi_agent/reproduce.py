@@ -35,7 +35,7 @@ from typing import Any
 
 from umi_agent.steps import Step, StepFailed, StepResult, run_step, timing_table
 from umi_agent.table1 import ROW_ORDER, bar_chart, markdown, rows
-from umi_data.cli import CONFIG_HELP, Parser, apply_config_file, fail, interrupted
+from umi_data.plumbing.cli import CONFIG_HELP, Parser, apply_config_file, fail, interrupted
 
 PROG = "umi-agent reproduce"
 EXIT_USAGE = 2
@@ -202,7 +202,7 @@ def collect(out: Path, chosen: tuple[str, ...] = ROW_ORDER) -> tuple[dict[str, A
 def run_recorded(out: Path, pipeline: list[Step]) -> list[StepResult]:
     """Run the steps, adding each finished step's duration to OUT/step-seconds.json at once, so
     the table can state the time of the whole reproduction even when it took several runs."""
-    from umi_data.write import write_json
+    from umi_data.plumbing.write import write_json
 
     path = out / TIMES_FILE
     times: dict[str, float] = json.loads(path.read_text()) if path.is_file() else {}
@@ -226,7 +226,7 @@ def write_table(out: Path, scale: Scale, chosen: tuple[str, ...] = ROW_ORDER) ->
                f"max length {scale.max_length}); live episodes of at most {scale.live_max_steps} planner steps; "
                f"total step time {seconds / 60:.1f} min. Rates with [Wilson 95% interval].")
     text = markdown(table, caption)
-    from umi_data.write import atomic_open
+    from umi_data.plumbing.write import atomic_open
 
     with atomic_open(out / "table1.md") as handle:
         handle.write(text.encode())
@@ -236,7 +236,7 @@ def write_table(out: Path, scale: Scale, chosen: tuple[str, ...] = ROW_ORDER) ->
 
 def check_settings(out: Path, scale: Scale) -> None:
     """Record the settings of `out`, or refuse when it holds another configuration's files."""
-    from umi_data.write import write_json
+    from umi_data.plumbing.write import write_json
 
     path, wanted = out / SETTINGS_FILE, asdict(scale)
     if path.is_file():

@@ -33,8 +33,8 @@ from umi_agent.loop import DEFAULT_MAX_STEPS, Episode, MultiAgent, SingleAgent, 
 from umi_agent.served import SERVED_NAME, ServerError, add_server_arguments, server_requested, served_models
 from umi_agent.tools import OBSERVATION_CHARS, synthetic_registry
 from umi_agent.toolbench_run import add_toolbench_arguments
-from umi_data.cli import Parser, Progress, fail
-from umi_data.outdir import Output
+from umi_data.plumbing.cli import Parser, Progress, fail
+from umi_data.plumbing.outdir import Output
 
 PROG = "umi-agent run"
 EPISODES, METRICS = "episodes.json", "metrics.json"
@@ -164,7 +164,7 @@ def write_episodes(out: Path, episodes: Iterable[Episode]) -> Path:
 
 def write_corpus(out: Path) -> Path:
     """The corpus directory `out/corpus` built from `out/episodes.json`."""
-    from umi_data.build import BuildConfig, build_corpus
+    from umi_data.building.build import BuildConfig, build_corpus
 
     build_corpus(BuildConfig(source="agent-run", inputs=[str(out / EPISODES)]), out / "corpus", progress=False)
     return out / "corpus"
@@ -247,8 +247,8 @@ def live_agents(args: argparse.Namespace) -> list[tuple[str, str, Callable[[], M
 def run_all(args: argparse.Namespace, tasks: Sequence[dict[str, Any]]) -> dict[str, dict[str, Any]]:
     """Every agent in turn into the locked --out (an earlier live run there is replaced as a whole);
     metrics.json is rewritten after each, so a later failure keeps the earlier agents' numbers."""
-    from umi_data.outdir import claim_out_dir
-    from umi_data.write import write_json
+    from umi_data.plumbing.outdir import claim_out_dir
+    from umi_data.plumbing.write import write_json
 
     agents = live_agents(args)
     metrics: dict[str, dict[str, Any]] = {}
@@ -263,7 +263,7 @@ def run_all(args: argparse.Namespace, tasks: Sequence[dict[str, Any]]) -> dict[s
 
 
 def main(argv: list[str] | None = None) -> int:
-    from umi_data.outdir import OutDirError
+    from umi_data.plumbing.outdir import OutDirError
 
     args = _parser().parse_args(argv)
     if args.toolbench_queries is not None:
@@ -284,7 +284,7 @@ def toolbench_main(args: argparse.Namespace) -> int:
     from umi_agent import toolbench_run
     from umi_agent.toolbench import QueryFileError
     from umi_agent.toolbench_http import ToolServerError
-    from umi_data.outdir import OutDirError
+    from umi_data.plumbing.outdir import OutDirError
     from umi_data.toolcache.store import CacheError
 
     try:

@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Any, Sequence
 
 from umi_agent.backends import PromptFormat, ordered_map
-from umi_data.prompts import END
+from umi_data.rendering.prompts import END
 
 #: what ends a role's output: the end-of-turn marker of every role's training target
 STOP: dict[str, tuple[str, ...]] = {role: (END,) for role in ("planner", "caller", "summarizer", "backbone")}

@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from umi_data.toolcache.keys import canonical_key, exact_key
-from umi_data.toolbench_names import Address, standardize, tool_of_dir
+from umi_data.sources.toolbench_names import Address, standardize, tool_of_dir
 from umi_data.toolcache.store import DB_FILE, CacheEntry, CacheStore, CacheWriter
 
 TRIES = 3

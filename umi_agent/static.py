@@ -40,7 +40,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from umi_agent.jsonio import InputFileError, json_type, read_json_list, scrub_text, write_json
-from umi_data.prompts import END, NEXT_SUFFIXES, fill, serialise_history, split_plan
+from umi_data.rendering.prompts import END, NEXT_SUFFIXES, fill, serialise_history, split_plan
 
 Decision = Literal["caller", "conclusion", "give up"]
 DECISIONS: tuple[str, ...] = ("caller", "conclusion", "give up")

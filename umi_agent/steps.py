@@ -51,7 +51,7 @@ class StepFailed(RuntimeError):
 def command_line(command: Sequence[str]) -> str:
     """The command as a user would type it: `PYTHON -m umi_data synth ...` shown as the console
     script beside that Python (`.venv/bin/umi-data synth ...`), which runs the same code."""
-    from umi_data.cli import program
+    from umi_data.plumbing.cli import program
 
     if len(command) > 2 and command[1] == "-m" and program(command[2]) != command[2] and not program(command[2]).startswith("python"):
         script, *words = program(command[2]).split(" ")

@@ -14,7 +14,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any, Mapping
 
-#: Paper order of the rows (variant names of `umi_data.variants`).
+#: Paper order of the rows (variant names of `umi_data.rendering.variants`).
 ROW_ORDER = ("single", "one-stage", "multi-task", "no-reuse", "reuse")
 #: (header, source, key, percent?)
 COLUMNS = (
@@ -70,7 +70,7 @@ def latency_cell(latency: Mapping[str, float]) -> str:
 
 def rows(static: Mapping[str, Mapping[str, Any]], live: Mapping[str, Mapping[str, Any]]) -> list[dict[str, Any]]:
     """One dict per variant present, in paper order: its label and raw values by column header."""
-    from umi_data.variants import get_variant
+    from umi_data.rendering.variants import get_variant
 
     sources = {"static": static, "live": live}
     table = []

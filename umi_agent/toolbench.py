@@ -29,7 +29,7 @@ from umi_agent import toolbench_text as text
 from umi_agent.tools import OBSERVATION_CHARS, Tool, ToolRegistry
 from umi_data.core import ConclusionTurn, ObservationTurn, PlannerTurn, ToolSpec
 from umi_data.sources.toolbench import FINISH, parse_finish, parse_observation
-from umi_data.toolbench_names import api_function_stem, function_name, parameter_name, standardize
+from umi_data.sources.toolbench_names import api_function_stem, function_name, parameter_name, standardize
 
 Backend = Callable[[dict[str, Any]], dict[str, Any]]
 DESCRIPTION_CHARS = 256

@@ -102,7 +102,7 @@ def play_into(agent: Any, tasks: Sequence[ToolBenchTask], out: Path, args: argpa
     """Play every task into `out`: episodes, corpus and answer files; the metrics."""
     from umi_agent.backends import ordered_map
     from umi_agent.run import EpisodeLog, write_corpus
-    from umi_data.write import write_json
+    from umi_data.plumbing.write import write_json
 
     group = args.toolbench_queries.stem
     config = DfsdtConfig(width=args.tree_width, max_queries=args.max_queries, max_depth=args.max_depth)
@@ -128,7 +128,7 @@ def play_into(agent: Any, tasks: Sequence[ToolBenchTask], out: Path, args: argpa
 def write_rejects(path: Path, rejects: Sequence[QueryReject]) -> None:
     import orjson
 
-    from umi_data.outdir import atomic_open
+    from umi_data.plumbing.outdir import atomic_open
 
     with atomic_open(path) as handle:
         for reject in rejects:
@@ -138,9 +138,9 @@ def write_rejects(path: Path, rejects: Sequence[QueryReject]) -> None:
 def run_toolbench(args: argparse.Namespace) -> dict[str, dict[str, Any]]:
     """Every agent in turn over the query file into the locked --out; metrics by agent."""
     from umi_agent.run import PROG, RUN_OUTPUT, METRICS, live_agents
-    from umi_data.cli import Progress
-    from umi_data.outdir import claim_out_dir
-    from umi_data.write import write_json
+    from umi_data.plumbing.cli import Progress
+    from umi_data.plumbing.outdir import claim_out_dir
+    from umi_data.plumbing.write import write_json
 
     if args.tasks is not None:
         raise QueryFileError("--tasks (synthetic tasks) and --toolbench-queries: give one of them")

@@ -227,7 +227,7 @@ class ToolServer:
 
 
 def _parser() -> argparse.ArgumentParser:
-    from umi_data.cli import Parser
+    from umi_data.plumbing.cli import Parser
 
     parser = Parser(prog="umi-agent toolserver",
                     description="Serve a tool response cache with StableToolBench's POST /virtual contract (cache-only by default).")
@@ -266,7 +266,7 @@ def build_api(args: argparse.Namespace) -> VirtualAPI:
 
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
-    from umi_data.cli import fail
+    from umi_data.plumbing.cli import fail
     from umi_data.toolcache.store import CacheError
 
     try:

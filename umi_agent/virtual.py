@@ -30,7 +30,7 @@ from pathlib import Path
 from typing import Any, Callable, Literal
 
 from umi_data.toolcache.keys import UNPARSED, canonical_key, exact_key, parse_tool_input
-from umi_data.toolbench_names import Address, request_address as _request_address
+from umi_data.sources.toolbench_names import Address, request_address as _request_address
 from umi_data.toolcache.store import CacheStore
 
 OnMiss = Literal["error", "nearest", "simulate"]

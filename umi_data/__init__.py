@@ -27,7 +27,7 @@ __all__ = [
     "__version__",
 ]
 
-_LAZY = {"load_corpus": "umi_data.corpus", "read_trajectories": "umi_data.rows"}
+_LAZY = {"load_corpus": "umi_data.corpus.layout", "read_trajectories": "umi_data.corpus.rows"}
 
 
 def __getattr__(name: str) -> Any:

@@ -9,8 +9,8 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
-from umi_data.build_fields import BUILD_FIELDS, DEFAULT_SPLIT_RATIO, DEFAULT_SPLIT_SEED
-from umi_data.cli import Parser, add_command, add_commands, fail, interrupted, prog_name
+from umi_data.building.fields import BUILD_FIELDS, DEFAULT_SPLIT_RATIO, DEFAULT_SPLIT_SEED
+from umi_data.plumbing.cli import Parser, add_command, add_commands, fail, interrupted, prog_name
 from umi_data.sources import CATALOG
 from umi_data.synth import cli as synth_cli
 
@@ -66,7 +66,7 @@ def _parser() -> argparse.ArgumentParser:
     schemas = add_command(commands, "schemas", "write the JSON Schema documents into a directory")
     schemas.add_argument("--out", type=Path, default=Path("schemas"), metavar="DIR", help="directory to write")
 
-    from umi_data.variants import EXPORT_FORMATS, VARIANTS
+    from umi_data.rendering.variants import EXPORT_FORMATS, VARIANTS
 
     variants = "\n".join(f"  {v.name:<11} {v.paper_row}: {v.description}" for v in VARIANTS.values())
     export = add_command(commands, "export", "write one training variant of a corpus (stage1/, stage2/) for other trainers",
@@ -131,7 +131,7 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def _shard(text: str) -> tuple[int, int]:
-    from umi_data.shards import parse_shard
+    from umi_data.building.shards import parse_shard
 
     try:
         return parse_shard(text)
@@ -140,7 +140,7 @@ def _shard(text: str) -> tuple[int, int]:
 
 
 def cmd_build(args: argparse.Namespace) -> int:
-    from umi_data.build import BuildConfig, build_corpus, reject_listing, summary_line
+    from umi_data.building.build import BuildConfig, build_corpus, reject_listing, summary_line
 
     config = BuildConfig(
         source=args.source, inputs=args.inputs, exclude_test_ids=args.exclude_test_ids, strict=args.strict,
@@ -162,8 +162,8 @@ def cmd_build(args: argparse.Namespace) -> int:
 
 
 def cmd_merge(args: argparse.Namespace) -> int:
-    from umi_data.build import summary_line
-    from umi_data.shards import merge_shards
+    from umi_data.building.build import summary_line
+    from umi_data.building.shards import merge_shards
 
     result = merge_shards(args.shards, args.out)
     print(summary_line(result))
@@ -203,7 +203,7 @@ def cmd_schemas(args: argparse.Namespace) -> int:
 
 
 def cmd_export(args: argparse.Namespace) -> int:
-    from umi_data.export import export_variant
+    from umi_data.exports.export import export_variant
 
     manifest = export_variant(args.corpus, args.variant, args.out, args.format, force=args.force, max_tokens=args.max_tokens)
     for stage, entry in manifest["stages"].items():
@@ -218,7 +218,7 @@ def cmd_export(args: argparse.Namespace) -> int:
 
 
 def cmd_query(args: argparse.Namespace) -> int:
-    from umi_data.query import read_sql, run_query
+    from umi_data.corpus.query import read_sql, run_query
 
     directories, sql = list(args.args), None
     if args.file is not None:
@@ -254,7 +254,7 @@ def _positive(text: str) -> int:
 
 
 def cmd_card(args: argparse.Namespace) -> int:
-    from umi_data.build import rewrite_card
+    from umi_data.building.build import rewrite_card
 
     for path in rewrite_card(args.corpus):
         print(path)
@@ -272,7 +272,7 @@ def cmd_tool_cache(args: argparse.Namespace) -> int:
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
-    from umi_data.build import BuildConfig, build_corpus, reject_listing, summary_line
+    from umi_data.building.build import BuildConfig, build_corpus, reject_listing, summary_line
 
     sample = resources.files("umi_data") / "samples" / "toolbench" / "answer"
     config = BuildConfig(source="toolbench", inputs=[str(sample)])
@@ -290,7 +290,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
     return 0
 
 
-#: The commands that read or write a whole corpus, however large: Arrow's leaner pool (umi_data/memory.py).
+#: The commands that read or write a whole corpus, however large: Arrow's leaner pool (umi_data/building/memory.py).
 LEAN_MEMORY_COMMANDS = frozenset({"build", "merge", "card"})
 COMMANDS = {"build": cmd_build, "merge": cmd_merge, "validate": cmd_validate, "schemas": cmd_schemas, "export": cmd_export, "query": cmd_query, "card": cmd_card, "synth": synth_cli.run, "demo": cmd_demo,
             "tool-cache": cmd_tool_cache}
@@ -303,7 +303,7 @@ def main(argv: list[str] | None = None) -> int:
         parser.print_help()
         return 0
     if args.command in LEAN_MEMORY_COMMANDS:
-        from umi_data.memory import use_lean_memory_pool
+        from umi_data.building.memory import use_lean_memory_pool
 
         use_lean_memory_pool()
     try:
@@ -318,12 +318,12 @@ def main(argv: list[str] | None = None) -> int:
 
 def _usage_errors() -> tuple[type[Exception], ...]:
     """Errors that are the user's: one line and exit 2, no traceback (imported once one is raised)."""
-    from umi_data.build import ExclusionListError
-    from umi_data.corpus import CorpusNotFoundError
-    from umi_data.export import ExportError
-    from umi_data.outdir import OutDirError
-    from umi_data.query import QueryError
-    from umi_data.shards import ShardError
+    from umi_data.building.build import ExclusionListError
+    from umi_data.corpus.layout import CorpusNotFoundError
+    from umi_data.exports.export import ExportError
+    from umi_data.plumbing.outdir import OutDirError
+    from umi_data.corpus.query import QueryError
+    from umi_data.building.shards import ShardError
     from umi_data.sources import InputPathError, UnknownSourceError
     from umi_data.toolcache.build import ToolCacheInputError
     from umi_data.toolcache.catalog import CatalogError

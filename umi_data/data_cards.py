@@ -14,8 +14,8 @@ import sys
 import tempfile
 from pathlib import Path
 
-from umi_data.build import BuildConfig, build_corpus
-from umi_data.card import CARD, PLOTS, STATS
+from umi_data.building.build import BuildConfig, build_corpus
+from umi_data.corpus.card import CARD, PLOTS, STATS
 from umi_data.synth.cli import write_synthetic
 
 REPO = Path(__file__).resolve().parents[1]
@@ -46,7 +46,7 @@ def regenerate(cards: Path = CARDS) -> list[Path]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    from umi_data.cli import Parser
+    from umi_data.plumbing.cli import Parser
 
     Parser(prog="umi_data.data_cards", description="Regenerate the data cards the repository ships (data_cards/).").parse_args(argv)
     for path in regenerate():

@@ -15,7 +15,7 @@ from umi_data.sources import get_source, read_source
 from umi_data.sources.base import (
     SCHEMA_PACKAGE, InputFile, Source, discover_files, is_json_lines, json_lines, load_bytes, load_json, schema_errors, text_name,
 )
-from umi_data.write import atomic_open
+from umi_data.plumbing.write import atomic_open
 
 SCHEMA_DIALECT = "https://json-schema.org/draft/2020-12/schema"
 CORE_MODELS = {"trajectory.schema.json": Trajectory, "reject.schema.json": Reject}
@@ -117,8 +117,8 @@ def build_rejects(source_name: str, file: Any) -> list[Reject]:
     the file (reading, converting, the storability check, rendering), nothing written. So
     `validate` and `build` give one answer to "is this file good" (valid_data: false,
     unstorable text, a call to no listed tool...), from one code path."""
-    from umi_data.build_fields import DEFAULT_SPLIT_RATIO, DEFAULT_SPLIT_SEED
-    from umi_data.parts import PartTask, convert_part
+    from umi_data.building.fields import DEFAULT_SPLIT_RATIO, DEFAULT_SPLIT_SEED
+    from umi_data.building.parts import PartTask, convert_part
 
     part = convert_part(PartTask(source_name, [file], {}, False, DEFAULT_SPLIT_SEED, DEFAULT_SPLIT_RATIO))
     return [Reject.model_validate_json(line) for line in part.rejects]

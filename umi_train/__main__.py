@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import sys
 
-from umi_data.cli import dispatch
+from umi_data.plumbing.cli import dispatch
 
 COMMANDS = {
     "tiny": "build a tiny random-weight model (Llama, or --architecture) and a BPE tokenizer trained on a corpus",

@@ -24,7 +24,7 @@ from __future__ import annotations
 import json
 from typing import Any, Literal
 
-from umi_data.prompts import ROLE_SUFFIX
+from umi_data.rendering.prompts import ROLE_SUFFIX
 
 PromptFormat = Literal["alpha-umi", "chat"]
 PROMPT_FORMATS: tuple[str, ...] = ("alpha-umi", "chat")

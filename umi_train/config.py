@@ -16,9 +16,9 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
-from umi_data.cli import CONFIG_HELP, Parser, apply_config_file, run_guarded
-from umi_data.examples import EXAMPLE_ROLES
-from umi_data.variants import VARIANTS
+from umi_data.plumbing.cli import CONFIG_HELP, Parser, apply_config_file, run_guarded
+from umi_data.rendering.examples import EXAMPLE_ROLES
+from umi_data.rendering.variants import VARIANTS
 
 ROLE_CHOICES = (*EXAMPLE_ROLES, "multi-task")
 
@@ -108,7 +108,7 @@ class GLPFTConfig(_RunPaths):
 
     model: Path = Field(description="base model: a local Hugging Face model directory")
     corpus: Path = Field(description="corpus directory written by `umi-data build`")
-    variant: Literal[tuple(VARIANTS)] = Field(description="which of the paper's setups (see umi_data.variants)")  # type: ignore[valid-type]
+    variant: Literal[tuple(VARIANTS)] = Field(description="which of the paper's setups (see umi_data.rendering.variants)")  # type: ignore[valid-type]
     out: Path = Field(description="run directory (stage1/, stage2/, glpft.json written last)")
     resume: bool = Field(default=False, description="continue interrupted stages from their last checkpoint")
     stage1_from: Path | None = Field(
@@ -149,7 +149,7 @@ def _argument(parser: argparse.ArgumentParser, name: str, field: Any) -> None:
 
 
 def build_parser(config_cls: type[BaseModel], prog: str, description: str) -> argparse.ArgumentParser:
-    """A parser in umi's CLI style (`umi_data.cli.Parser`, which brings `--quiet`) with one flag
+    """A parser in umi's CLI style (`umi_data.plumbing.cli.Parser`, which brings `--quiet`) with one flag
     per field of `config_cls`: the command's own fields first, then the shared training options."""
     parser = Parser(prog=prog, description=description)
     fields = sorted(config_cls.model_fields.items(), key=lambda item: item[0] in TrainOptions.model_fields)
@@ -185,7 +185,7 @@ def parse_config(config_cls: type[BaseModel], argv: list[str] | None, prog: str,
 def run_cli(prog: str, command: Any) -> int:
     """Call `command()`; a `UsageError`, an example that cannot be encoded as asked (target longer
     than --max-length, say) or a missing file becomes one line on stderr and exit 2."""
-    from umi_data.outdir import OutDirError
+    from umi_data.plumbing.outdir import OutDirError
     from umi_train.encode import EncodingError
 
     return run_guarded(prog, command, (UsageError, EncodingError, OutDirError, FileNotFoundError))

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Sequence
 
-from umi_data.examples import ROLE_PATHS
+from umi_data.rendering.examples import ROLE_PATHS
 from umi_train.config import UsageError
 from umi_train.encode import encode
 

@@ -22,7 +22,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from umi_data.variants import VARIANTS
+from umi_data.rendering.variants import VARIANTS
 from umi_train.config import parse_config, run_cli
 
 PROG = "umi-train export"
@@ -37,7 +37,7 @@ class ExportConfig(BaseModel):
     model: Path = Field(description="model (or tokenizer) directory whose tokenizer encodes the examples")
     gguf_file: str | None = Field(default=None, description="read the tokenizer from this GGUF file inside --model")
     corpus: Path = Field(description="corpus directory written by `umi-data build`")
-    variant: Literal[tuple(VARIANTS)] = Field(description="which of the paper's setups (see umi_data.variants)")  # type: ignore[valid-type]
+    variant: Literal[tuple(VARIANTS)] = Field(description="which of the paper's setups (see umi_data.rendering.variants)")  # type: ignore[valid-type]
     out: Path = Field(description="directory to write (new, empty, or a previous export)")
     max_length: int = Field(default=4096, ge=8, description="longest sequence in tokens, as in training (inputs are truncated from the left)")
     compat: Literal["alpha-umi"] | None = Field(default=None, description="alpha-umi: the official recipe ('system: ' + input, target + literal '</s>')")
@@ -65,7 +65,7 @@ def token_record(tokenizer: Any, max_length: int, compat: str | None, prompt_for
 
 def export_tokens(config: ExportConfig) -> dict[str, Any]:
     """Write the export `config` describes; its manifest."""
-    from umi_data.export import export_variant
+    from umi_data.exports.export import export_variant
 
     if not config.model.is_dir():
         raise FileNotFoundError(f"--model {config.model}: no such directory")
@@ -81,18 +81,18 @@ def main(argv: list[str] | None = None) -> int:
     description = "Write a variant's examples as exactly the token ids umi trains on.\n\n" + __doc__.split("\n\n", 1)[1]
     config = parse_config(ExportConfig, argv, PROG, description)
     if config.compat is not None and config.prompt_format == "chat":
-        from umi_data.cli import fail
+        from umi_data.plumbing.cli import fail
 
         return fail(PROG, ValueError("--compat alpha-umi is the official raw-text recipe; it does not combine with --prompt-format chat"))
 
     def command() -> int:
-        from umi_data.corpus import CorpusNotFoundError
-        from umi_data.export import ExportError
+        from umi_data.corpus.layout import CorpusNotFoundError
+        from umi_data.exports.export import ExportError
 
         try:
             manifest = export_tokens(config)
         except (ExportError, CorpusNotFoundError) as exc:
-            from umi_data.cli import fail
+            from umi_data.plumbing.cli import fail
 
             return fail(PROG, exc)
         for stage, entry in manifest["stages"].items():

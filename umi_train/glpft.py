@@ -1,6 +1,6 @@
 """`python -m umi_train.glpft`: one of the paper's training setups, every stage of it.
 
-The setups are the table in `umi_data.variants`: stage 1 trains the backbone adapter on the
+The setups are the table in `umi_data.rendering.variants`: stage 1 trains the backbone adapter on the
 global corpus and, when a later stage starts from it, folds it into a full model; stage 2
 trains one adapter per part (planner, caller, summarizer, or the multi-task union) on the base
 model or on that merged backbone, as the variant says. Each adapter is an `sft` run directory,
@@ -19,9 +19,9 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from umi_data.outdir import Output, atomic_dir
-from umi_data.variants import Part, Stage, Variant, get_variant
-from umi_data.write import write_json
+from umi_data.plumbing.outdir import Output, atomic_dir
+from umi_data.rendering.variants import Part, Stage, Variant, get_variant
+from umi_data.plumbing.write import write_json
 from umi_train import dist
 from umi_train.checkpoints import same_training
 from umi_train.config import GLPFTConfig, SFTConfig, UsageError, parse_config, run_cli
@@ -184,7 +184,7 @@ def _run_glpft(config: GLPFTConfig) -> dict[str, Any]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    from umi_data.variants import VARIANTS
+    from umi_data.rendering.variants import VARIANTS
 
     setups = "\n".join(f"  {v.name:<11} {v.paper_row}: {v.description}" for v in VARIANTS.values())
     config = parse_config(GLPFTConfig, argv, PROG, f"Train one of the alpha-UMi setups (GLPFT stages) with LoRA.\n\nvariants:\n{setups}")

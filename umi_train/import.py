@@ -87,7 +87,7 @@ def rebuild(loaded: Any, dtype: str) -> Any:
 
 def import_gguf(config: ImportConfig) -> Path:
     """Write the model directory `config.out` (atomically) from `config.gguf_file`."""
-    from umi_data.write import sha256_file
+    from umi_data.plumbing.write import sha256_file
 
     loaded, tokenizer = load_gguf(config.gguf_file)
     model = rebuild(loaded, config.dtype)

@@ -1,6 +1,6 @@
 """`load_role(RUN, role)`: the model and tokenizer that play a role, from a finished run.
 
-Which model plays which role follows the variant table (`umi_data.variants`): a role is played
+Which model plays which role follows the variant table (`umi_data.rendering.variants`): a role is played
 by the part of the latest stage that trained it, on that stage's starting model (the base
 model, or the merged stage-1 backbone). In the Single-LLM setup the backbone plays every role;
 a role that a setup never trained (the backbone of one-stage or multi-task) is an error, not a
@@ -12,8 +12,8 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from umi_data.examples import EXAMPLE_ROLES
-from umi_data.variants import Part, Stage, Variant, get_variant
+from umi_data.rendering.examples import EXAMPLE_ROLES
+from umi_data.rendering.variants import Part, Stage, Variant, get_variant
 from umi_train.provenance import MODEL_FILE, RUN_FILE, read_json
 
 

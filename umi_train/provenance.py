@@ -15,7 +15,7 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any
 
-from umi_data.write import sha256_file, write_json
+from umi_data.plumbing.write import sha256_file, write_json
 
 RUN_FILE = "run.json"
 MODEL_FILE = "umi_model.json"

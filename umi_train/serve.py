@@ -26,9 +26,9 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from umi_data.cli import Parser, fail
-from umi_data.outdir import OutDirError, Output, atomic_dir, claim_out_dir
-from umi_data.write import write_json
+from umi_data.plumbing.cli import Parser, fail
+from umi_data.plumbing.outdir import OutDirError, Output, atomic_dir, claim_out_dir
+from umi_data.plumbing.write import write_json
 from umi_train.load import agent_roles, resolve_role
 from umi_train.provenance import MODEL_FILE, read_json, write_model_card
 

@@ -19,9 +19,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Iterator
 
-from umi_data.outdir import OutDirError, Output, atomic_dir, claim_out_dir, previous_owns
-from umi_data.variants import VARIANTS
-from umi_data.write import write_json
+from umi_data.plumbing.outdir import OutDirError, Output, atomic_dir, claim_out_dir, previous_owns
+from umi_data.rendering.variants import VARIANTS
+from umi_data.plumbing.write import write_json
 from umi_train import dist
 from umi_train.checkpoints import checkpoints_newest_first, resumable_checkpoint, same_training
 from umi_train.config import SFTConfig, TrainOptions, UsageError, parse_config, run_cli

@@ -36,7 +36,7 @@ def sample_answer_dir() -> Path:
 
 def sample_corpus(out: Path, **options: Any) -> Path:
     """The corpus built from the built-in sample (reused when its manifest exists)."""
-    from umi_data.build import BuildConfig, build_corpus
+    from umi_data.building.build import BuildConfig, build_corpus
 
     if not (out / "manifest.json").is_file():
         build_corpus(BuildConfig(source="toolbench", inputs=[str(sample_answer_dir())], **options), out, progress=False)
@@ -69,7 +69,7 @@ def cli_args(options: dict[str, Any]) -> list[str]:
 def tiny_glpft_runs(root: Path, variants: tuple[str, ...] = ("reuse", "single"), max_steps: int = 12) -> dict[str, Path]:
     """A synthetic world (`root/world`, 12 tasks), held-out tasks (`root/heldout`), their corpora,
     a tiny model and one GLPFT run per variant under `root`; each piece is reused when complete."""
-    from umi_data.build import BuildConfig, build_corpus
+    from umi_data.building.build import BuildConfig, build_corpus
     from umi_data.synth.cli import write_synthetic
     from umi_train.glpft import main as glpft_main
 

@@ -17,8 +17,8 @@ from typing import Any, Iterator
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from umi_data.examples import EXAMPLE_ROLES
-from umi_data.outdir import OutDirError, Output, atomic_dir, previous_owns
+from umi_data.rendering.examples import EXAMPLE_ROLES
+from umi_data.plumbing.outdir import OutDirError, Output, atomic_dir, previous_owns
 from umi_train.config import UsageError, parse_config, run_cli
 from umi_train.data import check_corpus, read_role_rows
 from umi_train.provenance import MODEL_FILE, corpus_identity, write_model_card

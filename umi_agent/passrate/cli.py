@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from umi_agent.jsonio import InputFileError, encode_json, write_files
-from umi_data.cli import Parser, fail
+from umi_data.plumbing.cli import Parser, fail
 
 PROG = "umi-agent passrate"
 CONVERT_PROG = f"{PROG} convert"

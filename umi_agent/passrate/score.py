@@ -109,7 +109,7 @@ def verdicts(examples: dict[str, Converted], judge: Judge | None, rounds: int, c
         for qid, r in asks:
             out[qid][r] = Verdict(error="no judge given (--judge-url, --judge-model)")
         return out
-    from umi_data.cli import Progress
+    from umi_data.plumbing.cli import Progress
 
     ask = Progress(len(asks), "judge verdicts", prog=progress or "", quiet=progress is None).wrap(
         lambda item: judged(judge, examples[item[0]], item[1]))

@@ -24,7 +24,7 @@ from typing import Any
 
 import orjson
 
-from umi_data.outdir import Output
+from umi_data.plumbing.outdir import Output
 from umi_data.synth.answer_file import GROUP_DIR, answer_file_bytes, answer_file_name, generate, task_row
 
 TASKS_FILE = "tasks.jsonl"
@@ -58,7 +58,7 @@ class SynthStats:
 
 def add_parser(subparsers: Any) -> None:
     """Add the `synth` subcommand to the `python -m umi_data` parser."""
-    from umi_data.cli import add_command
+    from umi_data.plumbing.cli import add_command
 
     parser = add_command(subparsers, "synth", "write synthetic ToolBench-format trajectories from umi's deterministic tool world",
                          "Write a synthetic ToolBench-format dataset: tasks solved by a scripted agent against umi's "
@@ -90,7 +90,7 @@ def run(args: argparse.Namespace) -> int:
         try:
             kept, dropped = write_heldout_world(args.heldout, args.out, args.n, args.seed, force=args.force)
         except HeldoutError as exc:
-            from umi_data.cli import fail
+            from umi_data.plumbing.cli import fail
 
             return fail("umi-data synth", exc)
         print(f"synth: {kept} held-out tasks sharing no instruction with {args.heldout} "
@@ -103,7 +103,7 @@ def run(args: argparse.Namespace) -> int:
 
 def write_synthetic(out: Path, n: int, seed: int, force: bool = False) -> SynthStats:
     """Generate `n` tasks of `seed` and write them under `out` (see the module docstring)."""
-    from umi_data.outdir import atomic_open, claim_out_dir
+    from umi_data.plumbing.outdir import atomic_open, claim_out_dir
 
     with claim_out_dir(out, SYNTH_OUTPUT, force) as claim:
         (out / TASKS_FILE).unlink(missing_ok=True)  # incomplete until the new tasks.jsonl lands
@@ -155,7 +155,7 @@ def _replace_dir(new: Path, target: Path, trash: Path) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     """Run `synth` on its own (`python -m umi_data.synth.cli`), before it is wired into `python -m umi_data`."""
-    from umi_data.cli import Parser, add_commands
+    from umi_data.plumbing.cli import Parser, add_commands
 
     parser = Parser(prog="umi-data", quiet=False)
     add_parser(add_commands(parser))

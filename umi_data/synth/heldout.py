@@ -51,7 +51,7 @@ def disjoint_tasks(train: list[dict], pool: list[dict], n: int) -> tuple[list[di
 
 def write_heldout(train: Path, pool: Path, n: int, out: Path) -> tuple[int, int]:
     """Write DIR (module docstring); (tasks kept, tasks dropped as training duplicates)."""
-    from umi_data.write import atomic_open
+    from umi_data.plumbing.write import atomic_open
 
     kept, dropped = disjoint_tasks(read_rows(train), read_rows(pool / TASKS_FILE), n)
     (out / TASKS_FILE).unlink(missing_ok=True)
@@ -70,7 +70,7 @@ def write_heldout_world(world: Path, out: Path, n: int, seed: int, force: bool =
     whose instruction WORLD does not have into `out`, under `synth`'s output policy and lock."""
     import tempfile
 
-    from umi_data.outdir import claim_out_dir
+    from umi_data.plumbing.outdir import claim_out_dir
     from umi_data.synth.cli import SYNTH_OUTPUT, write_synthetic
 
     world_tasks = world / TASKS_FILE if world.is_dir() else world
@@ -86,7 +86,7 @@ def write_heldout_world(world: Path, out: Path, n: int, seed: int, force: bool =
 
 
 def main(argv: list[str] | None = None) -> int:
-    from umi_data.cli import Parser, interrupted
+    from umi_data.plumbing.cli import Parser, interrupted
 
     parser = Parser(prog="umi_data.synth.heldout", description="Held-out tasks drawn from a pool written already: the first N whose instruction no training task has.\n\n" + __doc__.split("\n\n")[1])
     parser.add_argument("--train", type=Path, required=True, metavar="FILE", help="the training world's tasks.jsonl")

@@ -19,11 +19,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterable, Iterator
 
-from umi_data.outdir import Output, atomic_open, atomic_path, claim_out_dir
+from umi_data.plumbing.outdir import Output, atomic_open, atomic_path, claim_out_dir
 from umi_data.toolcache.catalog import Catalog, read_catalog
 from umi_data.toolcache.collect import Resolver, answer_file_entries, cache_entries, corpus_entries, stb_file_entries
 from umi_data.toolcache.store import DB_FILE, FORMAT, CacheEntry, CacheStore, CacheWriter
-from umi_data.write import write_json
+from umi_data.plumbing.write import write_json
 
 CARD_FILE, APIS_FILE, README = "card.json", "apis.csv", "README.md"
 TOOL_CACHE_OUTPUT = Output("umi-data tool-cache", (DB_FILE,), (DB_FILE, CARD_FILE, APIS_FILE, README))

@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterable
 
-from umi_data.toolbench_names import change_name, standardize
+from umi_data.sources.toolbench_names import change_name, standardize
 
 #: ToolBench's function names are cut to their last 64 characters.
 FUNCTION_NAME_CHARS = 64

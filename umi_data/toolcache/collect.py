@@ -22,7 +22,7 @@ from typing import Any, Iterator
 from umi_data.core import ObservationTurn, Trajectory
 from umi_data.toolcache.catalog import FUNCTIONS_META, Catalog, split_function
 from umi_data.toolcache.keys import keys_of_input, keys_of_repr
-from umi_data.toolbench_names import Address, change_name, standardize, standardize_category, tool_dir_name
+from umi_data.sources.toolbench_names import Address, change_name, standardize, standardize_category, tool_dir_name
 from umi_data.toolcache.store import CacheEntry
 
 FINISH = "Finish"
@@ -107,7 +107,7 @@ def entry(address: Address, raw_arguments: str, content: str | None, origin: str
 
 def corpus_entries(path: Path, resolver: Resolver) -> Iterator[CacheEntry]:
     """Entries of a corpus's trajectories, in file order."""
-    from umi_data.rows import read_trajectories
+    from umi_data.corpus.rows import read_trajectories
 
     for trajectory in read_trajectories(str(path)):
         yield from _trajectory_entries(trajectory, resolver, f"{path}#{trajectory.id}")

@@ -25,7 +25,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterator, NamedTuple
 
-from umi_data.toolbench_names import Address, tool_of_dir
+from umi_data.sources.toolbench_names import Address, tool_of_dir
 
 DB_FILE = "cache.sqlite"
 FORMAT = "umi-tool-cache/1"

@@ -1,6 +1,6 @@
 """The corpus directory: its layout constants, the check that one is complete, and the reading
 side for users of HF datasets (`load_corpus(DIR, role)`). The files are written by
-`umi_data.corpus_writer.CorpusWriter`.
+`umi_data.building.writer.CorpusWriter`.
 """
 
 from __future__ import annotations
@@ -8,7 +8,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from umi_data.examples import EXAMPLE_ROLES, ROLE_PATHS
+from umi_data.rendering.examples import EXAMPLE_ROLES, ROLE_PATHS
 
 ALPHA_UMI_DIR = "alpha_umi"
 TRAJECTORIES = "trajectories.parquet"

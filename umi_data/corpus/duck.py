@@ -17,7 +17,7 @@
   with `file` (e.g. `stage1/backbone.jsonl`) and `export` (the directory).
 
 Read-only by construction: DuckDB never opens a file itself. Each file is checked
-(`umi_data.corpus_files`) and handed to DuckDB as a lazy Arrow dataset, so no path goes through
+(`umi_data.corpus.files`) and handed to DuckDB as a lazy Arrow dataset, so no path goes through
 DuckDB's globbing; then DuckDB's local file system is switched off and its configuration locked
 (`SANDBOX_SETTINGS`), so no statement can read, create or write any file (docs/guarantees.md).
 """
@@ -27,8 +27,8 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any, Sequence
 
-from umi_data.corpus import CorpusNotFoundError
-from umi_data.corpus_files import CorpusFileError, CorpusFiles, corpus_files, export_files
+from umi_data.corpus.layout import CorpusNotFoundError
+from umi_data.corpus.files import CorpusFileError, CorpusFiles, corpus_files, export_files
 
 TURN_FIELDS = (
     "role", "content", "diversity_prompt", "thought", "next", "empty_thought", "name", "arguments", "raw_arguments",

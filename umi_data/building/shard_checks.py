@@ -23,9 +23,9 @@ from typing import Any, Literal, Optional, Sequence
 import orjson
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from umi_data.corpus import ALPHA_UMI_DIR, INPUTS, REJECTS, TRAJECTORIES
-from umi_data.examples import EXAMPLE_ROLES, ROLE_PATHS
-from umi_data.parts import BuildStats
+from umi_data.corpus.layout import ALPHA_UMI_DIR, INPUTS, REJECTS, TRAJECTORIES
+from umi_data.rendering.examples import EXAMPLE_ROLES, ROLE_PATHS
+from umi_data.building.parts import BuildStats
 from umi_data.sources.base import iter_files
 
 SHARD_MANIFEST = "shard.json"
@@ -154,7 +154,7 @@ def _check_fingerprint(directory: Path, manifest: ShardManifest) -> None:
 def _check_files(directory: Path, manifest: ShardManifest) -> None:
     import pyarrow.parquet as pq
 
-    from umi_data.write import sha256_file
+    from umi_data.plumbing.write import sha256_file
 
     root = directory.resolve()
     for name in shard_file_names(manifest.official_rows):

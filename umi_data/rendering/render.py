@@ -25,11 +25,11 @@ from umi_data.core import (
     Trajectory,
     find_unstorable,
 )
-from umi_data.compat import (
+from umi_data.rendering.compat import (
     SPEAKER, OfficialWouldFail, can_rebuild_stage1, conversation_value, official_failure, short_form_tools, stage1_record,
     stage2_record,
 )
-from umi_data.prompts import ToolText, fill_rendered, serialise_backbone_history, serialise_history, split_plan
+from umi_data.rendering.prompts import ToolText, fill_rendered, serialise_backbone_history, serialise_history, split_plan
 
 ROLES = ("backbone", "planner", "caller", "summarizer")
 GIVE_UP = "give up"

@@ -1,7 +1,7 @@
 """One mapping from a `Trajectory` to chat messages, which every chat export format derives from.
 
 `to_chat_messages(trajectory)` gives a `ChatExample`: OpenAI-shaped `messages` and a `tools`
-list. The formats (`umi_data.chat_formats`: openai, trl-chat, llamafactory-sharegpt, hermes)
+list. The formats (`umi_data.exports.chat_formats`: openai, trl-chat, llamafactory-sharegpt, hermes)
 only re-encode it; an example a format cannot express is a `ChatReject` with a named reason.
 
 The mapping (an importer's inverse must read it back; what no chat carries is listed after):

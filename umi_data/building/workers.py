@@ -1,8 +1,8 @@
 """Running `convert_part` over a build's tasks, in this process or in worker processes, and
 bringing the parts back in input order.
 
-This is the build's transport, kept apart from what a part is (`umi_data.parts`) and how parts
-are written (`umi_data.corpus_writer`): a worker's part comes back through a spool file, not the
+This is the build's transport, kept apart from what a part is (`umi_data.building.parts`) and how parts
+are written (`umi_data.building.writer`): a worker's part comes back through a spool file, not the
 pool's result pipe, and its Arrow tables travel as IPC streams, not column by column. A part is
 megabytes, which the result pipe would carry 64 KB at a time (a wake-up of each side per 64 KB,
 and the reading done by the pool's thread beside the writer's); an IPC stream is about 5x cheaper
@@ -23,9 +23,9 @@ from typing import Any, Iterable, Iterator
 
 import pyarrow as pa
 
-from umi_data.memory import use_memory_pool
+from umi_data.building.memory import use_memory_pool
 from umi_data.sources import register_source, registered_sources
-from umi_data.parts import Part, PartTask, convert_part
+from umi_data.building.parts import Part, PartTask, convert_part
 
 
 def batched(items: Iterable[Any], size: int) -> Iterator[list[Any]]:
@@ -105,7 +105,7 @@ def _converted(tasks: Iterable[PartTask], workers: int) -> Iterator[Part]:
 
 def _start_worker(backend: str, registered: list[tuple[Any, str, Any]]) -> None:
     """A worker ignores Ctrl-C, which a terminal sends to the whole process group: the parent
-    alone stops the build (one line, `umi_data.cli.interrupted`), not one traceback per worker.
+    alone stops the build (one line, `umi_data.plumbing.cli.interrupted`), not one traceback per worker.
     It uses the parent's allocator and knows the parent's registered sources (a spawned process
     starts from a fresh import of umi_data)."""
     import signal

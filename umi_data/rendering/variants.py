@@ -13,7 +13,7 @@ from typing import Literal
 
 LOCAL_ROLES = ("planner", "caller", "summarizer")
 #: The file layouts `python -m umi_data export --format` writes (here, light, for the CLI's help).
-#: The chat formats (`umi_data.chat_export`): whole trajectories and role examples as chats.
+#: The chat formats (`umi_data.exports.chat_export`): whole trajectories and role examples as chats.
 CHAT_FORMATS: tuple[str, ...] = ("openai", "trl-chat", "llamafactory-sharegpt", "hermes")
 EXPORT_FORMATS: tuple[str, ...] = ("jsonl", "trl", "llamafactory", "alpha-umi", *CHAT_FORMATS)
 

@@ -15,7 +15,7 @@ from typing import Literal
 import pyarrow as pa
 from pydantic import BaseModel, ConfigDict, Field
 
-from umi_data.build_fields import DEFAULT_SPLIT_RATIO, DEFAULT_SPLIT_SEED
+from umi_data.building.fields import DEFAULT_SPLIT_RATIO, DEFAULT_SPLIT_SEED
 
 Role = Literal["backbone", "planner", "caller", "summarizer"]
 EXAMPLE_ROLES: tuple[str, ...] = ("backbone", "planner", "caller", "summarizer")

@@ -1,4 +1,4 @@
-"""What each `build` setting means and defaults to: read by `BuildConfig` (umi_data/build.py)
+"""What each `build` setting means and defaults to: read by `BuildConfig` (umi_data/building/build.py)
 and by the command line's help, which must not import pydantic or pyarrow to print it."""
 
 from __future__ import annotations

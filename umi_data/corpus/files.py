@@ -1,6 +1,6 @@
 """The files of a corpus (or export) directory, checked before anything reads them for SQL.
 
-`umi_data.duck` never lets DuckDB open a path: each file is checked here and handed over as a
+`umi_data.corpus.duck` never lets DuckDB open a path: each file is checked here and handed over as a
 lazy Arrow dataset. A check refuses, in one line that names only the corpus and the file's
 place in it (never where a symbolic link leads, never the columns of a foreign file):
 
@@ -18,8 +18,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from umi_data.corpus import MANIFEST, REJECTS, TRAJECTORIES, CorpusNotFoundError, require_corpus
-from umi_data.examples import ROLE_PATHS
+from umi_data.corpus.layout import MANIFEST, REJECTS, TRAJECTORIES, CorpusNotFoundError, require_corpus
+from umi_data.rendering.examples import ROLE_PATHS
 
 #: the trajectory columns the views use
 TRAJECTORY_COLUMNS = ("id", "source", "turns", "tools")
@@ -131,7 +131,7 @@ def corpus_files(directory: Path, index: int = 0) -> CorpusFiles:
 def export_files(directory: Path, index: int = 0) -> tuple[Path, dict[str, tuple[str, Any]]]:
     """The JSONL files an export directory's `export.json` lists: {relative path: (table name,
     Arrow dataset)}."""
-    from umi_data.export import EXPORT_MANIFEST
+    from umi_data.exports.export import EXPORT_MANIFEST
 
     directory = directory.resolve()
     if not (directory / EXPORT_MANIFEST).is_file():

@@ -1,4 +1,4 @@
-"""`python -m umi_data query DIR... "SQL"`: one statement over the DuckDB views of `umi_data.duck`,
+"""`python -m umi_data query DIR... "SQL"`: one statement over the DuckDB views of `umi_data.corpus.duck`,
 printed as an aligned table, CSV, or one JSON array of row objects.
 
 A sandbox: exactly one read-only statement (a query, `describe`/`show`/`summarize`, or `explain`
@@ -14,8 +14,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Sequence
 
-from umi_data.duck import DEFAULT_MEMORY_LIMIT, connect
-from umi_data.query_out import QueryError, cell, check_new_file, csv_text, out_format, plain, read_sql, write_result
+from umi_data.corpus.duck import DEFAULT_MEMORY_LIMIT, connect
+from umi_data.corpus.query_out import QueryError, cell, check_new_file, csv_text, out_format, plain, read_sql, write_result
 
 #: rows printed unless `--max-rows` says otherwise (all are counted; `--out FILE` writes all)
 DEFAULT_MAX_ROWS = 1000
@@ -43,7 +43,7 @@ def read_only_statement(sql: str) -> Any:
 
 def _split_directories(directories: Sequence[str]) -> tuple[list[Path], list[Path]]:
     """(corpus directories, export directories): an export is read through the `exported` view."""
-    from umi_data.export import EXPORT_MANIFEST
+    from umi_data.exports.export import EXPORT_MANIFEST
 
     exports = [Path(d) for d in directories if (Path(d) / EXPORT_MANIFEST).is_file()]
     return [Path(d) for d in directories if Path(d) not in exports], exports
@@ -63,7 +63,7 @@ def run_query(
     directories: Sequence[str], sql: str, fmt: str = "table", *, max_rows: int = DEFAULT_MAX_ROWS,
     timeout: float = DEFAULT_TIMEOUT, memory_limit: str = DEFAULT_MEMORY_LIMIT, out: Path | None = None,
 ) -> QueryResult:
-    """Run `sql` in the sandbox of `umi_data.duck`, stopped after `timeout` seconds; print the
+    """Run `sql` in the sandbox of `umi_data.corpus.duck`, stopped after `timeout` seconds; print the
     first `max_rows` rows (all are counted), or write all of them to `out` (by its suffix)."""
     statement = read_only_statement(sql)
     if out is not None:

@@ -15,23 +15,23 @@ import orjson
 from pydantic import BaseModel, ConfigDict, Field
 
 import umi_data
-from umi_data.card import CARD, CARD_DIR, write_card
+from umi_data.corpus.card import CARD, CARD_DIR, write_card
 from umi_data.core import Reject
-from umi_data.corpus import ALPHA_UMI_DIR, INPUTS, MANIFEST, REJECTS, TRAJECTORIES, CorpusNotFoundError, require_corpus
-from umi_data.corpus_writer import CorpusWriter
-from umi_data.build_fields import BUILD_FIELDS, DEFAULT_SPLIT_RATIO, DEFAULT_SPLIT_SEED
-from umi_data.examples import EXAMPLE_ROLES, ROLE_PATHS
-from umi_data.memory import release_memory
-from umi_data.outdir import Output, OutputClaim, claim_out_dir
-from umi_data.part_workers import batched, run_parts
-from umi_data.parts import BuildStats, PartTask
-from umi_data.render import STALE_INPUT
-from umi_data.shard_checks import inputs_digest
-from umi_data.shards import SHARD_MANIFEST, shard_files, write_shard_manifest
+from umi_data.corpus.layout import ALPHA_UMI_DIR, INPUTS, MANIFEST, REJECTS, TRAJECTORIES, CorpusNotFoundError, require_corpus
+from umi_data.building.writer import CorpusWriter
+from umi_data.building.fields import BUILD_FIELDS, DEFAULT_SPLIT_RATIO, DEFAULT_SPLIT_SEED
+from umi_data.rendering.examples import EXAMPLE_ROLES, ROLE_PATHS
+from umi_data.building.memory import release_memory
+from umi_data.plumbing.outdir import Output, OutputClaim, claim_out_dir
+from umi_data.building.workers import batched, run_parts
+from umi_data.building.parts import BuildStats, PartTask
+from umi_data.rendering.render import STALE_INPUT
+from umi_data.building.shard_checks import inputs_digest
+from umi_data.building.shards import SHARD_MANIFEST, shard_files, write_shard_manifest
 from umi_data.sources import discover_files, get_source
 from umi_data.sources.base import InputPathError, check_input_paths, iter_files, load_json, text_name
-from umi_data.stats import card_lengths
-from umi_data.write import sha256_file, write_json
+from umi_data.corpus.stats import card_lengths
+from umi_data.plumbing.write import sha256_file, write_json
 
 def corpus_record(directory: Path) -> dict[str, str] | None:
     """What an older umi recorded writing into `directory`, before the lock held a record: the
@@ -116,8 +116,8 @@ def build_corpus(
     """Read `config.inputs` with `config.source` and write the corpus directory `out`, with
     `workers` processes converting and rendering (the files do not depend on it). With
     `shard=(I, N)`, convert only the I-th of N runs of the input files into a shard directory
-    for `python -m umi_data merge` (umi_data/shards.py). `out` is new, empty, or an earlier
-    build's (replaced as a whole; umi_data.outdir), and locked throughout."""
+    for `python -m umi_data merge` (umi_data/building/shards.py). `out` is new, empty, or an earlier
+    build's (replaced as a whole; umi_data.plumbing.outdir), and locked throughout."""
     source = get_source(config.source)
     check_input_paths(config.inputs, source.suffixes)
     check_out_outside_inputs(out, config.inputs)

@@ -1,4 +1,4 @@
-"""The four chat formats, each a re-encoding of `umi_data.chat.ChatExample` (../shared/TOOLCALLING.md).
+"""The four chat formats, each a re-encoding of `umi_data.exports.chat.ChatExample` (../shared/TOOLCALLING.md).
 
 - `openai`: OpenAI's chat fine-tuning line `{"messages", "tools"?}`: assistant `tool_calls` with
   the raw argument string, `tool` results linked by `tool_call_id`. Checked against OpenAI's
@@ -37,7 +37,7 @@ import json
 import re
 from typing import Any, Callable
 
-from umi_data.chat import ChatExample, ChatReject
+from umi_data.exports.chat import ChatExample, ChatReject
 
 OPENAI_NAME = re.compile(r"^[a-zA-Z0-9_-]{1,64}$")
 OPENAI_MAX_TOOLS = 128

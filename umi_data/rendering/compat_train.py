@@ -9,7 +9,7 @@ exactly these inputs:
   after another assistant turn of the same record; `training_files` carries the stale input
   across records like a plain loop variable would, and for a give-up with nothing before it
   at all the fresh input is used (the official script raises there; compat builds reject such
-  a record, see `umi_data.compat.official_failure`).
+  a record, see `umi_data.rendering.compat.official_failure`).
 - planner: one record per assistant turn, except steps whose caller turn names
   `invalid_hallucination_function_name` (those stay in the history).
 - caller: one record per caller turn except hallucinated ones; its prompt leaves hallucinated
@@ -22,7 +22,7 @@ from __future__ import annotations
 
 from typing import Any, Iterable, Mapping
 
-from umi_data.render import OFFICIAL, backbone_target, role_records
+from umi_data.rendering.render import OFFICIAL, backbone_target, role_records
 
 TRAINING_FILES = ("backbone", "planner", "caller", "summarizer")
 

@@ -1,9 +1,9 @@
 """Joining parts, in input order, into the files of a corpus directory.
 
-Parts (`umi_data.parts`) arrive already serialised, so `CorpusWriter` only copies bytes, cuts
+Parts (`umi_data.building.parts`) arrive already serialised, so `CorpusWriter` only copies bytes, cuts
 Parquet row groups and hashes what it writes. It cuts row groups of `ROW_GROUP_ROWS` rows
 whatever the parts' sizes, so the files are byte-identical however the input was divided: one
-process, `--workers N`, or shards joined by `merge` (`umi_data.shards`), which writes through the
+process, `--workers N`, or shards joined by `merge` (`umi_data.building.shards`), which writes through the
 same class. The one state that crosses parts, compat mode's stale backbone input
 (`render.STALE_INPUT`), is resolved here when parts are joined.
 """
@@ -21,13 +21,13 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from umi_data.core import Reject
-from umi_data.corpus import ALPHA_UMI_DIR, INPUTS, REJECTS, TRAJECTORIES
-from umi_data.examples import EXAMPLE_ROLES, EXAMPLE_SCHEMA, ROLE_PATHS, append_lengths, text_lengths
-from umi_data.stats import TurnCounter
-from umi_data.parts import MAX_REJECTS_KEPT, BuildStats, Part
-from umi_data.render import STALE_INPUT
-from umi_data.rows import TRAJECTORY_SCHEMA
-from umi_data.write import PARQUET_OPTIONS, HashingWriter, JsonArrayWriter, atomic_open, atomic_path, file_entry
+from umi_data.corpus.layout import ALPHA_UMI_DIR, INPUTS, REJECTS, TRAJECTORIES
+from umi_data.rendering.examples import EXAMPLE_ROLES, EXAMPLE_SCHEMA, ROLE_PATHS, append_lengths, text_lengths
+from umi_data.corpus.stats import TurnCounter
+from umi_data.building.parts import MAX_REJECTS_KEPT, BuildStats, Part
+from umi_data.rendering.render import STALE_INPUT
+from umi_data.corpus.rows import TRAJECTORY_SCHEMA
+from umi_data.plumbing.write import PARQUET_OPTIONS, HashingWriter, JsonArrayWriter, atomic_open, atomic_path, file_entry
 
 ROW_GROUP_ROWS = 2048
 

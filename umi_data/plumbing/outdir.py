@@ -32,7 +32,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any, Callable, Iterable, Iterator
 
-from umi_data.cli import program
+from umi_data.plumbing.cli import program
 
 LOCK_FILE = ".umi-lock"
 

@@ -2,8 +2,8 @@
 process, or in a shard on another machine) into a `Part`.
 
 What a part carries is already serialised (Arrow tables, JSON lines), so whoever converts it does
-the costly work and the writer (`umi_data.corpus_writer.CorpusWriter`) only copies bytes and cuts
-Parquet row groups. How parts run in worker processes and come back is `umi_data.part_workers`;
+the costly work and the writer (`umi_data.building.writer.CorpusWriter`) only copies bytes and cuts
+Parquet row groups. How parts run in worker processes and come back is `umi_data.building.workers`;
 this module is what a part is and how one is made, the same in every process and every shard.
 """
 
@@ -17,11 +17,11 @@ from typing import Any
 import orjson
 import pyarrow as pa
 
-from umi_data.compat import OfficialWouldFail
+from umi_data.rendering.compat import OfficialWouldFail
 from umi_data.core import Reject, RejectReason, Trajectory, UnstorableValueError
-from umi_data.examples import EXAMPLE_ROLES, EXAMPLE_SCHEMA, assign_split, example_id
-from umi_data.render import STALE_INPUT, AlphaUmiCompatRenderer, DefaultRenderer, Rendered, RenderFn
-from umi_data.rows import rows_to_table, trajectory_to_row
+from umi_data.rendering.examples import EXAMPLE_ROLES, EXAMPLE_SCHEMA, assign_split, example_id
+from umi_data.rendering.render import STALE_INPUT, AlphaUmiCompatRenderer, DefaultRenderer, Rendered, RenderFn
+from umi_data.corpus.rows import rows_to_table, trajectory_to_row
 from umi_data.sources import get_source, read_source
 from umi_data.sources.base import InputFile, Loaded, RecordContext, too_deep
 

@@ -1,7 +1,7 @@
 """Atomic, deterministic file writing for corpus directories.
 
 Every file is written under a temporary name in its final directory and renamed into place
-(`umi_data.outdir.atomic_path`), so a reader never sees half a file; the manifest is written last, so a directory with a
+(`umi_data.plumbing.outdir.atomic_path`), so a reader never sees half a file; the manifest is written last, so a directory with a
 manifest is complete. Nothing written depends on the time or the machine: the same records
 give the same bytes.
 """
@@ -14,7 +14,7 @@ from typing import IO, Any, Iterable
 
 import orjson
 
-from umi_data.outdir import atomic_open, atomic_path, sha256_of  # noqa: F401  (the one atomic writer, re-exported)
+from umi_data.plumbing.outdir import atomic_open, atomic_path, sha256_of  # noqa: F401  (the one atomic writer, re-exported)
 
 PARQUET_OPTIONS = {"compression": "zstd", "write_statistics": True}
 

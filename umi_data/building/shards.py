@@ -5,7 +5,7 @@ the inputs writes, byte for byte.
 Shard I holds input files [I*n/N, (I+1)*n/N) of the n files in build order, so shards joined in
 index order are the build's order. A shard directory has the corpus files of its part (no card)
 and `shard.json`, which carries what the merge needs: counts, and compat mode's leading backbone
-examples still waiting for the input of the shard before (see `umi_data.corpus_writer`).
+examples still waiting for the input of the shard before (see `umi_data.building.writer`).
 """
 
 from __future__ import annotations
@@ -16,16 +16,16 @@ from typing import TYPE_CHECKING, Any, Iterator, Sequence
 
 import orjson
 
-from umi_data.corpus import ALPHA_UMI_DIR, INPUTS, REJECTS, TRAJECTORIES
-from umi_data.corpus_writer import ROW_GROUP_ROWS, CorpusWriter
-from umi_data.examples import EXAMPLE_ROLES, ROLE_PATHS
-from umi_data.render import STALE_INPUT
+from umi_data.corpus.layout import ALPHA_UMI_DIR, INPUTS, REJECTS, TRAJECTORIES
+from umi_data.building.writer import ROW_GROUP_ROWS, CorpusWriter
+from umi_data.rendering.examples import EXAMPLE_ROLES, ROLE_PATHS
+from umi_data.rendering.render import STALE_INPUT
 from umi_data.sources.base import InputFile, iter_files
-from umi_data.shard_checks import SHARD_MANIFEST, Recount, ShardError, ShardManifest, build_fingerprint, load_shards, shard_file_names
-from umi_data.write import write_json
+from umi_data.building.shard_checks import SHARD_MANIFEST, Recount, ShardError, ShardManifest, build_fingerprint, load_shards, shard_file_names
+from umi_data.plumbing.write import write_json
 
 if TYPE_CHECKING:
-    from umi_data.build import BuildConfig, BuildResult
+    from umi_data.building.build import BuildConfig, BuildResult
 
 COPY_BLOCK = 1 << 20
 
@@ -53,7 +53,7 @@ def write_shard_manifest(config: "BuildConfig", writer: CorpusWriter, exclusions
     """`shard.json`: what the merge needs, the fingerprint of the whole build (`inputs`: every
     input file of it, hashed) and the record of every file the shard wrote."""
     import umi_data
-    from umi_data.build import storable_config
+    from umi_data.building.build import storable_config
 
     build, fingerprint = build_fingerprint(umi_data.__version__, storable_config(config), shard[1], exclusions, inputs)
     rows = {TRAJECTORIES: writer.stats.accepted, REJECTS: writer.stats.read - writer.stats.accepted, INPUTS: writer.inputs}
@@ -82,10 +82,10 @@ def write_shard_manifest(config: "BuildConfig", writer: CorpusWriter, exclusions
 
 def merge_shards(directories: Sequence[str | Path], out: Path) -> "BuildResult":
     """Join the shard directories of one sharded build into the corpus directory `out`, after
-    checking them (umi_data/shard_checks.py); counts are recomputed from the shard files."""
-    from umi_data.build import CORPUS_OUTPUT, BuildConfig, BuildResult, finish_corpus
-    from umi_data.corpus import MANIFEST
-    from umi_data.outdir import claim_out_dir
+    checking them (umi_data/building/shard_checks.py); counts are recomputed from the shard files."""
+    from umi_data.building.build import CORPUS_OUTPUT, BuildConfig, BuildResult, finish_corpus
+    from umi_data.corpus.layout import MANIFEST
+    from umi_data.plumbing.outdir import claim_out_dir
 
     out = Path(out)
     shards = load_shards([Path(d) for d in directories], out)
@@ -168,7 +168,7 @@ def _array_elements(path: Path) -> Iterator[bytes]:
 
 def _first_rejects(path: Path) -> list[Any]:
     from umi_data.core import Reject
-    from umi_data.parts import MAX_REJECTS_KEPT
+    from umi_data.building.parts import MAX_REJECTS_KEPT
 
     with open(path, "rb") as handle:
         return [Reject.model_validate_json(line) for line in islice(handle, MAX_REJECTS_KEPT)]

@@ -2,7 +2,7 @@
 
 umi stores every source as trajectories; compat mode must still produce what the official
 scripts write, JSON-equal record for record, quirks included, on every input they accept
-(../shared/FORMATS.md §2-§4, §7), so that the official training files (`umi_data.compat_train`)
+(../shared/FORMATS.md §2-§4, §7), so that the official training files (`umi_data.rendering.compat_train`)
 and the published models line up. The core keeps what this needs: raw argument strings
 (calls, and Finish for answers and give-ups), how an empty thought was written (null, `""` or
 no key), the verbatim observation text (`raw`) where the envelope cannot be rebuilt,
@@ -41,7 +41,7 @@ from umi_data.core import (
     Trajectory,
     UserTurn,
 )
-from umi_data.prompts import NEXT_SUFFIXES
+from umi_data.rendering.prompts import NEXT_SUFFIXES
 from umi_data.sources.toolbench import FINISH
 
 #: Short-form limits of the official stage-1 script (FORMATS §2).

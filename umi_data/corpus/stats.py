@@ -14,7 +14,7 @@ from typing import Any, Iterator
 import orjson
 import polars as pl
 
-from umi_data.examples import EXAMPLE_ROLES, ROLE_PATHS, text_lengths
+from umi_data.rendering.examples import EXAMPLE_ROLES, ROLE_PATHS, text_lengths
 
 QUANTILES = (0.5, 0.9, 0.99)
 #: The card's length frame: the role as an enum and int32 lengths, 9 bytes an example.

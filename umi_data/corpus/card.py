@@ -15,9 +15,9 @@ from typing import Any
 import orjson
 import polars as pl
 
-from umi_data import stats
-from umi_data.examples import EXAMPLE_ROLES, ROLE_PATHS
-from umi_data.write import atomic_open, atomic_path, file_entry
+from umi_data.corpus import stats
+from umi_data.rendering.examples import EXAMPLE_ROLES, ROLE_PATHS
+from umi_data.plumbing.write import atomic_open, atomic_path, file_entry
 
 CARD = "README.md"
 CARD_DIR = "card"

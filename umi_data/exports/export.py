@@ -1,6 +1,6 @@
 """`python -m umi_data export`: one training variant of a corpus directory, for other trainers.
 
-Writes `OUT/stage1/` and/or `OUT/stage2/` (the stages of the variant, `umi_data.variants`), one
+Writes `OUT/stage1/` and/or `OUT/stage2/` (the stages of the variant, `umi_data.rendering.variants`), one
 file per model to train, and `OUT/export.json` last (what was written, from which corpus, and
 what each stage starts from). Formats:
 
@@ -16,7 +16,7 @@ what each stage starts from). Formats:
 - `alpha-umi`: the official trainer's `train_<part>.json` arrays of `{"input", "target"}` (the
   two fields it trains on; the structured `tools` and `history` of compat builds are under the
   corpus's `alpha_umi/`);
-- chat formats `openai`, `trl-chat`, `llamafactory-sharegpt`, `hermes` (`umi_data.chat_export`):
+- chat formats `openai`, `trl-chat`, `llamafactory-sharegpt`, `hermes` (`umi_data.exports.chat_export`):
   the backbone part as whole trajectories in chat form (the Single-LLM view), the role parts
   as one chat per role example; what a format cannot express goes to `rejects.jsonl`, counted.
 
@@ -33,11 +33,11 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 import umi_data
-from umi_data.corpus import MANIFEST, require_corpus
-from umi_data.examples import ROLE_PATHS
-from umi_data.outdir import Output, OutputClaim, claim_out_dir
-from umi_data.variants import CHAT_FORMATS, EXPORT_FORMATS, Part, Stage, Variant, get_variant
-from umi_data.write import JsonArrayWriter, JsonlWriter, atomic_open, file_entry, sha256_file, write_json
+from umi_data.corpus.layout import MANIFEST, require_corpus
+from umi_data.rendering.examples import ROLE_PATHS
+from umi_data.plumbing.outdir import Output, OutputClaim, claim_out_dir
+from umi_data.rendering.variants import CHAT_FORMATS, EXPORT_FORMATS, Part, Stage, Variant, get_variant
+from umi_data.plumbing.write import JsonArrayWriter, JsonlWriter, atomic_open, file_entry, sha256_file, write_json
 
 Format = Literal["jsonl", "trl", "llamafactory", "alpha-umi", "openai", "trl-chat", "llamafactory-sharegpt", "hermes"]
 FORMATS = EXPORT_FORMATS
@@ -143,8 +143,8 @@ def _write_export(corpus: Path, corpus_manifest: str, variant: Variant, out: Pat
 
 def _write_chat(corpus: Path, corpus_manifest: str, variant: Variant, out: Path, fmt: str, claim: OutputClaim,
                 max_tokens: int | None) -> dict[str, Any]:
-    from umi_data.chat_export import REJECTS, write_chat_export, write_dataset_info
-    from umi_data.chat_formats import OPENAI_MAX_TOKENS
+    from umi_data.exports.chat_export import REJECTS, write_chat_export, write_dataset_info
+    from umi_data.exports.chat_formats import OPENAI_MAX_TOKENS
 
     (out / EXPORT_MANIFEST).unlink(missing_ok=True)  # incomplete until the new one lands
     limit = max_tokens or OPENAI_MAX_TOKENS

@@ -1,7 +1,7 @@
 """`python -m umi_data export --format openai|trl-chat|llamafactory-sharegpt|hermes`: chat datasets.
 
-The variant's stages and parts are those of `umi_data.variants`; in the chat formats a part
-holds chats (`umi_data.chat`):
+The variant's stages and parts are those of `umi_data.rendering.variants`; in the chat formats a part
+holds chats (`umi_data.exports.chat`):
 
 - `backbone` (stage 1 of reuse / no-reuse, and `--variant single`): each trajectory as one chat,
   the Single-LLM view (`to_chat_messages`: thoughts as assistant content beside the tool calls,
@@ -28,12 +28,12 @@ from typing import Any, Callable, Iterator
 
 import orjson
 
-from umi_data.chat import ChatExample, ChatReject, role_chat, to_chat_messages
-from umi_data.chat_formats import OPENAI_MAX_FILE_BYTES, OPENAI_MAX_TOKENS, RECORDS
-from umi_data.corpus import MANIFEST, TRAJECTORIES
-from umi_data.examples import ROLE_PATHS, assign_split
-from umi_data.variants import Part, Stage, Variant
-from umi_data.write import JsonArrayWriter, JsonlWriter, atomic_open, file_entry, write_json
+from umi_data.exports.chat import ChatExample, ChatReject, role_chat, to_chat_messages
+from umi_data.exports.chat_formats import OPENAI_MAX_FILE_BYTES, OPENAI_MAX_TOKENS, RECORDS
+from umi_data.corpus.layout import MANIFEST, TRAJECTORIES
+from umi_data.rendering.examples import ROLE_PATHS, assign_split
+from umi_data.rendering.variants import Part, Stage, Variant
+from umi_data.plumbing.write import JsonArrayWriter, JsonlWriter, atomic_open, file_entry, write_json
 
 CHAT_FORMATS = tuple(RECORDS)
 REJECTS = "rejects.jsonl"
@@ -93,7 +93,7 @@ def _examples(corpus: Path, stage: Stage, part: Part, split_of: Callable[[str], 
     import pyarrow.parquet as pq
 
     if part.roles == ("backbone",):
-        from umi_data.rows import read_trajectories
+        from umi_data.corpus.rows import read_trajectories
 
         for trajectory in read_trajectories(str(corpus / TRAJECTORIES)):
             if stage.split is None or split_of(trajectory.instruction_id) == stage.split:

@@ -11,7 +11,7 @@ import sys
 from pathlib import Path
 from typing import Any, Iterator, Sequence
 
-from umi_data.outdir import atomic_open, atomic_path
+from umi_data.plumbing.outdir import atomic_open, atomic_path
 
 MAX_CELL = 80
 #: the most SQL text read from a file or stdin
