@@ -72,7 +72,7 @@ def measure(agents: dict[str, tuple[Any, int]], tasks: list[dict[str, Any]], rou
 
 
 def default_inputs(work: Path, args: argparse.Namespace) -> tuple[Path, Path]:
-    from umi_data.synth.cli import write_synthetic
+    from umi_data.synth.world import write_synthetic
     from umi_train.testing import tiny_glpft_runs
 
     run = args.run or tiny_glpft_runs(work / "runs", ("reuse",))["reuse"]

@@ -14,7 +14,7 @@ from pathlib import Path
 
 from umi_data import load_corpus, read_trajectories
 from umi_data.building.build import BuildConfig, build_corpus
-from umi_data.synth.cli import write_synthetic
+from umi_data.synth.world import write_synthetic
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -13,7 +13,7 @@ from umi_agent.loop import MultiAgent, SingleAgent, parse_backbone, parse_call, 
 from umi_agent.tools import ReplayExecutor, synthetic_registry
 from umi_data.__main__ import main
 from umi_data.building.build import BuildConfig, build_corpus
-from umi_data.synth.cli import write_synthetic
+from umi_data.synth.world import write_synthetic
 
 N_TASKS = 40
 

@@ -14,7 +14,7 @@ from umi_agent.backends import ScriptedModel
 from umi_agent.demo import main as demo_main
 from umi_agent.evaluate import main as evaluate_main
 from umi_agent.loop import MultiAgent
-from umi_data.synth.cli import write_synthetic
+from umi_data.synth.world import write_synthetic
 
 SURROGATE = "\ud800"
 

@@ -21,7 +21,8 @@ from typing import Any
 import pyarrow.parquet as pq
 import pytest
 
-from umi_data.building.build import MANIFEST, REJECTS, TRAJECTORIES, BuildConfig, build_corpus
+from umi_data.building.build import BuildConfig, build_corpus
+from umi_data.corpus.layout import MANIFEST, REJECTS, TRAJECTORIES
 from umi_data.core import Reject, RejectReason, Trajectory
 from umi_data.sources import SOURCES, get_source, read_source
 from umi_data.sources.base import InputFile, load_json

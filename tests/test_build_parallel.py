@@ -15,7 +15,8 @@ import pytest
 import umi_data.building.build
 import umi_data.building.workers
 from test_build_golden import golden_inputs
-from umi_data.building.build import BuildConfig, build_corpus, rewrite_card
+from umi_data.building.build import BuildConfig, build_corpus
+from umi_data.building.manifest import rewrite_card
 from umi_data.building.shards import merge_shards
 
 REPO = Path(__file__).resolve().parents[1]

@@ -131,7 +131,7 @@ def open_when_read(fifo: Path, process: subprocess.Popen) -> int:
 
 @pytest.fixture(scope="module")
 def world(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    from umi_data.synth.cli import write_synthetic
+    from umi_data.synth.world import write_synthetic
 
     out = tmp_path_factory.mktemp("world")
     write_synthetic(out, 1500, 0)

@@ -31,7 +31,7 @@ FORMATS = ("openai", "trl-chat", "llamafactory-sharegpt", "hermes")
 
 @pytest.fixture(scope="module")
 def synthetic(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    from umi_data.synth.cli import write_synthetic
+    from umi_data.synth.world import write_synthetic
 
     root = tmp_path_factory.mktemp("synthetic")
     write_synthetic(root / "world", 30, seed=3)

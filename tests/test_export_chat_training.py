@@ -49,7 +49,7 @@ def tokenizer(original):
 
 @pytest.fixture(scope="module")
 def corpora(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
-    from umi_data.synth.cli import write_synthetic
+    from umi_data.synth.world import write_synthetic
     from umi_train.testing import single_thread
 
     single_thread()

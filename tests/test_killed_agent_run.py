@@ -187,7 +187,7 @@ sys.exit(live.main(["--run", "agent", "--tasks", tasks, "--out", out, "--quiet"]
 
 @pytest.fixture(scope="module")
 def tasks(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    from umi_data.synth.cli import write_synthetic
+    from umi_data.synth.world import write_synthetic
 
     out = tmp_path_factory.mktemp("world")
     write_synthetic(out, 4, seed=0)

@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 from umi_data.__main__ import main
-from umi_data.building.build import CORPUS_OUTPUT
+from umi_data.building.config import CORPUS_OUTPUT
 from umi_data.plumbing.outdir import FILE_MODE, LOCK_FILE, OutDirError, OutDirLocked, Output, atomic_open, claim_out_dir
 
 REPO = Path(__file__).resolve().parents[1]
@@ -102,7 +102,7 @@ def test_a_second_writer_fails_at_once(tmp_path: Path, capsys: pytest.CaptureFix
     script = (
         "import sys, time\n"
         "from pathlib import Path\n"
-        "from umi_data.building.build import CORPUS_OUTPUT\n"
+        "from umi_data.building.config import CORPUS_OUTPUT\n"
         "from umi_data.plumbing.outdir import claim_out_dir\n"
         f"with claim_out_dir(Path({str(out)!r}), CORPUS_OUTPUT):\n"
         "    print('locked', flush=True)\n"

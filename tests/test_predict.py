@@ -12,7 +12,7 @@ from umi_agent.predict import main as predict_main
 from umi_agent.predict import predict_single
 from umi_agent.static import load_samples
 from umi_data.building.build import BuildConfig, build_corpus
-from umi_data.synth.cli import write_synthetic
+from umi_data.synth.world import write_synthetic
 
 
 @pytest.fixture(scope="module")

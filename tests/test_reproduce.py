@@ -63,7 +63,7 @@ def test_heldout_tasks_share_no_instruction_with_training(tmp_path: Path) -> Non
 
 
 def test_heldout_command_copies_only_the_kept_answer_files(tmp_path: Path) -> None:
-    from umi_data.synth.cli import write_synthetic
+    from umi_data.synth.world import write_synthetic
 
     write_synthetic(tmp_path / "train", 6, seed=0)
     write_synthetic(tmp_path / "pool", 5, seed=1)

@@ -106,7 +106,7 @@ def test_rerun_replaces_the_previous_output_without_leftovers(tmp_path: Path) ->
 
 def test_files_do_not_depend_on_the_process(tmp_path: Path, synth_dir: Path) -> None:
     """Another interpreter with another hash seed writes the same bytes (no set-order or salted-hash leaks)."""
-    code = "import sys; from pathlib import Path; from umi_data.synth.cli import write_synthetic; write_synthetic(Path(sys.argv[1]), 40, 0)"
+    code = "import sys; from pathlib import Path; from umi_data.synth.world import write_synthetic; write_synthetic(Path(sys.argv[1]), 40, 0)"
     env = {**os.environ, "PYTHONHASHSEED": "12345"}
     subprocess.run([sys.executable, "-c", code, str(tmp_path)], check=True, env=env)
     expected = {name: digest for name, digest in _digests(synth_dir).items() if name.startswith("answer/")}

@@ -17,7 +17,8 @@ import pyarrow.parquet as pq
 import pytest
 from pydantic import ValidationError
 
-from umi_data.building.build import MANIFEST, REJECTS, TRAJECTORIES, BuildConfig, build_corpus
+from umi_data.building.build import BuildConfig, build_corpus
+from umi_data.corpus.layout import MANIFEST, REJECTS, TRAJECTORIES
 from umi_data.core import (
     CallerTurn,
     ConclusionTurn,

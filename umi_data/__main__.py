@@ -254,7 +254,7 @@ def _positive(text: str) -> int:
 
 
 def cmd_card(args: argparse.Namespace) -> int:
-    from umi_data.building.build import rewrite_card
+    from umi_data.building.manifest import rewrite_card
 
     for path in rewrite_card(args.corpus):
         print(path)

@@ -16,7 +16,7 @@ from pathlib import Path
 
 from umi_data.building.build import BuildConfig, build_corpus
 from umi_data.corpus.card import CARD, PLOTS, STATS
-from umi_data.synth.cli import write_synthetic
+from umi_data.synth.world import write_synthetic
 
 REPO = Path(__file__).resolve().parents[1]
 CARDS = REPO / "data_cards"

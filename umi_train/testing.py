@@ -70,7 +70,7 @@ def tiny_glpft_runs(root: Path, variants: tuple[str, ...] = ("reuse", "single"),
     """A synthetic world (`root/world`, 12 tasks), held-out tasks (`root/heldout`), their corpora,
     a tiny model and one GLPFT run per variant under `root`; each piece is reused when complete."""
     from umi_data.building.build import BuildConfig, build_corpus
-    from umi_data.synth.cli import write_synthetic
+    from umi_data.synth.world import write_synthetic
     from umi_train.glpft import main as glpft_main
 
     for name, tasks, seed in (("world", 12, 0), ("heldout", 4, 1)):

@@ -7,84 +7,25 @@ what was read, and the manifest (written last) says so.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal, Sequence
+from typing import Any, Sequence
 
-import orjson
-from pydantic import BaseModel, ConfigDict, Field
-
-import umi_data
-from umi_data.corpus.card import CARD, CARD_DIR, write_card
-from umi_data.core import Reject
-from umi_data.corpus.layout import ALPHA_UMI_DIR, INPUTS, MANIFEST, REJECTS, TRAJECTORIES, CorpusNotFoundError, require_corpus
-from umi_data.building.writer import CorpusWriter
-from umi_data.building.fields import BUILD_FIELDS, DEFAULT_SPLIT_RATIO, DEFAULT_SPLIT_SEED
-from umi_data.rendering.examples import EXAMPLE_ROLES, ROLE_PATHS
-from umi_data.building.memory import release_memory
-from umi_data.plumbing.outdir import Output, OutputClaim, claim_out_dir
-from umi_data.building.workers import batched, run_parts
+from umi_data.building.config import CORPUS_OUTPUT, BuildConfig, BuildResult
+from umi_data.building.manifest import finish_corpus
 from umi_data.building.parts import BuildStats, PartTask
+from umi_data.building.shard_checks import SHARD_MANIFEST, inputs_digest
+from umi_data.building.shards import shard_files, write_shard_manifest
+from umi_data.building.workers import batched, run_parts
+from umi_data.building.writer import CorpusWriter
+from umi_data.corpus.layout import MANIFEST, REJECTS
+from umi_data.plumbing.outdir import OutputClaim, claim_out_dir
 from umi_data.rendering.render import STALE_INPUT
-from umi_data.building.shard_checks import inputs_digest
-from umi_data.building.shards import SHARD_MANIFEST, shard_files, write_shard_manifest
 from umi_data.sources import discover_files, get_source
-from umi_data.sources.base import InputPathError, check_input_paths, iter_files, load_json, text_name
-from umi_data.corpus.stats import card_lengths
-from umi_data.plumbing.write import sha256_file, write_json
-
-def corpus_record(directory: Path) -> dict[str, str] | None:
-    """What an older umi recorded writing into `directory`, before the lock held a record: the
-    file hashes of its corpus manifest (`manifest.json` of kind `umi-corpus` listing sha256 of
-    every file, with `trajectories.parquet` there at its recorded size); None otherwise: a
-    directory that merely holds a file named manifest.json is not a corpus."""
-    try:
-        manifest = orjson.loads((directory / MANIFEST).read_bytes())
-    except (OSError, orjson.JSONDecodeError):
-        return None
-    files = manifest.get("files") if isinstance(manifest, dict) and manifest.get("kind") == "umi-corpus" else None
-    if not isinstance(files, dict) or not all(isinstance(e, dict) and isinstance(e.get("sha256"), str) for e in files.values()):
-        return None
-    entry, trajectories = files.get(TRAJECTORIES), directory / TRAJECTORIES
-    if entry is None or not trajectories.is_file() or trajectories.stat().st_size != entry.get("bytes"):
-        return None
-    record = {str(name): entry["sha256"] for name, entry in files.items()}
-    record[MANIFEST] = sha256_file(directory / MANIFEST)
-    return record
-
+from umi_data.sources.base import InputPathError, check_input_paths, iter_files, load_json
 
 #: Input files converted together (a worker's unit of work): big enough to amortise sending
 #: the work, small enough that the parts in flight stay a few megabytes.
 PART_FILES = 64
-#: what `build` (and `--shard`) writes into its --out; `card` rewrites there under the same lock
-CORPUS_OUTPUT = Output(
-    command="umi-data build", markers=(MANIFEST, SHARD_MANIFEST),
-    owns=(TRAJECTORIES, REJECTS, INPUTS, MANIFEST, SHARD_MANIFEST, CARD, CARD_DIR, "global", "local", ALPHA_UMI_DIR),
-    legacy_record=corpus_record,
-)
-
-
-class BuildConfig(BaseModel):
-    """What `python -m umi_data build` was asked to do (recorded in the manifest)."""
-
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-    source: str = Field(description=BUILD_FIELDS["source"])
-    inputs: list[str] = Field(min_length=1, description=BUILD_FIELDS["inputs"])
-    exclude_test_ids: list[str] = Field(default_factory=list, description=BUILD_FIELDS["exclude_test_ids"])
-    strict: bool = Field(default=False, description=BUILD_FIELDS["strict"])
-    compat: Literal["alpha-umi"] | None = Field(default=None, description=BUILD_FIELDS["compat"])
-    split_seed: int = Field(default=DEFAULT_SPLIT_SEED, description=BUILD_FIELDS["split_seed"])
-    split_ratio: float = Field(default=DEFAULT_SPLIT_RATIO, ge=0.0, le=1.0, description=BUILD_FIELDS["split_ratio"])
-
-
-@dataclass
-class BuildResult:
-    out: Path
-    manifest: dict[str, Any]
-    rejects: list[Reject]  # the first MAX_REJECTS_KEPT
-    #: files in the directory that umi did not write (kept, not part of the corpus)
-    kept: list[str] = field(default_factory=list)
 
 
 class ExclusionListError(ValueError):
@@ -162,66 +103,6 @@ def check_out_outside_inputs(out: Path, inputs: Sequence[str]) -> None:
             raise InputPathError(f"{out}: --out is inside the input {raw}; a build would read its own files as input; choose another --out")
 
 
-def storable_config(config: BuildConfig) -> dict[str, Any]:
-    """The config for a manifest, with paths that are not UTF-8 written `\\xNN` (`text_name`)."""
-    dumped = config.model_dump()
-    for key in ("inputs", "exclude_test_ids"):
-        dumped[key] = [text_name(path) for path in dumped[key]]
-    return dumped
-
-
-def finish_corpus(config: BuildConfig, writer: CorpusWriter, exclusions: list, out: Path, claim: OutputClaim | None = None) -> dict[str, Any]:
-    """The manifest of a corpus whose files `writer` wrote, then the card, then (with the output
-    directory's `claim`, the leftovers of an older corpus swept away) the manifest on disk."""
-    manifest = {
-        "kind": "umi-corpus",
-        "umi_version": umi_data.__version__,
-        "config": storable_config(config),
-        "counts": writer.stats.as_dict(),
-        # Per-file hashes live in inputs.jsonl: the manifest of millions of inputs stays small.
-        "inputs": {"files": writer.inputs, "bytes": writer.input_bytes, "sha256": writer.combined_input_hash, "list": INPUTS},
-        "exclusion_lists": exclusions,
-        "files": {
-            TRAJECTORIES: writer.file_entry(TRAJECTORIES, rows=writer.stats.accepted),
-            REJECTS: writer.file_entry(REJECTS, rows=writer.stats.read - writer.stats.accepted),
-            INPUTS: writer.file_entry(INPUTS, rows=writer.inputs),
-        },
-        "examples": {role: {"total": sum(c.values()), "A": c["A"], "B": c["B"]} for role, c in writer.splits.items()},
-    }
-    for role in EXAMPLE_ROLES:
-        for suffix in (".parquet", ".jsonl"):
-            name = ROLE_PATHS[role] + suffix
-            manifest["files"][name] = writer.file_entry(name, rows=manifest["examples"][role]["total"])
-    for name, rows in writer.official_rows().items():
-        manifest["files"][f"{ALPHA_UMI_DIR}/{name}.json"] = writer.file_entry(f"{ALPHA_UMI_DIR}/{name}.json", rows=rows)
-    lengths = card_lengths(writer.lengths)
-    writer.lengths.clear()
-    release_memory()  # the card's statistics start from a small heap, not the writers' high-water mark
-    manifest["files"].update(write_card(out, manifest, lengths, writer.turns.summary()))
-    if claim is not None:  # nothing umi wrote for an older corpus (or a killed build) stays beside this one
-        hashes = {name: entry["sha256"] for name, entry in manifest["files"].items()}
-        claim.kept = claim.sweep([*manifest["files"], MANIFEST], hashes)
-    write_json(out / MANIFEST, manifest)
-    if claim is not None:
-        claim.record(MANIFEST)
-    return manifest
-
-
-def rewrite_card(directory: Path) -> list[Path]:
-    """Write the data card of an existing corpus again and update the manifest's file entries."""
-    manifest_path = require_corpus(directory) / MANIFEST
-    manifest = orjson.loads(manifest_path.read_bytes())
-    if not isinstance(manifest.get("inputs"), dict):
-        raise CorpusNotFoundError(f"{directory}: built by an older umi (input hashes in the manifest, no inputs.jsonl); build it again")
-    with claim_out_dir(directory, CORPUS_OUTPUT) as claim:  # never beside a build writing the same corpus
-        entries = write_card(directory, manifest)
-        manifest["files"].update(entries)
-        claim.sweep([*manifest["files"], MANIFEST], {name: entry["sha256"] for name, entry in manifest["files"].items()})
-        write_json(manifest_path, manifest)
-        claim.record(MANIFEST)
-    return [directory / name for name in entries]
-
-
 def summary_line(result: BuildResult) -> str:
     counts = result.manifest["counts"]
     reasons = ", ".join(f"{reason}: {n}" for reason, n in counts["rejected_by_reason"].items())
@@ -242,4 +123,4 @@ def reject_listing(result: BuildResult) -> str:
     return "\n".join(lines)
 
 
-__all__ = ["BuildConfig", "BuildResult", "BuildStats", "finish_corpus", "ExclusionListError", "InputPathError", "build_corpus", "summary_line"]
+__all__ = ["BuildConfig", "BuildResult", "BuildStats", "ExclusionListError", "InputPathError", "build_corpus", "summary_line"]

@@ -12,20 +12,18 @@ from __future__ import annotations
 
 from itertools import islice
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Iterator, Sequence
+from typing import Any, Iterator, Sequence
 
-import orjson
-
-from umi_data.corpus.layout import ALPHA_UMI_DIR, INPUTS, REJECTS, TRAJECTORIES
+from umi_data.building.config import CORPUS_OUTPUT, BuildConfig, BuildResult, storable_config
+from umi_data.building.manifest import finish_corpus
+from umi_data.building.shard_checks import SHARD_MANIFEST, Recount, ShardError, ShardManifest, build_fingerprint, load_shards, shard_file_names
 from umi_data.building.writer import ROW_GROUP_ROWS, CorpusWriter
+from umi_data.corpus.layout import ALPHA_UMI_DIR, INPUTS, MANIFEST, REJECTS, TRAJECTORIES
+from umi_data.plumbing.outdir import claim_out_dir
+from umi_data.plumbing.write import write_json
 from umi_data.rendering.examples import EXAMPLE_ROLES, ROLE_PATHS
 from umi_data.rendering.render import STALE_INPUT
 from umi_data.sources.base import InputFile, iter_files
-from umi_data.building.shard_checks import SHARD_MANIFEST, Recount, ShardError, ShardManifest, build_fingerprint, load_shards, shard_file_names
-from umi_data.plumbing.write import write_json
-
-if TYPE_CHECKING:
-    from umi_data.building.build import BuildConfig, BuildResult
 
 COPY_BLOCK = 1 << 20
 
@@ -48,12 +46,11 @@ def shard_files(paths: Sequence[str], suffixes: tuple[str, ...], index: int, cou
     return islice(iter_files(paths, suffixes), index * total // count, (index + 1) * total // count)
 
 
-def write_shard_manifest(config: "BuildConfig", writer: CorpusWriter, exclusions: list, out: Path,
+def write_shard_manifest(config: BuildConfig, writer: CorpusWriter, exclusions: list, out: Path,
                          shard: tuple[int, int], inputs: dict[str, Any]) -> dict[str, Any]:
     """`shard.json`: what the merge needs, the fingerprint of the whole build (`inputs`: every
     input file of it, hashed) and the record of every file the shard wrote."""
     import umi_data
-    from umi_data.building.build import storable_config
 
     build, fingerprint = build_fingerprint(umi_data.__version__, storable_config(config), shard[1], exclusions, inputs)
     rows = {TRAJECTORIES: writer.stats.accepted, REJECTS: writer.stats.read - writer.stats.accepted, INPUTS: writer.inputs}
@@ -80,12 +77,9 @@ def write_shard_manifest(config: "BuildConfig", writer: CorpusWriter, exclusions
     return manifest
 
 
-def merge_shards(directories: Sequence[str | Path], out: Path) -> "BuildResult":
+def merge_shards(directories: Sequence[str | Path], out: Path) -> BuildResult:
     """Join the shard directories of one sharded build into the corpus directory `out`, after
     checking them (umi_data/building/shard_checks.py); counts are recomputed from the shard files."""
-    from umi_data.building.build import CORPUS_OUTPUT, BuildConfig, BuildResult, finish_corpus
-    from umi_data.corpus.layout import MANIFEST
-    from umi_data.plumbing.outdir import claim_out_dir
 
     out = Path(out)
     shards = load_shards([Path(d) for d in directories], out)

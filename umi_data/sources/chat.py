@@ -41,6 +41,7 @@ The mapping (../shared/TOOLCALLING.md §1-7), the inverse of the OpenAI chat sha
 from __future__ import annotations
 
 import json
+import re
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
@@ -49,7 +50,7 @@ from umi_data.core import (
     make_trajectory_id, outcome_of,
 )
 from umi_data.sources.base import Converted, RecordContext
-from umi_data.sources.chat_values import ChatReject, arguments_text, loads_lenient, parse_tools, text_of
+from umi_data.sources.chat_values import ChatReject, arguments_text, loads_lenient, parse_tools, strip_block, text_of
 from umi_data.sources.toolbench import (
     _ENVELOPE_ERROR, FINISH, _json_envelope, caller_turn, json_value, parse_finish, parse_observation,
 )
@@ -57,9 +58,11 @@ from umi_data.sources.toolbench import (
 FINISH_TYPES = ("give_answer", "give_up_and_restart")
 #: What LLaMA-Factory's OpenAI converter (and umi's sharegpt export) puts between merged results.
 LLAMAFACTORY_RESULT_JOIN = "\n</tool_response>\n<tool_response>\n"
+TOOL_RESPONSE = re.compile(r"<tool_response>(.*?)(?:</tool_response>|$)", re.S)  # Hermes / Qwen tool results
+
 __all__ = [
     "Call", "ChatReject", "Message", "arguments_text", "chat_trajectory", "loads_lenient", "pair_results", "parse_tools",
-    "rejecting", "scalar_id", "split_merged", "text_of",
+    "rejecting", "scalar_id", "split_merged", "text_of", "tool_responses", "TOOL_RESPONSE",
 ]
 
 
@@ -267,13 +270,27 @@ def _slot(calls: list[Call], matched: list[Message | None], result: Message) -> 
     return free[0] if free else None
 
 
+def tool_responses(text: str, where: str) -> list[Message]:
+    """One tool message per `<tool_response>` block (none when the text has no block)."""
+    out = []
+    for index, block in enumerate(TOOL_RESPONSE.finditer(text)):
+        inner = strip_block(block.group(1))
+        value = loads_lenient(inner, python_repr=True)
+        if isinstance(value, dict) and "content" in value:
+            content = value["content"]
+            name = value.get("name") if isinstance(value.get("name"), str) else None
+            text_value = content if isinstance(content, str) else json.dumps(content, ensure_ascii=False)
+            out.append(Message("tool", f"{where} (<tool_response> {index})", text_value, name=name))
+        else:
+            out.append(Message("tool", f"{where} (<tool_response> {index})", inner))
+    return out
+
+
 def split_merged(result: Message, parts: int, counts: _Counts) -> list[Message]:
     """One result message answering `parts` calls, as one message per call: a JSON array of
     `parts` items, `parts` texts joined by LLaMA-Factory's `</tool_response>` separator, or
     `parts` `<tool_response>` blocks. Otherwise the text is the last call's
     result and the calls before it get empty results (counted in `meta.merged_results`)."""
-    from umi_data.sources.hermes import tool_responses
-
     value = json_value(result.content)
     if isinstance(value, list) and len(value) == parts:
         texts = [item if isinstance(item, str) else json.dumps(item, ensure_ascii=False) for item in value]

@@ -130,3 +130,11 @@ def text_of(value: Any, where: str) -> str:
                 raise ChatReject(RejectReason.UNSUPPORTED_CONTENT, f"{where}[{index}]: content part of type {kind!s} is not text")
         return "".join(texts)
     return json.dumps(value, ensure_ascii=False)
+
+
+def strip_block(block: str) -> str:
+    """Block text without surrounding whitespace or literal backslash-n sequences (v1 rows carry some)."""
+    text = block.strip()
+    while text.startswith("\\n") or text.endswith("\\n"):
+        text = text.removeprefix("\\n").removesuffix("\\n").strip()
+    return text

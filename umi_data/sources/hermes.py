@@ -28,8 +28,10 @@ from typing import Any
 from umi_data.core import RejectReason, ToolSpec
 from umi_data.sources.base import Converted, RecordContext, Source
 from umi_data.sources.chat import (
-    Call, ChatReject, Message, arguments_text, chat_trajectory, loads_lenient, parse_tools, rejecting, scalar_id, text_of,
+    TOOL_RESPONSE, Call, ChatReject, Message, arguments_text, chat_trajectory, loads_lenient, parse_tools, rejecting, scalar_id, text_of,
+    tool_responses,
 )
+from umi_data.sources.chat_values import strip_block
 from umi_data.sources.toolbench import NOT_JSON
 
 SOURCE_NAME = "hermes"
@@ -37,7 +39,6 @@ _ROLES = {"system": "system", "human": "user", "user": "user", "gpt": "assistant
           "tool": "tool", "function": "tool", "observation": "tool", "ipython": "tool"}
 _TOOLS = re.compile(r"<tools>(.*?)(?:</tools>|$)", re.S)
 _CALL = re.compile(r"<tool_call>(.*?)(?:</tool_call>|$)", re.S)
-_RESPONSE = re.compile(r"<tool_response>(.*?)(?:</tool_response>|$)", re.S)
 _CHATML = re.compile(r"<\|im_start\|>([^\n]*)\n(.*?)(?:<\|im_end\|>|(?=<\|im_start\|>)|$)", re.S)
 
 
@@ -71,7 +72,7 @@ def message_of(speaker: Any, value: Any, where: str) -> list[Message]:
     text = text_of(value, f"{where}.value")
     if role == "tool":
         return tool_responses(text, where) or [Message("tool", where, text)]
-    if role == "user" and text.lstrip().startswith("<tool_response>") and not _RESPONSE.sub("", text).strip():
+    if role == "user" and text.lstrip().startswith("<tool_response>") and not TOOL_RESPONSE.sub("", text).strip():
         return tool_responses(text, where)  # Qwen-style templates put the results in a user turn
     if role == "assistant":
         blocks = list(_CALL.finditer(text))
@@ -92,35 +93,11 @@ def _thought(text: str, blocks: list[re.Match]) -> str:
 
 
 def call_of(block: str, where: str) -> Call:
-    value = loads_lenient(_clean(block), python_repr=True)
+    value = loads_lenient(strip_block(block), python_repr=True)
     name = value.get("name") if isinstance(value, dict) else None
     if not isinstance(name, str) or not name:
         raise ChatReject(RejectReason.INVALID_CALL, f"{where}: a <tool_call> must hold a dict with a name")
     return Call(name, arguments_text(value.get("arguments", value.get("parameters"))), value.get("id") if isinstance(value.get("id"), str) else None)
-
-
-def _clean(block: str) -> str:
-    """Block text without surrounding whitespace or literal backslash-n sequences (v1 rows carry some)."""
-    text = block.strip()
-    while text.startswith("\\n") or text.endswith("\\n"):
-        text = text.removeprefix("\\n").removesuffix("\\n").strip()
-    return text
-
-
-def tool_responses(text: str, where: str) -> list[Message]:
-    """One tool message per `<tool_response>` block (none when the text has no block)."""
-    out = []
-    for index, block in enumerate(_RESPONSE.finditer(text)):
-        inner = _clean(block.group(1))
-        value = loads_lenient(inner, python_repr=True)
-        if isinstance(value, dict) and "content" in value:
-            content = value["content"]
-            name = value.get("name") if isinstance(value.get("name"), str) else None
-            text_value = content if isinstance(content, str) else json.dumps(content, ensure_ascii=False)
-            out.append(Message("tool", f"{where} (<tool_response> {index})", text_value, name=name))
-        else:
-            out.append(Message("tool", f"{where} (<tool_response> {index})", inner))
-    return out
 
 
 def _record_tools(record: dict[str, Any], messages: list[list[Message]], where: str) -> list[ToolSpec]:

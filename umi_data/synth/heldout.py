@@ -17,7 +17,7 @@ from pathlib import Path
 
 import orjson
 
-from umi_data.synth.cli import TASKS_FILE
+from umi_data.synth.world import SYNTH_OUTPUT, TASKS_FILE, write_synthetic
 
 EXIT_USAGE = 2
 
@@ -71,7 +71,6 @@ def write_heldout_world(world: Path, out: Path, n: int, seed: int, force: bool =
     import tempfile
 
     from umi_data.plumbing.outdir import claim_out_dir
-    from umi_data.synth.cli import SYNTH_OUTPUT, write_synthetic
 
     world_tasks = world / TASKS_FILE if world.is_dir() else world
     train = read_rows(world_tasks)
