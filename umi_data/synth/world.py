@@ -1,13 +1,6 @@
-"""The synthetic world on disk (`write_synthetic`, what `umi-data synth` runs): a ToolBench-format dataset.
-
-DIR/answer/G1_answer/<id>_synthetic.json   one ToolBench answer file per task
-DIR/tasks.jsonl                              one task per line (sorted keys), in id order
-
-The answer files are written into a hidden staging directory inside DIR and moved into place
-as one directory, so `answer/G1_answer` never mixes files of two runs; tasks.jsonl lands last
-and marks the output complete (it is removed first when a run starts). The same --n and
---seed give byte-identical files.
-"""
+"""The synthetic world on disk: `write_synthetic` writes what `umi-data synth` promises (its
+files, their staging and order are described in `umi_data.synth.cli`, whose docstring is the
+command's help)."""
 
 from __future__ import annotations
 
