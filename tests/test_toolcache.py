@@ -78,7 +78,11 @@ def test_stablebench_layout_is_indexed_and_answered(stb_cache: Path, tmp_path: P
     card = build_tool_cache([stb_cache], tmp_path / "cache")
     assert (card["keys"], card["stored_responses"], card["conflicts"], card["apis"]) == (3, 4, 1, 2)
     assert card["files_rejected"] == {"invalid JSON": 1, "neither a ToolBench answer file nor a StableToolBench cache file": 1}
-    assert (tmp_path / "cache" / "README.md").read_text().count("| Weather | 2 |") == 1
+    readme = (tmp_path / "cache" / "README.md").read_text()
+    assert readme.count("| Weather | 2 |") == 1
+    # the card says where the published cache and the queries come from, and how to play and score a group
+    assert "huggingface.co/datasets/stabletoolbench/Cache" in readme and "THUNLP-MT/StableToolBench" in readme
+    assert "python -m umi_agent.run --run RUN --toolbench-queries" in readme and "python -m umi_agent.passrate" in readme
     api = VirtualAPI(tmp_path / "cache")
     # exact key as sent, a JSON string of input
     assert api.answer(_req("Weather", "Open Weather", "current", '{"city": "Paris", "units": "metric"}')) == weather_paris()

@@ -186,7 +186,24 @@ def card_markdown(card: dict[str, Any]) -> str:
     for category, c in card["per_category"].items():
         lines.append(f"| {category} | {c.get('entries', 0)} | {c.get('apis', 0)} | {c.get('tools', 0)} | {c.get('duplicates', 0)} | {c.get('conflicts', 0)} |")
     lines += ["", "Entries per api: `apis.csv`. Inputs:", ""] + [f"- `{p}`" for p in card["inputs"]]
-    return "\n".join(lines) + "\n"
+    return "\n".join(lines + PLAYING) + "\n"
+
+
+#: the card's last section: where the published cache and the queries come from, and the two commands
+PLAYING = [
+    "", "## Playing ToolBench queries against a cache", "",
+    "StableToolBench's published cache (`tool_response_cache/`, about 165k recorded responses: "
+    "https://huggingface.co/datasets/stabletoolbench/Cache) and its 765 solvable queries "
+    "(`solvable_queries/test_instruction/{G1_instruction,...}.json` of https://github.com/THUNLP-MT/StableToolBench) "
+    "are not shipped with umi; umi reads that cache directory as it is (indexed once beside it) or a cache written "
+    "by this command. Play a group, then score it with any OpenAI-compatible judge:", "",
+    "```",
+    "python -m umi_agent.run --run RUN --toolbench-queries G1_instruction.json --cache DIR --out live/ [--search dfsdt]",
+    "python -m umi_agent.passrate live/NAME/answer --judge-url URL --judge-model MODEL --out scores/",
+    "```", "",
+    "A miss is an error the model sees, counted per api in `live/metrics.json` (`cache_hit_rate`, `misses_per_api`); "
+    "it is never answered from nothing.",
+]
 
 
 INDEX_SUFFIX = ".umi-index"
