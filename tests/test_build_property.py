@@ -23,6 +23,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 import umi_data.building.build
+import umi_data.building.manifest
 from umi_data.building.build import BuildConfig, build_corpus
 from umi_data.core import HALLUCINATED_NAME
 from umi_data.corpus.rows import row_to_document
@@ -160,7 +161,7 @@ def _write(root: Path, answers: list[dict[str, Any]], junk: bytes | None) -> int
 
 @pytest.fixture(autouse=True)
 def _no_card(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(umi_data.building.build, "write_card", lambda out, manifest, lengths=None, summary=None: {})
+    monkeypatch.setattr(umi_data.building.manifest, "write_card", lambda out, manifest, lengths=None, summary=None: {})
 
 
 @settings(max_examples=10, deadline=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture])
