@@ -16,8 +16,8 @@ small scale, offline, from nothing.
 
 Each step is a documented command line run by `umi_agent.steps` (its output streams as it is
 written) and is skipped when the file it writes last exists, so a rerun continues where an
-interrupted one stopped. The sizes come from `--scale` (cpu: 77 minutes measured on 2 CPU cores
-with 8 held-out tasks, now 40, not re-measured; gpu: larger data and budget; tiny: a few-hundred-thousand-parameter model for tests), and each
+interrupted one stopped. The sizes come from `--scale` (cpu: 133 minutes of steps measured on a
+2-core CPU shared with other jobs, docs/reproduction.md; gpu: larger data and budget; tiny: a few-hundred-thousand-parameter model for tests), and each
 can be overridden by its own option. OUT/settings.json records them; a rerun with other
 settings refuses (use --fresh or another --out) rather than mix two configurations.
 """
@@ -73,9 +73,10 @@ SCALES: dict[str, Scale] = {
     # 1536 tokens was measured at 11 GB resident, batch 1 halves the activations). 40 held-out tasks
     # (106 static steps) so that a rate's Wilson interval is about +-15 points instead of +-35 with 8;
     # their live episodes are played 8 at a time, each role's waiting calls generated in one batch.
-    # Issue 24: the 77 minutes measured with 8 held-out tasks are not re-measured at this size.
+    # Measured at this size: 133 minutes of steps on a 2-core CPU shared with other jobs (docs/reproduction.md).
     # Prompt format chat: lower held-out planner loss on a validation split of the training world,
-    # untrained and after 12 steps (README, "Levers measured"); lr 2e-3 was the best of 5e-4, 1e-3, 2e-3 there.
+    # untrained and after 12 steps (docs/reproduction.md, "Levers measured"); lr 2e-3 was the best of 5e-4, 1e-3, 2e-3 there;
+    # at equal examples seen, 48 steps of batch 1 beat 12 steps of 4 accumulated (held-out loss 1.475 against 1.591).
     "cpu": Scale("smollm2", train_tasks=120, heldout_tasks=40, max_steps=32, learning_rate=2e-3, batch_size=1,
                  max_length=1536, lora_r=16, max_new_tokens=80, live_max_steps=4, eval_batch=8, live_batch=8, prompt_format="chat"),
     "gpu": Scale("smollm2", train_tasks=1000, heldout_tasks=40, max_steps=300, learning_rate=5e-4, batch_size=8,
