@@ -60,3 +60,32 @@ def test_a_step_without_checkpoints_is_one_line(runs, tmp_path, capsys) -> None:
     assert curves.main(curve_args(runs, tmp_path, "--steps", "3")) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "no checkpoints to evaluate" in err[0] and not (tmp_path / "curves.json").exists()
+
+
+def test_the_finished_run_is_read_from_its_scores_not_evaluated_again(runs, tmp_path, capsys) -> None:
+    from umi_agent import evaluate, predict, run
+
+    root, test = runs["root"], runs["root"] / "heldout-corpus" / "alpha_umi" / "raw_data_stage_2.json"
+    finals = []
+    for name in ("single", "reuse"):
+        scored = tmp_path / "scored" / name
+        assert predict.main(["--run", str(runs[name]), "--test", str(test), "--out", str(scored / "p.json"), "--max-new-tokens", "8",
+                             "--batch-size", "4"]) == 0
+        assert evaluate.main(["--predictions", str(scored / "p.json"), "--out", str(scored / "static.json")]) == 0
+        assert run.main(["--run", str(runs[name]), "--tasks", str(root / "heldout" / "tasks.jsonl"), "--out", str(scored / "live"),
+                         "--max-steps", "2", "--max-new-tokens", "8", "--batch-size", "4"]) == 0
+        finals += ["--final", str(runs[name]), str(scored / "static.json"), str(scored / "live" / "metrics.json")]
+    assert curves.final_step(runs["single"]) == curves.final_step(runs["reuse"]) == 4
+    assert curves.main(curve_args(runs, tmp_path / "read", *finals)) == 0
+    assert curves.main(curve_args(runs, tmp_path / "evaluated")) == 0
+    read, evaluated = (json.loads((tmp_path / d / "curves.json").read_text())["curves"] for d in ("read", "evaluated"))
+    for name in ("single", "reuse"):
+        assert "from" not in read[name][0] and read[name][0] == evaluated[name][0]  # step 2 is evaluated either way
+        last = {k: v for k, v in read[name][1].items() if k != "from"}
+        assert read[name][1]["from"]["live"].endswith("metrics.json") and last == evaluated[name][1]
+    capsys.readouterr()
+    # another run's scores are refused, in one line, before anything is evaluated
+    wrong = ["--final", str(runs["reuse"]), str(tmp_path / "scored" / "reuse" / "static.json"), str(tmp_path / "scored" / "single" / "live" / "metrics.json")]
+    assert curves.main(curve_args(runs, tmp_path / "wrong", *wrong)) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "holds no live metrics of the run" in err[0] and not (tmp_path / "wrong" / "curves.json").exists()

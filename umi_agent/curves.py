@@ -11,6 +11,12 @@ So the x axis counts the steps of the last stage, the same budget per model for 
 Writes DIR/curves.json (every number, each rate with its Wilson 95% interval and trial count)
 and DIR/curves.png (one panel per metric, one line per run, the intervals shaded). The steps
 evaluated are `--steps`, default every checkpoint the runs share.
+
+The finished run is its last checkpoint: when it was already scored (`evaluate` on `predict`'s
+output of the same `--test`, and `run` on the same `--tasks`, with the same generation options),
+`--final RUN STATIC_METRICS LIVE_METRICS` takes that point from those two files instead of
+evaluating it again (`make reproduce` passes its own table's files; a point costs a static and a
+live evaluation). The files must be of that run and of as many steps and tasks, or it refuses.
 """
 
 from __future__ import annotations
@@ -47,6 +53,43 @@ def checkpoint_steps(run: Path) -> list[int]:
     kept = [{int(p.name.split("-")[1]) for p in (part / "checkpoints").glob("checkpoint-*") if (p / "adapter_config.json").is_file()}
             for part in last_stage_parts(run)]
     return sorted(set.intersection(*kept)) if kept else []
+
+
+def final_step(run: Path) -> int | None:
+    """The step at which the run's last stage ended (the same for all its parts), or None."""
+    from umi_agent.jsonio import read_json
+
+    ended = set()
+    for part in last_stage_parts(run):
+        record = read_json(part / "run.json", "a part's run record")
+        ended.add(record.get("training", {}).get("steps") if isinstance(record, dict) else None)
+    return ended.pop() if len(ended) == 1 and None not in ended else None
+
+
+def scored_point(run: Path, step: int, static_file: Path, live_file: Path, samples: Sequence[Any], tasks: Sequence[dict[str, Any]]) -> dict[str, Any]:
+    """The finished run's point, read from its static and live metrics files (`--final`)."""
+    from umi_agent.jsonio import read_json
+    from umi_agent.table1 import wilson
+
+    static = read_json(static_file, "static metrics (umi_agent.evaluate --out)")
+    live_record = read_json(live_file, "live metrics (umi_agent.run's metrics.json)")
+    live = live_record.get(run.name) if isinstance(live_record, dict) else None
+    counts = static.get("counts") if isinstance(static, dict) else None
+    if not isinstance(counts, dict) or not all(k in static for k in ("plan_em", "action_em", "f1")):
+        raise CurvesError(f"{static_file} is not umi_agent.evaluate's metrics (no plan_em, action_em, f1 and counts)")
+    if not isinstance(live, dict) or Path(str(live.get("run"))).resolve() != run.resolve():
+        raise CurvesError(f"{live_file} holds no live metrics of the run {run} (umi_agent.run --run {run} writes them)")
+    if counts.get("samples") != len(samples) or live.get("episodes") != len(tasks):
+        raise CurvesError(f"--final {run}: its files scored {counts.get('samples')} steps and {live.get('episodes')} tasks, "
+                          f"the curve scores {len(samples)} and {len(tasks)}")
+    values = {"step": step, "plan_em": static["plan_em"], "action_em": static["action_em"], "f1": static["f1"],
+              "answered_correctly": live["answered_correctly"], "plan_scored": sum(counts["gold"].values()),
+              "action_scored": counts["action_scored"], "episodes": live["episodes"], "gave_up": live["gave_up"],
+              "from": {"static": str(static_file), "live": str(live_file)}}
+    for key, _, trials in METRICS:
+        if trials and values[key] is not None and values[trials]:
+            values[f"{key}_interval"] = list(wilson(values[key], values[trials]))
+    return values
 
 
 def point(run: Path, step: int, samples: Sequence[Any], tasks: Sequence[dict[str, Any]], options: argparse.Namespace) -> dict[str, Any]:
@@ -108,11 +151,19 @@ def learning_curves(runs: Sequence[Path], options: argparse.Namespace) -> dict[s
     if not steps or any(missing.values()):
         raise CurvesError(f"no checkpoints to evaluate at steps {steps or 'shared by the runs'} (missing: {missing}); "
                           "train with --save-steps N and a --save-total-limit that keeps them")
+    finals = {Path(run).resolve(): (Path(static), Path(live)) for run, static, live in options.final or ()}
+    unknown = [str(run) for run in finals if run not in {r.resolve() for r in runs}]
+    if unknown:
+        raise CurvesError(f"--final names a run that is not a --run: {', '.join(unknown)}")
+    known = {}  # (run, step) -> a point read from its files; checked before anything is evaluated
+    for run in runs:
+        if run.resolve() in finals and (last := final_step(run)) in steps:
+            known[run, last] = scored_point(run, last, *finals[run.resolve()], samples, tasks)
     curves = {}
     for run in runs:
         curves[run.name] = []
         for step in steps:
-            curves[run.name].append(point(run, step, samples, tasks, options))
+            curves[run.name].append(known.get((run, step)) or point(run, step, samples, tasks, options))
             print(f"{PROG}: {run.name} at step {step}: {_describe(curves[run.name][-1])}", flush=True)
     record = {"kind": "umi-learning-curves", "runs": {run.name: str(run) for run in runs}, "steps": steps,
               "static_samples": len(samples), "tasks": len(tasks), "curves": curves}
@@ -138,6 +189,8 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--max-new-tokens", type=int, default=128, metavar="N", help="tokens a model may write per call")
     parser.add_argument("--live-max-steps", type=int, default=4, metavar="N", help="planner decisions per live episode")
     parser.add_argument("--batch-size", type=int, default=8, metavar="N", help="prompts (static) and episodes (live) generated together")
+    parser.add_argument("--final", nargs=3, action="append", type=Path, metavar=("RUN", "STATIC_METRICS", "LIVE_METRICS"),
+                        help="the finished RUN's point from its evaluate and run metrics files, not evaluated again (repeat per run)")
     return parser
 
 
@@ -159,4 +212,4 @@ if __name__ == "__main__":
     sys.exit(main())
 
 
-__all__ = ["checkpoint_steps", "learning_curves", "main", "plot", "point"]
+__all__ = ["checkpoint_steps", "final_step", "learning_curves", "main", "plot", "point", "scored_point"]

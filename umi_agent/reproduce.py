@@ -96,7 +96,7 @@ HELP = {
     "live_batch": "live episodes played together, their waiting model calls generated in one batch",
     "tool_docs": "full (the tool documentation as α-UMi writes it) or compact (one line per tool and per parameter)",
     "curve_points": "learning curves of Single-LLM and α-UMi w/ reuse at N evenly spaced checkpoints (OUT/curves.png, "
-                    "OUT/curves.json; 0: none). Each point costs a static and a live evaluation of both rows",
+                    "OUT/curves.json; 0: none). Each point but the last (the table's own) costs a static and a live evaluation of both rows",
 }
 CHOICES = {"model": ("smollm2", "tiny"), "prompt_format": ("alpha-umi", "chat"), "tool_docs": ("full", "compact")}
 
@@ -171,7 +171,10 @@ def curve_steps(out: Path, scale: Scale, py: str, chosen: tuple[str, ...]) -> li
     command = (py, "-m", "umi_agent.curves", "--run", str(out / "runs" / "single"), "--run", str(out / "runs" / "reuse"),
                "--test", str(out / "heldout-corpus" / "alpha_umi" / "raw_data_stage_2.json"), "--tasks", str(out / "heldout" / "tasks.jsonl"),
                "--out", str(out), "--steps", points, "--max-new-tokens", str(scale.max_new_tokens),
-               "--live-max-steps", str(scale.live_max_steps), "--batch-size", str(max(scale.live_batch, scale.eval_batch)))
+               "--live-max-steps", str(scale.live_max_steps), "--batch-size", str(max(scale.live_batch, scale.eval_batch)),
+               # the last point is the finished run, which steps 5 and 6 scored already: read, not evaluated again
+               *(a for row in ("single", "reuse") for a in ("--final", str(out / "runs" / row), str(out / "static" / f"{row}-metrics.json"),
+                                                             str(out / "live" / row / "metrics.json"))))
     return [Step("7. learning curves of Single-LLM and α-UMi w/ reuse", command, out / "curves.json")]
 
 
