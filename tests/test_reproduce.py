@@ -179,7 +179,7 @@ def test_curve_points_keep_the_checkpoints_and_add_the_curves_step(tmp_path: Pat
     curve = [s for s in pipeline if "umi_agent.curves" in s.command]
     assert len(curve) == 1 and curve[0].command[curve[0].command.index("--steps") + 1] == "2,4,6,8"
     assert curve[0].done == tmp_path / "curves.json"
-    finals = [curve[0].command[i + 1:i + 4] for i, a in enumerate(curve[0].command) if a == "--final"]  # the table's own scores
+    finals = [list(curve[0].command[i + 1:i + 4]) for i, a in enumerate(curve[0].command) if a == "--final"]  # the table's own scores
     assert finals == [[str(tmp_path / "runs" / r), str(tmp_path / "static" / f"{r}-metrics.json"), str(tmp_path / "live" / r / "metrics.json")]
                       for r in ("single", "reuse")]
     assert not [s for s in reproduce.steps(tmp_path, scale, "python", chosen=("reuse",)) if "umi_agent.curves" in s.command]
