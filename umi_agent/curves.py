@@ -189,8 +189,9 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--max-new-tokens", type=int, default=128, metavar="N", help="tokens a model may write per call")
     parser.add_argument("--live-max-steps", type=int, default=4, metavar="N", help="planner decisions per live episode")
     parser.add_argument("--batch-size", type=int, default=8, metavar="N", help="prompts (static) and episodes (live) generated together")
-    parser.add_argument("--final", nargs=3, action="append", type=Path, metavar=("RUN", "STATIC_METRICS", "LIVE_METRICS"),
-                        help="the finished RUN's point from its evaluate and run metrics files, not evaluated again (repeat per run)")
+    parser.add_argument("--final", nargs=3, action="append", type=Path, metavar=("RUN", "FILE", "FILE"),
+                        help="the finished RUN's point read from its static metrics FILE (umi_agent.evaluate --out) and live metrics "
+                             "FILE (umi_agent.run's metrics.json), not evaluated again (repeat per run)")
     return parser
 
 
