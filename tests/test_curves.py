@@ -89,3 +89,9 @@ def test_the_finished_run_is_read_from_its_scores_not_evaluated_again(runs, tmp_
     assert curves.main(curve_args(runs, tmp_path / "wrong", *wrong)) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "holds no live metrics of the run" in err[0] and not (tmp_path / "wrong" / "curves.json").exists()
+    # a file that is not evaluate's metrics is one line too, not a traceback
+    (tmp_path / "bad.json").write_text('{"plan_em": 0.5, "action_em": 0.5, "f1": 0.5, "counts": {"samples": 3}}')
+    bad = ["--final", str(runs["reuse"]), str(tmp_path / "bad.json"), str(tmp_path / "scored" / "reuse" / "live" / "metrics.json")]
+    assert curves.main(curve_args(runs, tmp_path / "bad", *bad)) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "is not umi_agent.evaluate's metrics" in err[0]

@@ -62,7 +62,8 @@ def final_step(run: Path) -> int | None:
     ended = set()
     for part in last_stage_parts(run):
         record = read_json(part / "run.json", "a part's run record")
-        ended.add(record.get("training", {}).get("steps") if isinstance(record, dict) else None)
+        training = record.get("training") if isinstance(record, dict) else None
+        ended.add(training.get("steps") if isinstance(training, dict) else None)
     return ended.pop() if len(ended) == 1 and None not in ended else None
 
 
@@ -75,10 +76,13 @@ def scored_point(run: Path, step: int, static_file: Path, live_file: Path, sampl
     live_record = read_json(live_file, "live metrics (umi_agent.run's metrics.json)")
     live = live_record.get(run.name) if isinstance(live_record, dict) else None
     counts = static.get("counts") if isinstance(static, dict) else None
-    if not isinstance(counts, dict) or not all(k in static for k in ("plan_em", "action_em", "f1")):
+    if (not isinstance(counts, dict) or not all(k in static for k in ("plan_em", "action_em", "f1"))
+            or not isinstance(counts.get("gold"), dict) or "action_scored" not in counts):
         raise CurvesError(f"{static_file} is not umi_agent.evaluate's metrics (no plan_em, action_em, f1 and counts)")
     if not isinstance(live, dict) or Path(str(live.get("run"))).resolve() != run.resolve():
         raise CurvesError(f"{live_file} holds no live metrics of the run {run} (umi_agent.run --run {run} writes them)")
+    if not all(k in live for k in ("answered_correctly", "episodes", "gave_up")):
+        raise CurvesError(f"{live_file}: the live metrics of {run.name} lack answered_correctly, episodes or gave_up")
     if counts.get("samples") != len(samples) or live.get("episodes") != len(tasks):
         raise CurvesError(f"--final {run}: its files scored {counts.get('samples')} steps and {live.get('episodes')} tasks, "
                           f"the curve scores {len(samples)} and {len(tasks)}")
