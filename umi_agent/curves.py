@@ -70,7 +70,6 @@ def final_step(run: Path) -> int | None:
 def scored_point(run: Path, step: int, static_file: Path, live_file: Path, samples: Sequence[Any], tasks: Sequence[dict[str, Any]]) -> dict[str, Any]:
     """The finished run's point, read from its static and live metrics files (`--final`)."""
     from umi_agent.jsonio import read_json
-    from umi_agent.table1 import wilson
 
     static = read_json(static_file, "static metrics (umi_agent.evaluate --out)")
     live_record = read_json(live_file, "live metrics (umi_agent.run's metrics.json)")
@@ -86,14 +85,7 @@ def scored_point(run: Path, step: int, static_file: Path, live_file: Path, sampl
     if counts.get("samples") != len(samples) or live.get("episodes") != len(tasks):
         raise CurvesError(f"--final {run}: its files scored {counts.get('samples')} steps and {live.get('episodes')} tasks, "
                           f"the curve scores {len(samples)} and {len(tasks)}")
-    values = {"step": step, "plan_em": static["plan_em"], "action_em": static["action_em"], "f1": static["f1"],
-              "answered_correctly": live["answered_correctly"], "plan_scored": sum(counts["gold"].values()),
-              "action_scored": counts["action_scored"], "episodes": live["episodes"], "gave_up": live["gave_up"],
-              "from": {"static": str(static_file), "live": str(live_file)}}
-    for key, _, trials in METRICS:
-        if trials and values[key] is not None and values[trials]:
-            values[f"{key}_interval"] = list(wilson(values[key], values[trials]))
-    return values
+    return {**values(step, static, live), "from": {"static": str(static_file), "live": str(live_file)}}
 
 
 def point(run: Path, step: int, samples: Sequence[Any], tasks: Sequence[dict[str, Any]], options: argparse.Namespace) -> dict[str, Any]:
@@ -102,19 +94,25 @@ def point(run: Path, step: int, samples: Sequence[Any], tasks: Sequence[dict[str
     from umi_agent.evaluate import evaluate, rows_from_records
     from umi_agent.predict import predict
     from umi_agent.run import agent_of, episode_metrics, play
-    from umi_agent.table1 import wilson
 
     models = role_models(run, step, max_new_tokens=options.max_new_tokens)
     static = evaluate(rows_from_records(predict(models, list(samples), batch_size=options.batch_size)))
     live = episode_metrics(tasks, play(agent_of(models, options.live_max_steps), tasks, batch=options.batch_size))
+    return values(step, static, live)
+
+
+def values(step: int, static: dict[str, Any], live: dict[str, Any]) -> dict[str, Any]:
+    """A curve's point from `evaluate`'s static metrics and `episode_metrics`' live ones: each rate with its Wilson interval."""
+    from umi_agent.table1 import wilson
+
     counts = static["counts"]
-    values = {"step": step, "plan_em": static["plan_em"], "action_em": static["action_em"], "f1": static["f1"],
-              "answered_correctly": live["answered_correctly"], "plan_scored": sum(counts["gold"].values()),
-              "action_scored": counts["action_scored"], "episodes": live["episodes"], "gave_up": live["gave_up"]}
+    point = {"step": step, "plan_em": static["plan_em"], "action_em": static["action_em"], "f1": static["f1"],
+             "answered_correctly": live["answered_correctly"], "plan_scored": sum(counts["gold"].values()),
+             "action_scored": counts["action_scored"], "episodes": live["episodes"], "gave_up": live["gave_up"]}
     for key, _, trials in METRICS:
-        if trials and values[key] is not None and values[trials]:
-            values[f"{key}_interval"] = list(wilson(values[key], values[trials]))
-    return values
+        if trials and point[key] is not None and point[trials]:
+            point[f"{key}_interval"] = list(wilson(point[key], point[trials]))
+    return point
 
 
 def plot(curves: dict[str, list[dict[str, Any]]], path: Path, title: str) -> Path:
@@ -217,4 +215,4 @@ if __name__ == "__main__":
     sys.exit(main())
 
 
-__all__ = ["checkpoint_steps", "final_step", "learning_curves", "main", "plot", "point", "scored_point"]
+__all__ = ["checkpoint_steps", "final_step", "learning_curves", "main", "plot", "point", "scored_point", "values"]

@@ -147,7 +147,7 @@ def model_steps(out: Path, scale: Scale, py: str, chosen: tuple[str, ...] = ROW_
     generation = ("--max-new-tokens", str(scale.max_new_tokens))
     train, static, live = [], [], []
     for variant in (v for v in ROW_ORDER if v in chosen):
-        run, predictions, metrics = out / "runs" / variant, out / "static" / f"{variant}-predictions.json", out / "static" / f"{variant}-metrics.json"
+        run, predictions, (metrics, live_metrics) = out / "runs" / variant, out / "static" / f"{variant}-predictions.json", scores(out, variant)
         # α-UMi w/ reuse's stage 1 is Single-LLM's training (base, whole global corpus, same options and seed): taken, not repeated
         shared = ("--stage1-from", str(out / "runs" / "single")) if variant == "reuse" and "single" in chosen else ()
         train.append(Step(f"4. train {variant}", (py, "-m", "umi_train.glpft", "--model", str(out / "model"), "--corpus", str(out / "corpus"),
@@ -158,7 +158,7 @@ def model_steps(out: Path, scale: Scale, py: str, chosen: tuple[str, ...] = ROW_
         live.append(Step(f"6. live episodes of {variant}", (py, "-m", "umi_agent.run", "--run", str(run), "--tasks", str(out / "heldout" / "tasks.jsonl"),
                                                             "--out", str(out / "live" / variant), "--max-steps", str(scale.live_max_steps),
                                                             "--batch-size", str(scale.live_batch), *generation),
-                         out / "live" / variant / "metrics.json"))
+                         live_metrics))
     return train + static + live + curve_steps(out, scale, py, chosen)
 
 
@@ -173,8 +173,7 @@ def curve_steps(out: Path, scale: Scale, py: str, chosen: tuple[str, ...]) -> li
                "--out", str(out), "--steps", points, "--max-new-tokens", str(scale.max_new_tokens),
                "--live-max-steps", str(scale.live_max_steps), "--batch-size", str(max(scale.live_batch, scale.eval_batch)),
                # the last point is the finished run, which steps 5 and 6 scored already: read, not evaluated again
-               *(a for row in ("single", "reuse") for a in ("--final", str(out / "runs" / row), str(out / "static" / f"{row}-metrics.json"),
-                                                             str(out / "live" / row / "metrics.json"))))
+               *(a for row in ("single", "reuse") for a in ("--final", str(out / "runs" / row), *map(str, scores(out, row)))))
     return [Step("7. learning curves of Single-LLM and α-UMi w/ reuse", command, out / "curves.json")]
 
 
@@ -196,10 +195,15 @@ class UsageError(ValueError):
     """Bad options or an output directory of another configuration (one line, exit 2)."""
 
 
+def scores(out: Path, variant: str) -> tuple[Path, Path]:
+    """Where steps 5 and 6 write a variant's static and live metrics."""
+    return out / "static" / f"{variant}-metrics.json", out / "live" / variant / "metrics.json"
+
+
 def collect(out: Path, chosen: tuple[str, ...] = ROW_ORDER) -> tuple[dict[str, Any], dict[str, Any]]:
     """Static and live metrics of every chosen variant, by variant name."""
-    static = {v: json.loads((out / "static" / f"{v}-metrics.json").read_text()) for v in chosen}
-    live = {v: json.loads((out / "live" / v / "metrics.json").read_text())[v] for v in chosen}
+    static = {v: json.loads(scores(out, v)[0].read_text()) for v in chosen}
+    live = {v: json.loads(scores(out, v)[1].read_text())[v] for v in chosen}
     return static, live
 
 
